@@ -1,4 +1,5 @@
-"""Top-level click group. Subcommands are added by the modules that wire them."""
+"""Top-level click group. Subcommands live in sibling modules, imported at the bottom so they can
+attach themselves to ``cli`` and ``run``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ def cli() -> None:
     """trimesh: the Istio service mesh on Trio."""
 
 
+@cli.group()
+def run() -> None:
+    """Run a mesh process: control, sidecar, ingress, ca, mixer."""
+
+
 @cli.command()
 def version() -> None:
     """Print the client version."""
@@ -20,3 +26,6 @@ def version() -> None:
 
 def main() -> None:
     cli()
+
+
+# Subcommand modules (each attaches its commands to `cli` or `run`):
