@@ -1,0 +1,4 @@
+"""Public test kit: simulated network, fake upstreams, gossip cluster driver."""
+
+from ._upstream import FakeUpstream as FakeUpstream
+from ._upstream import serve_upstream as serve_upstream

@@ -1,0 +1,345 @@
+"""A fake upstream HTTP/1.1 server for end-to-end tests and benchmarks.
+
+It stands in for an application behind a sidecar (BookInfo's ``reviews-v2``, httpbin, ...): a real
+Trio TCP listener on a loopback address, HTTP/1.1 with keep-alive, parsed by h11 (the reference codec;
+the point is to be an *independent* peer of the proxy's httptools codec, not a fast one).
+
+Every answer is a small JSON document naming the instance and echoing the request, so a test can see
+which version served it and what the proxy sent (Host, ``x-request-id``, appended headers)::
+
+    {"name": "reviews-v2", "service": "reviews", "version": "v2", "method": "GET",
+     "path": "/reviews/0", "host": "reviews:9080", "headers": {"x-request-id": "...", ...},
+     "count": 17}
+
+Behaviour is chosen per process (constructor arguments / command-line flags) and can be overridden
+per request by headers, so one long-lived process serves many test cases:
+
+=========================  =====================================================================
+``x-upstream-delay: S``    sleep S seconds (float) before answering
+``x-upstream-status: N``   answer with status N instead of 200
+``x-upstream-fail: N``     the first N requests carrying the same ``x-upstream-key`` (or, without
+                           that header, the first N requests the process sees) fail; after that
+                           requests succeed. How they fail is ``x-upstream-fail-with``.
+``x-upstream-fail-with``   ``500``/``503``/any status (default 503), ``close`` (drop the
+                           connection without answering), ``hang`` (never answer; the request
+                           stays open until the client gives up), ``delay:S`` (answer 200 after S s)
+``x-upstream-close: 1``    close the connection without answering
+``x-upstream-hang: 1``     never answer
+=========================  =====================================================================
+
+Requests are recorded (method, path, headers, arrival time) on arrival, before any delay or hang,
+so a test can count what reached an instance — including mirrored requests that never get an answer.
+Paths under ``/_upstream/`` are the fake's own control endpoints, never recorded, never failed:
+``GET /_upstream/requests`` (the recorded requests), ``GET /_upstream/stats`` (``statistics()``),
+``POST /_upstream/reset`` (forget requests and failure counters).
+
+Run it in-process with ``nursery.start(serve_upstream, upstream, host, port)`` or as a process::
+
+    python -m trimesh.testing.upstream --address 127.0.0.2 --port 9080 --name reviews-v2 \\
+        --service reviews --version v2 [--delay S] [--fail-first N --fail-with 503] [--hang]
+
+The process prints one line when it listens (``fake upstream reviews-v2 listening on
+http://127.0.0.2:9080``) and exits on SIGTERM/SIGINT (no graceful drain: it is a test fake).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import http
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+
+import h11
+import trio
+
+RECEIVE_SIZE = 65536
+MAX_RECORDED = 20000  # bounded memory for long benchmark runs
+CONTROL_PREFIX = "/_upstream/"
+DEFAULT_FAIL_STATUS = 503  # what Envoy's "retriable 5xx" tests usually see
+
+
+@dataclass
+class _Plan:
+    """What to do with one request."""
+
+    action: str = "answer"  # answer | close | hang
+    status: int = 200
+    delay: float = 0.0
+
+
+@dataclass
+class FakeUpstream:
+    """State and default behaviour of one fake upstream instance (see the module docstring)."""
+
+    name: str = "upstream"
+    service: str = ""
+    version: str = ""
+    delay: float = 0.0
+    status: int = 200
+    fail_first: int = 0
+    fail_with: str = str(DEFAULT_FAIL_STATUS)
+    hang: bool = False
+    close: bool = False
+    record: bool = True
+    requests: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_RECORDED))
+    _fail_counts: dict = field(default_factory=dict)
+    _served: int = 0
+    _connections: int = 0
+    _open_connections: int = 0
+    _hanging: int = 0
+
+    def __post_init__(self) -> None:
+        _parse_fail_with(self.fail_with)  # validate early: a typo in a flag is a usage error
+
+    # -- decisions (pure given the request headers) ------------------------------------------
+
+    def plan(self, headers: dict[str, str]) -> _Plan:
+        """Decide what to do with a request carrying these (lower-case) headers."""
+        fail_n = int(headers.get("x-upstream-fail", self.fail_first))
+        if fail_n > 0:
+            key = headers.get("x-upstream-key", "")
+            seen = self._fail_counts.get(key, 0) + 1
+            self._fail_counts[key] = seen
+            if seen <= fail_n:
+                return _parse_fail_with(headers.get("x-upstream-fail-with", self.fail_with))
+        if headers.get("x-upstream-hang", "1" if self.hang else "") == "1":
+            return _Plan(action="hang")
+        if headers.get("x-upstream-close", "1" if self.close else "") == "1":
+            return _Plan(action="close")
+        return _Plan(status=int(headers.get("x-upstream-status", self.status)),
+                     delay=float(headers.get("x-upstream-delay", self.delay)))
+
+    def answer_body(self, method: str, path: str, headers: dict[str, str]) -> bytes:
+        return json.dumps({
+            "name": self.name, "service": self.service, "version": self.version,
+            "method": method, "path": path, "host": headers.get("host", ""),
+            "headers": headers, "count": self._served,
+        }).encode()
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self._fail_counts.clear()
+        self._served = 0
+
+    def statistics(self) -> dict:
+        return {"name": self.name, "recorded": len(self.requests), "served": self._served,
+                "connections": self._connections, "open_connections": self._open_connections,
+                "hanging": self._hanging}
+
+    def __repr__(self) -> str:
+        return (f"<FakeUpstream {self.name} served={self._served} "
+                f"open_connections={self._open_connections} hanging={self._hanging}>")
+
+
+def _parse_fail_with(text: str) -> _Plan:
+    text = text.strip()
+    if text in ("close", "hang"):
+        return _Plan(action=text)
+    if text.startswith("delay:"):
+        return _Plan(delay=float(text[len("delay:"):]))
+    try:
+        status = int(text)
+    except ValueError:
+        raise ValueError(f"fail-with must be a status, 'close', 'hang' or 'delay:SECONDS', "
+                         f"not {text!r}") from None
+    return _Plan(status=status)
+
+
+# -- the Trio shell --------------------------------------------------------------------------
+
+
+class _Closed(Exception):
+    """The client went away (or sent garbage): stop serving this connection."""
+
+
+async def _next_event(conn: h11.Connection, stream: trio.SocketStream):
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            try:
+                data = await stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise _Closed() from None
+            conn.receive_data(data)
+            continue
+        return event
+
+
+async def _send(conn: h11.Connection, stream: trio.SocketStream, *events) -> None:
+    data = b"".join(conn.send(e) or b"" for e in events)
+    try:
+        await stream.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        raise _Closed() from None
+
+
+def _response(status: int, body: bytes, upstream: FakeUpstream, head: bool = False):
+    headers = [("content-type", "application/json"), ("content-length", str(len(body))),
+               ("x-upstream-name", upstream.name)]
+    try:
+        reason = http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        reason = b""
+    events = [h11.Response(status_code=status, headers=headers, reason=reason)]
+    if body and not head:
+        events.append(h11.Data(data=body))
+    events.append(h11.EndOfMessage())
+    return events
+
+
+def _control(upstream: FakeUpstream, method: str, path: str):
+    if path.startswith(CONTROL_PREFIX + "requests"):
+        return 200, json.dumps({"name": upstream.name, "requests": list(upstream.requests)})
+    if path.startswith(CONTROL_PREFIX + "stats"):
+        return 200, json.dumps(upstream.statistics())
+    if path.startswith(CONTROL_PREFIX + "reset") and method == "POST":
+        upstream.reset()
+        return 200, json.dumps({"reset": upstream.name})
+    return 404, json.dumps({"error": f"unknown control endpoint {method} {path}"})
+
+
+async def _serve_connection(stream: trio.SocketStream, upstream: FakeUpstream) -> None:
+    conn = h11.Connection(h11.SERVER)
+    upstream._connections += 1
+    upstream._open_connections += 1
+    try:
+        while True:
+            try:
+                event = await _next_event(conn, stream)
+            except h11.RemoteProtocolError as exc:
+                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    body = json.dumps({"error": str(exc)}).encode()
+                    await _send(conn, stream, *_response(exc.error_status_hint, body, upstream))
+                return
+            if isinstance(event, h11.ConnectionClosed):
+                return
+            assert isinstance(event, h11.Request), event
+            method = event.method.decode("ascii")
+            path = event.target.decode("ascii", "replace")
+            headers: dict[str, str] = {}
+            for name, value in event.headers:
+                key = name.decode("ascii")
+                text = value.decode("latin-1")
+                headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            # Drain the request body (the fake only counts it).
+            body_size = 0
+            while True:
+                part = await _next_event(conn, stream)
+                if isinstance(part, h11.Data):
+                    body_size += len(part.data)
+                elif isinstance(part, h11.EndOfMessage):
+                    break
+                elif isinstance(part, h11.ConnectionClosed):
+                    return
+            if path.startswith(CONTROL_PREFIX):
+                status, text = _control(upstream, method, path)
+                await _send(conn, stream, *_response(status, text.encode(), upstream))
+            else:
+                if upstream.record:
+                    upstream.requests.append({"method": method, "path": path, "headers": headers,
+                                              "body_size": body_size, "time": time.time()})
+                try:
+                    plan = upstream.plan(headers)
+                except ValueError as exc:  # a malformed x-upstream-* header from the test
+                    plan = _Plan(status=400)
+                    headers["x-upstream-error"] = str(exc)
+                if plan.action == "hang":
+                    upstream._hanging += 1
+                    try:
+                        await _wait_closed(stream)
+                    finally:
+                        upstream._hanging -= 1
+                    return
+                if plan.action == "close":
+                    return
+                if plan.delay > 0:
+                    await trio.sleep(plan.delay)
+                upstream._served += 1
+                body = upstream.answer_body(method, path, headers)
+                await _send(conn, stream, *_response(plan.status, body, upstream, method == "HEAD"))
+            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                return
+            try:
+                conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+    except (_Closed, h11.LocalProtocolError):
+        return
+    finally:
+        upstream._open_connections -= 1
+        with trio.move_on_after(1) as scope:
+            scope.shield = True
+            await stream.aclose()
+
+
+async def _wait_closed(stream: trio.SocketStream) -> None:
+    """Hang: read and discard until the client closes the connection."""
+    while True:
+        try:
+            data = await stream.receive_some(RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        if not data:
+            return
+
+
+async def serve_upstream(upstream: FakeUpstream, host: str = "127.0.0.1", port: int = 0, *,
+                         task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve ``upstream`` on ``host:port`` until cancelled; ``task_status.started(port)`` reports
+    the bound port (useful with ``port=0``)."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[1]
+    print(f"fake upstream {upstream.name} listening on http://{host}:{bound}", flush=True)
+    task_status.started(bound)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await _serve_connection(stream, upstream)
+
+    await trio.serve_listeners(handler, listeners)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m trimesh.testing.upstream",
+                                description="Fake upstream HTTP server for trimesh tests.")
+    p.add_argument("--address", default="127.0.0.1", help="IP to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, required=True, help="port to bind (0 = any)")
+    p.add_argument("--name", default="upstream", help="instance name reported in every answer")
+    p.add_argument("--service", default="", help="service name reported in every answer")
+    p.add_argument("--version", default="", help="version label reported in every answer")
+    p.add_argument("--delay", type=float, default=0.0, help="seconds to wait before answering")
+    p.add_argument("--status", type=int, default=200, help="status of normal answers")
+    p.add_argument("--fail-first", type=int, default=0, help="fail the first N requests")
+    p.add_argument("--fail-with", default=str(DEFAULT_FAIL_STATUS),
+                   help="how to fail: a status, 'close', 'hang' or 'delay:SECONDS'")
+    p.add_argument("--hang", action="store_true", help="never answer")
+    p.add_argument("--close", action="store_true", help="close connections without answering")
+    p.add_argument("--no-record", action="store_true", help="do not record requests (benchmarks)")
+    args = p.parse_args(argv)
+    try:
+        _parse_fail_with(args.fail_with)
+    except ValueError as exc:
+        p.error(str(exc))
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse_args(argv)
+    upstream = FakeUpstream(name=args.name, service=args.service, version=args.version,
+                            delay=args.delay, status=args.status, fail_first=args.fail_first,
+                            fail_with=args.fail_with, hang=args.hang, close=args.close,
+                            record=not args.no_record)
+    try:
+        trio.run(serve_upstream, upstream, args.address, args.port)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"fake upstream {args.name}: cannot listen on {args.address}:{args.port}: {exc}",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
