@@ -1,0 +1,345 @@
+"""End-to-end harness (helpers; fixtures are in conftest.py): real processes on loopback (issue 3, the HTTP data plane).
+
+One session-scoped *mesh* is shared by every e2e module (starting Python processes is the slow part):
+
+- six fake upstreams (``python -m trimesh.testing.upstream``), each on its own 127.77.x.y address:
+  ``reviews`` v1/v2/v3 and ``httpbin`` v1/v2/v3 (httpbin v3 never answers: the hanging mirror);
+- one sidecar (``trimesh run sidecar --service productpage ...``) whose ``--registry`` file lists those
+  instances and whose ``--config`` file holds the route rules. Tests reach the services through its
+  outbound proxy (a plain request with ``Host: reviews:9080``, or curl with ``-x`` as an HTTP proxy).
+
+A test changes routing with ``mesh.apply(YAML)``: the config file is rewritten atomically and the call
+returns once the sidecar's ``/config_dump`` shows exactly the new rule set (the sidecar polls its files
+once per second). Every process is stopped by PID in the fixture finalizer (terminate, wait, kill).
+The whole directory skips with a reason when ``trimesh run sidecar`` does not exist yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+READY_TIMEOUT = 20.0  # seconds to wait for a process's readiness (2 shared cores, cold imports)
+CONFIG_TIMEOUT = 10.0  # seconds to wait for the sidecar to show a new config
+STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
+SERVICE_PORT = 9080  # the docs' BookInfo port; every instance has its own address, so all share it
+ATTEMPTS_HEADERS = ("x-trimesh-attempts", "x-envoy-attempt-count")  # the proxy reports attempts
+
+
+def trimesh_command() -> list[str]:
+    script = Path(sys.executable).with_name("trimesh")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from trimesh.cli import main; main()"]
+
+
+_SIDECAR_AVAILABLE: tuple[bool, str] | None = None
+
+
+def sidecar_available() -> tuple[bool, str]:
+    """Whether ``trimesh run sidecar`` exists (asked once per session)."""
+    global _SIDECAR_AVAILABLE
+    if _SIDECAR_AVAILABLE is None:
+        try:
+            out = subprocess.run(trimesh_command() + ["run", "sidecar", "--help"],
+                                 capture_output=True, text=True, timeout=30)
+            ok = out.returncode == 0 and "--proxy-port" in out.stdout
+            why = "" if ok else ("`trimesh run sidecar` is not available yet: "
+                                 + (out.stderr.strip().splitlines() or ["no --proxy-port"])[-1])
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            ok, why = False, f"`trimesh run sidecar` could not run: {exc}"
+        _SIDECAR_AVAILABLE = (ok, why)
+    return _SIDECAR_AVAILABLE
+
+
+# -- addresses and ports ---------------------------------------------------------------------
+
+_next_host = [0]
+
+
+def next_address() -> str:
+    """A fresh loopback address per instance (127.77.0.0/16 keeps clear of other suites' 127.0.0.x)."""
+    _next_host[0] += 1
+    n = (os.getpid() % 200) * 256 + _next_host[0]
+    return f"127.77.{(n >> 8) % 256}.{n % 254 + 1}"
+
+
+def free_port(host: str, kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    """A child process with its log file; ``stop()`` ends it by PID."""
+
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(STOP_TIMEOUT)
+
+
+def spawn(name: str, argv: list[str], log_dir: Path, env: dict | None = None) -> Proc:
+    log_path = log_dir / f"{name}.log"
+    log = open(log_path, "wb")
+    try:
+        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    finally:
+        log.close()  # the child keeps its own descriptor
+    return Proc(name=name, popen=popen, log_path=log_path)
+
+
+def wait_until(predicate, timeout: float, what: str, proc: Proc | None = None,
+               interval: float = 0.05):
+    """Poll ``predicate`` (bounded) until it returns a truthy value; fail with the process log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except (OSError, httpx.HTTPError):
+            value = None
+        if value:
+            return value
+        if proc is not None and not proc.alive():
+            pytest.fail(f"{proc.name} exited with {proc.popen.returncode} while waiting for {what}:\n"
+                        f"{proc.log_tail()}")
+        if time.monotonic() > deadline:
+            tail = f":\n{proc.log_tail()}" if proc is not None else ""
+            pytest.fail(f"timed out after {timeout} s waiting for {what}{tail}")
+        time.sleep(interval)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Upstream:
+    name: str
+    service: str
+    version: str
+    address: str
+    port: int
+    proc: Proc
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.port}"
+
+    def requests(self) -> list[dict]:
+        return httpx.get(f"{self.url}/_upstream/requests", timeout=5).json()["requests"]
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_upstream/reset", timeout=5).raise_for_status()
+
+    def instance(self) -> dict:
+        return {"service": self.service, "namespace": "default", "address": self.address,
+                "port": self.port, "labels": {"version": self.version}}
+
+
+def start_upstream(log_dir: Path, service: str, version: str, *extra: str) -> Upstream:
+    address = next_address()
+    port = free_port(address)
+    name = f"{service}-{version}"
+    argv = [sys.executable, "-m", "trimesh.testing.upstream", "--address", address, "--port",
+            str(port), "--name", name, "--service", service, "--version", version, *extra]
+    return Upstream(name, service, version, address, port, spawn(name, argv, log_dir))
+
+
+@dataclass
+class Sidecar:
+    service: str
+    address: str
+    port: int
+    proxy_port: int
+    admin_port: int
+    config_path: Path
+    registry_path: Path
+    proc: Proc
+    applied: set[str] = field(default_factory=set)
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://{self.address}:{self.proxy_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.address}:{self.admin_port}"
+
+    def admin(self, path: str) -> httpx.Response:
+        return httpx.get(self.admin_url + path, timeout=5)
+
+    def config_dump(self) -> str:
+        return self.admin("/config_dump").text
+
+    def apply(self, text: str) -> float:
+        """Replace the rules (YAML, docs' format; "" = none); return once ``/config_dump`` shows the
+        new rule names and none of the old ones. Returns the monotonic time the file was written."""
+        docs = [d for d in yaml.safe_load_all(text) if d]
+        names = {d["metadata"]["name"] for d in docs}
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        written = time.monotonic()
+        os.replace(tmp, self.config_path)
+        gone = self.applied - names
+
+        def shown() -> bool:
+            dump = self.config_dump()
+            return (all(f'"{n}"' in dump for n in names)
+                    and not any(f'"{n}"' in dump for n in gone))
+
+        wait_until(shown, CONFIG_TIMEOUT, f"config {sorted(names)} in /config_dump", self.proc)
+        self.applied = names
+        return written
+
+
+def start_sidecar(log_dir: Path, service: str, instances: list[dict], config: str = "",
+                  version: str = "v1", *, app_port: int | None = None) -> Sidecar:
+    address = next_address()
+    registry_path = log_dir / f"{service}-registry.yaml"
+    registry_path.write_text(yaml.safe_dump(instances))
+    config_path = log_dir / f"{service}-config.yaml"
+    config_path.write_text(config)
+    port, proxy_port, admin_port = (free_port(address) for _ in range(3))
+    gossip_port = free_port(address, socket.SOCK_DGRAM)
+    argv = trimesh_command() + [
+        "run", "sidecar", "--service", service, "--version", version,
+        "--port", str(port), "--app-port", str(app_port or free_port("127.0.0.1")),
+        "--address", address, "--proxy-port", str(proxy_port), "--admin-port", str(admin_port),
+        "--gossip-port", str(gossip_port), "--registry", str(registry_path),
+        "--config", str(config_path), "--drain-timeout", "1",
+        # no control process in these tests: point at a closed port so a control some other
+        # suite runs on the default 127.0.0.1:15010 can't leak its rules into ours
+        "--control", f"http://{address}:{free_port(address)}",
+    ]
+    proc = spawn(f"sidecar-{service}", argv, log_dir)
+    sidecar = Sidecar(service, address, port, proxy_port, admin_port, config_path, registry_path,
+                      proc)
+    return sidecar
+
+
+def wait_sidecar_ready(sidecar: Sidecar) -> None:
+    wait_until(lambda: sidecar.admin("/ready").status_code == 200, READY_TIMEOUT,
+               f"{sidecar.proc.name} /ready", sidecar.proc)
+
+
+def wait_upstream_ready(upstream: Upstream) -> None:
+    wait_until(lambda: _port_open(upstream.address, upstream.port), READY_TIMEOUT,
+               f"{upstream.name} listening", upstream.proc)
+
+
+@dataclass
+class Mesh:
+    """The shared processes: upstreams by name (``reviews-v1`` ...) and the client's sidecar."""
+
+    upstreams: dict[str, Upstream]
+    sidecar: Sidecar
+
+    def apply(self, text: str) -> float:
+        return self.sidecar.apply(text)
+
+    def reset(self) -> None:
+        for u in self.upstreams.values():
+            u.reset()
+
+    def client(self, host: str = f"reviews:{SERVICE_PORT}", **kw) -> httpx.AsyncClient:
+        """An httpx client that talks to the outbound proxy, naming the service in Host."""
+        return httpx.AsyncClient(base_url=self.sidecar.proxy_url, headers={"host": host},
+                                 timeout=kw.pop("timeout", 10.0),
+                                 limits=httpx.Limits(max_connections=32), **kw)
+
+
+def attempts_of(response: httpx.Response) -> int | None:
+    for name in ATTEMPTS_HEADERS:
+        if name in response.headers:
+            return int(response.headers[name])
+    return None
+
+
+def served_by(response: httpx.Response) -> str:
+    """The upstream instance that answered (its JSON body), or the mesh's own status marker."""
+    if response.headers.get("x-upstream-name"):
+        return response.headers["x-upstream-name"]
+    return f"mesh-{response.status_code}"
+
+
+async def fetch_many(client: httpx.AsyncClient, count: int, path: str = "/", *,
+                     concurrency: int = 8, headers: dict | None = None) -> list[httpx.Response]:
+    """``count`` GETs over ``concurrency`` keep-alive connections (bounded, in parallel)."""
+    import trio
+
+    results: list[httpx.Response] = []
+
+    async def worker(n: int) -> None:
+        for _ in range(n):
+            results.append(await client.get(path, headers=headers))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(concurrency):
+            nursery.start_soon(worker, count // concurrency + (1 if i < count % concurrency else 0))
+    assert len(results) == count
+    return results
+
+
+def rule(name: str, destination: str, routes: list[dict] | None = None, precedence: int = 1,
+         **spec) -> dict:
+    """A RouteRule document in the docs' format."""
+    body = {"destination": {"name": destination}, "precedence": precedence, **spec}
+    if routes is not None:
+        body["route"] = routes
+    return {"apiVersion": "config.istio.io/v1alpha2", "kind": "RouteRule",
+            "metadata": {"name": name, "namespace": "default"}, "spec": body}
+
+
+def dump_rules(*docs: dict) -> str:
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def jdump(obj) -> str:
+    return json.dumps(obj, indent=1)
+
+
+def require_tool(name: str) -> str:
+    """tests/conftest.py's ``require_tool`` (loaded by path: every conftest is a module "conftest")."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_trimesh_tests_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.require_tool(name)
