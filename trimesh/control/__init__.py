@@ -1,0 +1,24 @@
+"""The control process: the config store (one revision counter, atomic persistence under
+``--state-dir``), its HTTP config API on h11, and a blocking client for the CLI.
+
+The store's decisions are pure (:mod:`._state`); persistence (:mod:`._disk`) and the API are the
+Trio shell. See docs/control.md.
+"""
+
+from ._api import DEFAULT_CONFIG_PORT as DEFAULT_CONFIG_PORT
+from ._api import MAX_REQUEST_BYTES as MAX_REQUEST_BYTES
+from ._api import handle_api_connection as handle_api_connection
+from ._api import serve_config_api as serve_config_api
+from ._client import DEFAULT_CONTROL_URL as DEFAULT_CONTROL_URL
+from ._client import ControlClient as ControlClient
+from ._client import ControlUnreachableError as ControlUnreachableError
+from ._disk import StateDir as StateDir
+from ._disk import StateError as StateError
+from ._process import default_state_dir as default_state_dir
+from ._process import serve_control as serve_control
+from ._state import WRITE_RULES as WRITE_RULES
+from ._state import Change as Change
+from ._state import StoreState as StoreState
+from ._state import key_ref as key_ref
+from ._store import ConfigStore as ConfigStore
+from ._store import StoreIOError as StoreIOError

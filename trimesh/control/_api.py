@@ -1,0 +1,281 @@
+"""The control's config API: HTTP/1.1 + JSON on h11 over Trio (contract: docs/control.md).
+
+::
+
+    GET    /v1/version                               {"version": "0.1.0", "revision": N}
+    GET    /v1/objects[?kind=K&namespace=NS]         {"revision": N, "objects": [...]}
+    GET    /v1/objects?after=N[&timeout=30]          the same, once the revision is > N (long poll)
+    POST   /v1/objects                               201 stored object | 409 exists
+    GET    /v1/objects/{kind}/{namespace}/{name}     200 object | 404
+    PUT    /v1/objects/{kind}/{namespace}/{name}     200 stored object | 404 missing
+    DELETE /v1/objects/{kind}/{namespace}/{name}     200 {"revision": N} | 404
+
+Objects travel in the docs' shape (``ConfigObject.to_dict()``), ``metadata.resourceVersion`` being
+the revision. A body is parsed and validated by :func:`trimesh.config.load_text` (JSON is YAML, so a
+YAML body works too) and must hold exactly one object; invalid input gets
+``400 {"error": "<where>: <what>"}`` and stores nothing.
+
+One task per connection (``trio.serve_listeners``) drives an ``h11.Connection`` (RFC 9112):
+keep-alive between requests, an idle timeout between them, a bound on the time to receive a request,
+and a bound on the body (``MAX_REQUEST_BYTES`` → 413). An oversized body is read and discarded up to
+``DISCARD_LIMIT`` so the client can read the 413 instead of a connection reset.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import h11
+import msgspec
+import trio
+
+from .. import __version__
+from ..config import ConfigObject, all_kinds, load_text, lookup_kind
+from ..errors import ConfigError, ConflictError, NotFoundError
+from ._state import key_ref
+from ._store import ConfigStore, StoreIOError
+
+log = logging.getLogger("trimesh.control.api")
+
+DEFAULT_CONFIG_PORT = 15010  # DESIGN.md §1 (Pilot's 15010 in later Istio)
+MAX_REQUEST_BYTES = 4 * 1024 * 1024  # one object; far above any real rule (Kubernetes: 3 MiB)
+DISCARD_LIMIT = 4 * MAX_REQUEST_BYTES  # read and drop this much of an oversized body, then close
+KEEPALIVE_TIMEOUT = 75.0  # idle time between requests on a kept-alive connection (nginx default)
+REQUEST_TIMEOUT = 30.0  # time to receive one whole request once it has started
+DEFAULT_WATCH_TIMEOUT = 30.0  # long poll without ?timeout=
+MAX_WATCH_TIMEOUT = 300.0
+READ_SIZE = 64 * 1024
+SERVER_HEADER = f"trimesh-control/{__version__}".encode()
+
+
+class HTTPError(Exception):
+    """Turned into a JSON error response by the connection loop (never leaves this module)."""
+
+    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or []
+
+
+def _url_for(sockaddr: tuple[Any, ...]) -> str:
+    host, port = sockaddr[0], sockaddr[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def serve_config_api(store: ConfigStore, host: str, port: int, *,
+                           task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the config API on ``host:port`` until cancelled. ``task_status.started`` gets the
+    URL actually bound (``port=0`` picks a free port)."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    url = _url_for(listeners[0].socket.getsockname())
+    log.debug("config API listening on %s", url)
+    task_status.started(url)
+    await trio.serve_listeners(partial(handle_api_connection, store=store), listeners)
+
+
+# -- one connection ----------------------------------------------------------------------------
+
+
+async def handle_api_connection(stream: trio.abc.Stream, store: ConfigStore) -> None:
+    """Serve requests on one connection until the peer closes, a timeout, or an error."""
+    conn = h11.Connection(h11.SERVER)
+    try:
+        while True:
+            with trio.move_on_after(KEEPALIVE_TIMEOUT):
+                event = await _next_event(stream, conn)
+            if not isinstance(event, h11.Request):
+                return  # idle timeout (event unset) or the peer closed
+            await _serve_request(stream, conn, store, event)
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return
+            conn.start_next_cycle()
+    except h11.RemoteProtocolError as exc:
+        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            await _send_json(stream, conn, exc.error_status_hint,
+                             {"error": f"bad HTTP request: {exc}"})
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def _serve_request(stream: trio.abc.Stream, conn: h11.Connection, store: ConfigStore,
+                         request: h11.Request) -> None:
+    headers: list[tuple[bytes, bytes]] = []
+    try:
+        with trio.fail_after(REQUEST_TIMEOUT):
+            body = await _read_body(stream, conn, request)
+        status, payload = await dispatch(store, request.method.decode("ascii"),
+                                         request.target.decode("ascii", "replace"), body)
+    except HTTPError as exc:
+        status, payload, headers = exc.status, {"error": exc.message}, exc.headers
+    except StoreIOError as exc:
+        status, payload = 500, {"error": str(exc)}
+    except trio.TooSlowError:
+        status, payload = 408, {"error": f"request not received within {REQUEST_TIMEOUT:g} s"}
+        headers = [(b"connection", b"close")]
+    except h11.RemoteProtocolError:
+        raise
+    except Exception:  # a bug: answer 500, keep serving other connections
+        log.exception("config API: %s %s failed", request.method, request.target)
+        status, payload = 500, {"error": "internal error (see the control's log)"}
+    log.debug("%s %s -> %d", request.method.decode(), request.target.decode("ascii", "replace"),
+              status)
+    await _send_json(stream, conn, status, payload, headers)
+
+
+async def _next_event(stream: trio.abc.ReceiveStream, conn: h11.Connection) -> Any:
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(await stream.receive_some(READ_SIZE))
+            continue
+        return event
+
+
+async def _read_body(stream: trio.abc.ReceiveStream, conn: h11.Connection,
+                     request: h11.Request) -> bytes:
+    declared = next((v for k, v in request.headers if k == b"content-length"), None)
+    too_big = declared is not None and int(declared) > MAX_REQUEST_BYTES
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        event = await _next_event(stream, conn)
+        if isinstance(event, h11.EndOfMessage):
+            break
+        if isinstance(event, h11.Data):
+            size += len(event.data)
+            if size > MAX_REQUEST_BYTES:
+                too_big = True
+            if size > DISCARD_LIMIT:
+                raise HTTPError(413, _too_big_message(size), [(b"connection", b"close")])
+            if not too_big:
+                chunks.append(event.data)
+        elif isinstance(event, h11.ConnectionClosed):
+            raise trio.BrokenResourceError("peer closed mid-request")
+    if too_big:
+        raise HTTPError(413, _too_big_message(size))
+    return b"".join(chunks)
+
+
+def _too_big_message(size: int) -> str:
+    return (f"request body of {size} bytes or more is larger than the limit of "
+            f"{MAX_REQUEST_BYTES} bytes")
+
+
+async def _send_json(stream: trio.abc.SendStream, conn: h11.Connection, status: int,
+                     payload: Any, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = msgspec.json.encode(payload) + b"\n"
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"server", SERVER_HEADER),
+        *(extra_headers or []),
+    ]
+    data = conn.send(h11.Response(status_code=status, headers=headers))
+    data += conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
+    await stream.send_all(data)
+
+
+# -- routing -----------------------------------------------------------------------------------
+
+
+async def dispatch(store: ConfigStore, method: str, target: str,
+                   body: bytes) -> tuple[int, Any]:
+    """Answer one request: (status, JSON-able payload). Raises HTTPError for error answers."""
+    url = urlsplit(target)
+    parts = [unquote(p) for p in url.path.split("/")[1:]]
+    query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+    if parts == ["v1", "version"]:
+        _allow(method, "GET")
+        return 200, {"version": __version__, "revision": store.revision}
+    if parts[:2] == ["v1", "objects"] and len(parts) == 2:
+        _allow(method, "GET", "POST")
+        if method == "POST":
+            obj = _parse_object(body)
+            try:
+                stored = await store.create(obj)
+            except ConflictError as exc:
+                raise HTTPError(409, str(exc)) from None
+            return 201, stored.to_dict()
+        return 200, await _list(store, query)
+    if parts[:2] == ["v1", "objects"] and len(parts) == 5:
+        _allow(method, "GET", "PUT", "DELETE")
+        key = (_kind(parts[2]), parts[3], parts[4])
+        ref = key_ref(key)
+        if method == "GET":
+            found = store.get(key)
+            if found is None:
+                raise HTTPError(404, f"{ref} not found")
+            return 200, found.to_dict()
+        if method == "DELETE":
+            try:
+                return 200, {"revision": await store.delete(key)}
+            except NotFoundError:
+                raise HTTPError(404, f"{ref} not found") from None
+        obj = _parse_object(body, default_namespace=key[1])
+        if obj.key != key:
+            raise HTTPError(400, f"the body names {obj.ref} but the URL names {ref}")
+        try:
+            return 200, (await store.replace(obj)).to_dict()
+        except NotFoundError:
+            raise HTTPError(404, f"{ref} not found") from None
+    raise HTTPError(404, f"no such endpoint: {url.path}")
+
+
+def _allow(method: str, *allowed: str) -> None:
+    if method not in allowed:
+        raise HTTPError(405, f"method {method} not allowed here (allowed: {', '.join(allowed)})",
+                        [(b"allow", ", ".join(allowed).encode())])
+
+
+def _kind(name: str) -> str:
+    info = lookup_kind(name)
+    if info is None:
+        known = ", ".join(sorted(k.type_name for k in all_kinds()))
+        raise HTTPError(400, f"unknown kind {name!r} (known kinds: {known})")
+    return info.kind
+
+
+def _parse_object(body: bytes, *, default_namespace: str | None = None) -> ConfigObject:
+    if not body.strip():
+        raise HTTPError(400, "request body: expected one config object, got nothing")
+    try:
+        objects = load_text(body, source="request body", default_namespace=default_namespace)
+    except ConfigError as exc:
+        raise HTTPError(400, str(exc)) from None
+    if len(objects) != 1:
+        raise HTTPError(400, f"request body: expected one config object, got {len(objects)}")
+    return objects[0]
+
+
+async def _list(store: ConfigStore, query: dict[str, str]) -> dict[str, Any]:
+    kind = _kind(query["kind"]) if query.get("kind") else None
+    namespace = query.get("namespace") or None
+    if "after" in query:
+        after = _number(query, "after", int, 0, math.inf)
+        timeout = _number(query, "timeout", float, 0.0, MAX_WATCH_TIMEOUT,
+                          default=DEFAULT_WATCH_TIMEOUT)
+        await store.wait_revision(int(after), timeout=timeout)
+    return {"revision": store.revision,
+            "objects": [o.to_dict() for o in store.list(kind=kind, namespace=namespace)]}
+
+
+def _number(query: dict[str, str], name: str, typ: type, low: float, high: float,
+            default: float | None = None) -> float:
+    raw = query.get(name)
+    if raw is None:
+        assert default is not None
+        return default
+    try:
+        value = typ(raw)
+    except ValueError:
+        raise HTTPError(400, f"query parameter {name}={raw!r} is not a number") from None
+    if not (low <= value) or not math.isfinite(value):
+        raise HTTPError(400, f"query parameter {name}={raw!r} is out of range")
+    return min(value, high)
