@@ -35,7 +35,7 @@ import trio
 
 from .. import __version__
 from ..config import ConfigObject, all_kinds, load_text, lookup_kind
-from ..errors import ConfigError, ConflictError, NotFoundError
+from ..errors import ConfigError, ConflictError, NotFoundError, TrimeshError
 from ._state import key_ref
 from ._store import ConfigStore, StoreIOError
 
@@ -71,7 +71,10 @@ async def serve_config_api(store: ConfigStore, host: str, port: int, *,
                            task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the config API on ``host:port`` until cancelled. ``task_status.started`` gets the
     URL actually bound (``port=0`` picks a free port)."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        raise TrimeshError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     url = _url_for(listeners[0].socket.getsockname())
     log.debug("config API listening on %s", url)
     task_status.started(url)

@@ -1,0 +1,63 @@
+"""``trimesh run control``: wiring for :func:`trimesh.control.serve_control`, plus signals and logs."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from functools import partial
+from pathlib import Path
+
+import click
+import trio
+
+from ..config import DEFAULT_DOMAIN
+from ..control import DEFAULT_CONFIG_PORT, serve_control
+from ..errors import TrimeshError
+from ._main import run
+
+log = logging.getLogger("trimesh.control")
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups (trio wraps task errors)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _serve_until_signal(**options: object) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(serve_control, **options))  # type: ignore[arg-type]
+            async for signum in signals:
+                log.info("control stopping (%s)", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
+@run.command("control")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the config store persists objects [default: "
+                   "$XDG_STATE_HOME/trimesh/control, i.e. ~/.local/state/trimesh/control].")
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="IP address the config API binds.")
+@click.option("--config-port", type=click.IntRange(0, 65535), default=DEFAULT_CONFIG_PORT,
+              show_default=True, help="Port of the config API (0 picks a free port).")
+@click.option("--domain", default=DEFAULT_DOMAIN, show_default=True,
+              help="The mesh's DNS domain (service names are NAME.NAMESPACE.svc.DOMAIN).")
+def run_control(state_dir: Path | None, address: str, config_port: int, domain: str) -> None:
+    """Run the control process: the config store and its API.
+
+    Logs one line when ready; Ctrl-C or SIGTERM stops it cleanly (exit 0).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        trio.run(partial(_serve_until_signal, state_dir=state_dir, address=address,
+                         config_port=config_port, domain=domain))
+    except BaseExceptionGroup as group:
+        leaf = _leaf(group)
+        if isinstance(leaf, TrimeshError):
+            raise click.ClickException(str(leaf)) from None
+        raise
+    except TrimeshError as exc:
+        raise click.ClickException(str(exc)) from None
