@@ -172,9 +172,11 @@ class Upstream:
                 "port": self.port, "labels": {"version": self.version}}
 
 
-def start_upstream(log_dir: Path, service: str, version: str, *extra: str) -> Upstream:
+def start_upstream(log_dir: Path, service: str, version: str, *extra: str,
+                   port: int = SERVICE_PORT) -> Upstream:
+    """A fake upstream process on a fresh address (port 0 = any free port)."""
     address = next_address()
-    port = free_port(address)
+    port = port or free_port(address)
     name = f"{service}-{version}"
     argv = [sys.executable, "-m", "trimesh.testing.upstream", "--address", address, "--port",
             str(port), "--name", name, "--service", service, "--version", version, *extra]
