@@ -1,0 +1,7 @@
+"""``python -m examples.httpbin --help``."""
+
+import sys
+
+from ._app import main
+
+sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m examples.loadgen --help``."""
+
+import sys
+
+from ._load import main
+
+sys.exit(main())

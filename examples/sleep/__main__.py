@@ -1,0 +1,7 @@
+"""``python -m examples.sleep``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
