@@ -1,0 +1,641 @@
+"""The outbound and inbound request handlers: route, forward, retry, fault, mirror, relay.
+
+Outbound (the app's side, ``HTTP_PROXY`` or ``Host: reviews:9080``), per request, inline in the
+connection's task:
+
+1. take the request target apart (absolute-form ``http://reviews:9080/x`` → authority + origin-form
+   path, RFC 9112 §3.2.2), build a ``RequestInfo`` and ask ``table.decide`` (``trimesh.routing``,
+   pure) — the table is read once per request, so a snapshot swap never changes a request in flight;
+2. ``Reject`` / ``Redirect`` / CORS preflight / fault abort are answered here (mesh-generated
+   responses carry ``x-trimesh-response-flags`` and a short text body); a fault delay sleeps first;
+3. the body is buffered up to :data:`RETRY_BUFFER_LIMIT` so the request can be replayed (retries,
+   mirror, a stale pooled connection); a larger body streams and gets exactly one try;
+4. attempts: pick an instance from the cluster, exchange on a pooled connection under
+   ``min(route deadline, per-try deadline)``; connect failures, resets and — when the route's
+   RetryPolicy says so — 5xx responses are retried after a jittered backoff while attempts and time
+   remain (Envoy router semantics: ``x-envoy-max-retries``, ``per_try_timeout``, 25 ms base backoff);
+5. the response head is rewritten (hop-by-hop fields dropped, re-framed, ``x-trimesh-attempts``
+   added — Envoy reports the same as ``x-envoy-attempt-count``) and the body relayed; head and the
+   body bytes already parsed go out in one ``send``.
+
+Mesh-generated outcomes (Envoy's flags): 404 NR no route, 503 UH no healthy upstream, 503 UF connect
+failure / reset before headers (after retries), 504 UT "upstream request timeout", FI fault abort,
+DI fault delay (the request continues). Mirroring is fire-and-forget in a separate nursery with a
+bounded number of copies in flight; its outcome never touches the primary.
+
+Inbound (the destination sidecar, in front of the app): strips ``x-envoy-*`` control headers,
+forwards to the app on a pooled connection, 503 UF when the app cannot be reached.
+"""
+
+from __future__ import annotations
+
+import math
+
+import trio
+
+from ._http1 import (CONTINUE_100, DATA, END, HOP_BY_HOP, LAST_CHUNK, HTTPError, RequestHead,
+                     ResponseHead, encode_chunk, reason_phrase, render_request_head,
+                     render_response_head)
+from ._pool import UpstreamPool, exchange
+from ._server import ClientGone, Downstream
+
+RETRY_BUFFER_LIMIT = 64 * 1024  # bytes of request body buffered for replay (Envoy's retry buffer)
+MIRROR_MAX_IN_FLIGHT = 64  # concurrent mirror copies; more are dropped (counted)
+DEFAULT_ROUTE_TIMEOUT = 15.0  # seconds; Istio 0.x httpReqTimeout default
+ATTEMPTS_HEADER = "x-trimesh-attempts"
+FLAGS_HEADER = "x-trimesh-response-flags"
+
+try:  # routing is a sibling subsystem; the proxy needs its decision types
+    from ..routing import Forward, Redirect, Reject, RequestInfo
+except ImportError:  # pragma: no cover - only while the routing package is being built
+    Forward = Redirect = Reject = RequestInfo = None  # type: ignore[assignment]
+
+
+class _Counters(dict):
+    def inc(self, key: str, n: int = 1) -> None:
+        self[key] = self.get(key, 0) + n
+
+
+def split_target(head: RequestHead) -> tuple[str, str, str]:
+    """(scheme, authority, origin-form path) of a request; absolute-form targets (what HTTP_PROXY
+    clients send) become origin-form, the authority taken from the target (RFC 9112 §3.2.2)."""
+    target = head.target
+    if target.startswith("/"):
+        return "http", head.host or "", target
+    low = target[:8].lower()
+    if low.startswith("http://") or low.startswith("https://"):
+        scheme = "https" if low.startswith("https") else "http"
+        rest = target[len(scheme) + 3:]
+        slash = rest.find("/")
+        query = rest.find("?")
+        if slash < 0 or (0 <= query < slash):
+            cut = query if query >= 0 else len(rest)
+            authority, path = rest[:cut], "/" + rest[cut:]
+        else:
+            authority, path = rest[:slash], rest[slash:]
+        if "@" in authority:
+            authority = authority.rsplit("@", 1)[1]
+        return scheme, authority, path
+    return "http", head.host or "", target  # "*" (OPTIONS) and other forms pass through
+
+
+def shadow_authority(authority: str) -> str:
+    """Envoy's mirror host: ``-shadow`` appended to the host, before any port."""
+    if authority.startswith("["):
+        return authority + "-shadow"
+    host, sep, port = authority.rpartition(":")
+    if sep and port.isdigit():
+        return f"{host}-shadow:{port}"
+    return authority + "-shadow"
+
+
+def _request_id(rng) -> str:
+    h = "%032x" % rng.getrandbits(128)
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+async def read_request_body(down: Downstream, head: RequestHead, limit: int) -> tuple[bytes, bool]:
+    """Read the request body up to ``limit`` bytes: ``(body, True)`` when complete, or
+    ``(prefix, False)`` when it is longer (the rest is still to be read from ``down``)."""
+    if not head.has_body:
+        await down.next_event()  # the END event queued right after the head
+        return b"", True
+    if head.expect_continue:
+        await down.stream.send_all(CONTINUE_100)
+    chunks = []
+    size = 0
+    while True:
+        kind, ev = await down.next_event()
+        if kind == DATA:
+            chunks.append(ev)
+            size += len(ev)
+            if size > limit:
+                return b"".join(chunks), False
+        elif kind == END:
+            return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), True
+
+
+def _body_streamer(down: Downstream, chunked: bool):
+    async def stream_rest(conn) -> None:
+        send = conn.stream.send_all
+        while True:
+            kind, ev = await down.next_event()
+            if kind == DATA:
+                await send(encode_chunk(ev) if chunked else ev)
+            elif kind == END:
+                if chunked:
+                    await send(LAST_CHUNK)
+                return
+    return stream_rest
+
+
+def _frame_request(headers: list, head: RequestHead, body: bytes, complete: bool) -> bool:
+    """Append the framing header; True when the upstream body is chunked."""
+    if complete:
+        if body or head.has_body:
+            headers.append(("content-length", str(len(body))))
+        return False
+    if head.content_length is not None:
+        headers.append(("content-length", str(head.content_length)))
+        return False
+    headers.append(("transfer-encoding", "chunked"))
+    return True
+
+
+async def relay_response(down: Downstream, pool: UpstreamPool, conn, rh: ResponseHead,
+                         req: RequestHead, extra: list[tuple[str, str]]) -> bool:
+    """Send the response (head rewritten, body re-framed) to the client; release or discard the
+    upstream connection. Returns whether the client connection may stay open."""
+    named = None
+    for n, v in rh.headers:
+        if n == "connection":
+            named = {t.strip().lower() for t in v.split(",")}
+    headers = [(n, v) for n, v in rh.headers
+               if n not in HOP_BY_HOP and (named is None or n not in named)]
+    headers.extend(extra)
+    keep = req.keep_alive and not down.server.draining
+    chunked_out = False
+    if rh.no_body:
+        if rh.content_length is not None and (req.method == "HEAD" or rh.status == 304):
+            headers.append(("content-length", str(rh.content_length)))
+    elif rh.content_length is not None:
+        headers.append(("content-length", str(rh.content_length)))
+    elif req.version == "1.1":
+        headers.append(("transfer-encoding", "chunked"))
+        chunked_out = True
+    else:
+        keep = False  # close-delimited body to an HTTP/1.0 client
+    if not keep:
+        headers.append(("connection", "close"))
+    elif req.version == "1.0":
+        headers.append(("connection", "keep-alive"))
+    out = [render_response_head(rh.status, headers, rh.reason)]
+    down.response_started = True
+    events = conn.parser.events
+    send = down.stream.send_all
+    try:
+        done = False
+        while not done:
+            while events:
+                kind, ev = events.popleft()
+                if kind == DATA:
+                    out.append(encode_chunk(ev) if chunked_out else ev)
+                elif kind == END:
+                    if chunked_out:
+                        out.append(LAST_CHUNK)
+                    done = True
+                    break
+            if out:
+                await send(out[0] if len(out) == 1 else b"".join(out))
+                out = []
+            if not done:
+                kind, ev = await conn.next_event()
+                events.appendleft((kind, ev))
+    except HTTPError:
+        pool.discard(conn)  # upstream broke mid-body: the client sees a truncated response
+        return False
+    except BaseException:
+        pool.discard(conn)
+        raise
+    if rh.keep_alive and not events and not rh.close_delimited:
+        pool.release(conn)
+    else:
+        pool.discard(conn)
+    return keep
+
+
+class OutboundProxy:
+    """The outbound handler. ``table`` is the current ``RouteTable`` (swap it to change config);
+    ``rng`` a ``random.Random``; ``mirror_nursery`` where mirror copies run."""
+
+    direction = "outbound"
+
+    def __init__(self, table, *, rng, pool: UpstreamPool, access_log, mirror_nursery=None,
+                 retry_buffer_limit: int = RETRY_BUFFER_LIMIT,
+                 mirror_max_in_flight: int = MIRROR_MAX_IN_FLIGHT) -> None:
+        self.table = table
+        self.rng = rng
+        self.pool = pool
+        self.access_log = access_log
+        self.mirror_nursery = mirror_nursery
+        self.retry_buffer_limit = retry_buffer_limit
+        self.mirror_max_in_flight = mirror_max_in_flight
+        self.mirrors_in_flight = 0
+        self.counters = _Counters()
+
+    # -- mesh-generated responses ---------------------------------------------------------------
+    async def _local_reply(self, down, head, status, flag, body, start, authority, path, rule=None,
+                           cluster="", upstream="", attempts=0, extra=(), request_id=None,
+                           pending=True) -> bool:
+        keep = head.keep_alive and not down.server.draining
+        if keep and pending and not down.parser.upgraded:
+            # Whatever body is left must be read before the next request.
+            if down.parser.events or head.has_body:
+                try:
+                    keep = await down.discard_body()
+                except HTTPError:
+                    keep = False
+        hdrs = [(FLAGS_HEADER, flag)] if flag else []
+        if attempts:
+            hdrs.append((ATTEMPTS_HEADER, str(attempts)))
+        hdrs.extend(extra)
+        await down.send_simple(status, body + "\n" if body else "", hdrs, keep_alive=keep,
+                               head_request=head.method == "HEAD")
+        self._done(status, flag, start, head, authority, path, upstream, cluster, rule, attempts,
+                   request_id)
+        return keep
+
+    def _done(self, status, flags, start, head, authority, path, upstream, cluster, rule, attempts,
+              request_id) -> None:
+        c = self.counters
+        c.inc("requests")
+        c.inc(f"status_{status // 100}xx")
+        if flags:
+            for f in flags.split(","):
+                c.inc(f"flag_{f}")
+        self.access_log.log(self.direction, head.method, authority, path, status, flags, upstream,
+                            cluster, rule, trio.current_time() - start, attempts, request_id)
+
+    # -- the handler ---------------------------------------------------------------------------
+    async def __call__(self, down: Downstream, head: RequestHead) -> bool:
+        start = trio.current_time()
+        table = self.table
+        rng = self.rng
+        scheme, authority, path = split_target(head)
+        if head.method == "CONNECT":
+            return await self._local_reply(down, head, 405, "", "CONNECT is not supported", start,
+                                           authority, path)
+        hdict = dict(head.headers)
+        decision = table.decide(RequestInfo(method=head.method, authority=authority, path=path,
+                                            scheme=scheme, headers=hdict), rng)
+        dtype = type(decision)
+        if dtype is Reject:
+            return await self._local_reply(down, head, decision.status, decision.flag,
+                                           decision.body, start, authority, path)
+        if dtype is Redirect:
+            return await self._local_reply(down, head, decision.status, "", "", start, authority,
+                                           path, rule=decision.rule,
+                                           extra=[("location", decision.location)])
+        fwd = decision
+        flags = ""
+        request_id = hdict.get("x-request-id")
+        cluster = fwd.cluster
+        cluster_name = cluster.name if cluster is not None else (fwd.external_host or "")
+        # CORS (Envoy cors filter semantics: preflight answered here, simple requests annotated).
+        cors_extra: list[tuple[str, str]] = []
+        cors = fwd.cors
+        if cors is not None:
+            origin = hdict.get("origin")
+            if origin and ("*" in cors.allow_origin or origin in cors.allow_origin):
+                if head.method == "OPTIONS" and "access-control-request-method" in hdict:
+                    pre = [("access-control-allow-origin", origin)]
+                    if cors.allow_methods:
+                        pre.append(("access-control-allow-methods", ",".join(cors.allow_methods)))
+                    if cors.allow_headers:
+                        pre.append(("access-control-allow-headers", ",".join(cors.allow_headers)))
+                    if cors.max_age is not None:
+                        pre.append(("access-control-max-age", str(int(cors.max_age))))
+                    if cors.allow_credentials:
+                        pre.append(("access-control-allow-credentials", "true"))
+                    return await self._local_reply(down, head, 200, "", "", start, authority, path,
+                                                   rule=fwd.rule, extra=pre)
+                cors_extra.append(("access-control-allow-origin", origin))
+                if cors.expose_headers:
+                    cors_extra.append(("access-control-expose-headers",
+                                       ",".join(cors.expose_headers)))
+                if cors.allow_credentials:
+                    cors_extra.append(("access-control-allow-credentials", "true"))
+        if fwd.delay:
+            flags = "DI"
+            await trio.sleep(fwd.delay)
+        if fwd.abort_status is not None:
+            return await self._local_reply(down, head, fwd.abort_status,
+                                           "FI" if not flags else flags + ",FI",
+                                           "fault filter abort", start, authority, path,
+                                           rule=fwd.rule, cluster=cluster_name)
+        # Request head for upstream.
+        out_authority = fwd.rewrite_authority or authority
+        out_path = fwd.rewrite_path or path
+        websocket = head.upgrade == "websocket"
+        hdrs = [("host", out_authority)]
+        named = None
+        xff = None
+        for n, v in head.headers:
+            if n == "connection":
+                named = {t.strip().lower() for t in v.split(",")}
+        for n, v in head.headers:
+            if n in HOP_BY_HOP:
+                if websocket and n == "upgrade":
+                    hdrs.append((n, v))
+                continue
+            if named is not None and n in named:
+                continue
+            if n == "host" or n == "expect" or n.startswith("x-envoy-"):
+                continue
+            if n == "x-forwarded-for":
+                xff = v
+                continue
+            hdrs.append((n, v))
+        hdrs.append(("x-forwarded-for", f"{xff}, {down.client}" if xff else down.client))
+        if request_id is None:
+            request_id = _request_id(rng)
+            hdrs.append(("x-request-id", request_id))
+        if fwd.append_headers:
+            hdrs.extend(fwd.append_headers)
+        if websocket:
+            hdrs.append(("connection", "upgrade"))
+            return await self._websocket(down, head, fwd, hdrs, out_path, start, authority, path,
+                                         request_id)
+        body, complete = await read_request_body(down, head, self.retry_buffer_limit)
+        chunked_up = _frame_request(hdrs, head, body, complete)
+        payload = render_request_head(head.method, out_path, hdrs)
+        if body and (complete or not chunked_up):
+            payload += body
+        elif body:
+            payload += encode_chunk(body)
+        streamer = None if complete else _body_streamer(down, chunked_up)
+        if fwd.mirror is not None and complete:
+            self._start_mirror(fwd, head, hdrs, out_path, out_authority, body)
+        # Attempts.
+        retry = fwd.retry
+        max_tries = 1 + retry.attempts if (retry is not None and complete) else 1
+        deadline = trio.current_time() + (fwd.timeout or math.inf)
+        per_try = retry.per_try_timeout if retry is not None else None
+        attempts = 0
+        pool = self.pool
+        head_request = head.method == "HEAD"
+        fail_flag = ""
+        fail_status = 0
+        fail_body = ""
+        upstream = ""
+        while True:
+            if fwd.external_host is not None:
+                endpoint = (fwd.external_host, fwd.external_port or 80)
+                inst = None
+            else:
+                inst = cluster.pick(rng, trio.current_time())
+                if inst is None:
+                    if attempts == 0:
+                        return await self._local_reply(
+                            down, head, 503, "UH", "no healthy upstream", start, authority, path,
+                            rule=fwd.rule, cluster=cluster_name, request_id=request_id,
+                            pending=False)
+                    break  # keep the previous attempt's failure
+                endpoint = (inst.address, inst.port)
+                cluster.on_request_start(inst)
+            attempts += 1
+            upstream = f"{endpoint[0]}:{endpoint[1]}"
+            now = trio.current_time()
+            try_deadline = deadline if per_try is None else min(deadline, now + per_try)
+            conn = rh = None
+            try:
+                with trio.move_on_at(try_deadline):
+                    conn, rh = await exchange(pool, endpoint, payload, head_request=head_request,
+                                              replayable=complete, body_source=streamer)
+            except OSError:
+                fail_flag, fail_status = "UF", 503
+                fail_body = "upstream connect error or disconnect/reset before headers"
+            except (trio.BrokenResourceError, HTTPError):
+                fail_flag, fail_status = "UF", 503
+                fail_body = "upstream connect error or disconnect/reset before headers"
+            finally:
+                if inst is not None:
+                    cluster.on_request_end(inst, trio.current_time() - now, trio.current_time())
+            if rh is None and not fail_flag:
+                fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
+            if rh is not None:
+                if (attempts < max_tries and retry.should_retry_status(rh.status)
+                        and trio.current_time() < deadline):
+                    pool.discard(conn)
+                    self.counters.inc("retries")
+                    await self._backoff(retry, attempts, deadline)
+                    if trio.current_time() < deadline:
+                        continue
+                    fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
+                    break
+                extra = [(ATTEMPTS_HEADER, str(attempts))]
+                if cors_extra:
+                    extra.extend(cors_extra)
+                keep = await relay_response(down, pool, conn, rh, head, extra)
+                self._done(rh.status, flags, start, head, authority, path, upstream,
+                           cluster_name, fwd.rule, attempts, request_id)
+                return keep and not down.parser.upgraded
+            # Failed attempt.
+            if attempts < max_tries and trio.current_time() < deadline:
+                self.counters.inc("retries")
+                await self._backoff(retry, attempts, deadline)
+                if trio.current_time() < deadline:
+                    fail_flag = ""
+                    continue
+                fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
+            break
+        if not complete:
+            # The body was streaming when the attempt failed: the connection cannot be reused.
+            head.keep_alive = False
+        flags = fail_flag if not flags else f"{flags},{fail_flag}"
+        return await self._local_reply(down, head, fail_status, flags, fail_body, start, authority,
+                                       path, rule=fwd.rule, cluster=cluster_name,
+                                       upstream=upstream, attempts=attempts,
+                                       request_id=request_id, pending=False)
+
+    async def _backoff(self, retry, attempts: int, deadline: float) -> None:
+        delay = retry.backoff(attempts - 1, self.rng)
+        await trio.sleep_until(min(deadline, trio.current_time() + delay))
+
+    # -- mirroring -----------------------------------------------------------------------------
+    def _start_mirror(self, fwd, head, hdrs, out_path, out_authority, body) -> None:
+        if self.mirror_nursery is None:
+            return
+        if self.mirrors_in_flight >= self.mirror_max_in_flight:
+            self.counters.inc("mirror_dropped")
+            return
+        inst = fwd.mirror.pick(self.rng, trio.current_time())
+        if inst is None:
+            self.counters.inc("mirror_no_upstream")
+            return
+        mh = [("host", shadow_authority(out_authority))]
+        mh.extend(h for h in hdrs[1:])
+        payload = render_request_head(head.method, out_path, mh) + body
+        self.mirrors_in_flight += 1
+        self.counters.inc("mirror_started")
+        self.mirror_nursery.start_soon(self._mirror, (inst.address, inst.port), payload,
+                                       head.method == "HEAD", fwd.timeout or DEFAULT_ROUTE_TIMEOUT)
+
+    async def _mirror(self, endpoint, payload: bytes, head_request: bool, timeout: float) -> None:
+        try:
+            with trio.move_on_after(timeout) as scope:
+                conn, rh = await exchange(self.pool, endpoint, payload, head_request=head_request,
+                                          replayable=True)
+                try:
+                    while True:
+                        kind, _ = await conn.next_event()
+                        if kind == END:
+                            break
+                except BaseException:
+                    self.pool.discard(conn)
+                    raise
+                if rh.keep_alive and not rh.close_delimited:
+                    self.pool.release(conn)
+                else:
+                    self.pool.discard(conn)
+                self.counters.inc("mirror_ok")
+            if scope.cancelled_caught:
+                self.counters.inc("mirror_timeout")
+        except (OSError, trio.BrokenResourceError, HTTPError):
+            self.counters.inc("mirror_failed")
+        finally:
+            self.mirrors_in_flight -= 1
+
+    # -- websocket -----------------------------------------------------------------------------
+    async def _websocket(self, down, head, fwd, hdrs, out_path, start, authority, path,
+                         request_id) -> bool:
+        if fwd.external_host is not None:
+            endpoint = (fwd.external_host, fwd.external_port or 80)
+        else:
+            inst = fwd.cluster.pick(self.rng, trio.current_time())
+            if inst is None:
+                return await self._local_reply(down, head, 503, "UH", "no healthy upstream",
+                                               start, authority, path, rule=fwd.rule)
+            endpoint = (inst.address, inst.port)
+        return await relay_upgrade(self, down, head, endpoint, hdrs, out_path, start, authority,
+                                   path, fwd.rule, request_id)
+
+    def statistics(self) -> dict[str, object]:
+        s = dict(self.counters)
+        s["mirrors_in_flight"] = self.mirrors_in_flight
+        return s
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} requests={self.counters.get('requests', 0)}>"
+
+
+async def relay_upgrade(proxy, down: Downstream, head: RequestHead, endpoint, hdrs, out_path, start,
+                        authority, path, rule, request_id) -> bool:
+    """Forward an Upgrade (websocket) request; on 101 relay bytes both ways until either side
+    closes (the one place the proxy runs two tasks for one request)."""
+    from . import _io
+    upstream = f"{endpoint[0]}:{endpoint[1]}"
+    try:
+        stream = await _io.connect(*endpoint)
+    except OSError:
+        return await proxy._local_reply(down, head, 503, "UF", "upstream connect error", start,
+                                        authority, path, rule=rule, upstream=upstream,
+                                        attempts=1)
+    try:
+        await stream.send_all(render_request_head(head.method, out_path, hdrs))
+        from ._http1 import ResponseParser, HEAD as _HEAD
+        rp = ResponseParser()
+        rp.expect()
+        buf = b""
+        while True:
+            data = await stream.receive_some()
+            if not data:
+                raise trio.BrokenResourceError("upstream closed during upgrade")
+            buf += data
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+        rp.feed(buf[: end + 4])
+        rest = buf[end + 4:]
+        rh = None
+        for kind, ev in rp.events:
+            if kind == _HEAD:
+                rh = ev
+        if rh is None:
+            raise HTTPError(502, "bad upgrade response")
+        headers = [(n, v) for n, v in rh.headers if n not in ("keep-alive", "proxy-connection")]
+        down.response_started = True
+        await down.stream.send_all(render_response_head(rh.status, headers, rh.reason) + rest)
+        proxy._done(rh.status, "", start, head, authority, path, upstream, "", rule, 1,
+                    request_id)
+        if rh.status != 101:
+            return False
+        if down.parser.leftover:
+            await stream.send_all(down.parser.leftover)
+
+        async def pump(src, dst, nursery):
+            try:
+                while True:
+                    data = await src.receive_some()
+                    if not data:
+                        break
+                    await dst.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump, down.stream, stream, nursery)
+            nursery.start_soon(pump, stream, down.stream, nursery)
+        return False
+    except (trio.BrokenResourceError, HTTPError, ClientGone):
+        if not down.response_started:
+            return await proxy._local_reply(down, head, 503, "UF", "upstream reset during upgrade",
+                                            start, authority, path, rule=rule, upstream=upstream,
+                                            attempts=1)
+        return False
+    finally:
+        stream.close()
+
+
+class InboundProxy(OutboundProxy):
+    """The inbound handler: strip ``x-envoy-*`` and hop-by-hop fields, forward to the app."""
+
+    direction = "inbound"
+
+    def __init__(self, app_endpoint: tuple[str, int], *, rng, pool: UpstreamPool, access_log,
+                 retry_buffer_limit: int = RETRY_BUFFER_LIMIT) -> None:
+        super().__init__(None, rng=rng, pool=pool, access_log=access_log,
+                         retry_buffer_limit=retry_buffer_limit)
+        self.app_endpoint = app_endpoint
+        self.upstream = f"{app_endpoint[0]}:{app_endpoint[1]}"
+
+    async def __call__(self, down: Downstream, head: RequestHead) -> bool:
+        start = trio.current_time()
+        _, authority, path = split_target(head)
+        websocket = head.upgrade == "websocket"
+        hdrs = []
+        named = None
+        for n, v in head.headers:
+            if n == "connection":
+                named = {t.strip().lower() for t in v.split(",")}
+        request_id = None
+        for n, v in head.headers:
+            if n in HOP_BY_HOP:
+                if websocket and n == "upgrade":
+                    hdrs.append((n, v))
+                continue
+            if (named is not None and n in named) or n == "expect" or n.startswith("x-envoy-"):
+                continue
+            if n == "x-request-id":
+                request_id = v
+            hdrs.append((n, v))
+        if websocket:
+            hdrs.append(("connection", "upgrade"))
+            return await relay_upgrade(self, down, head, self.app_endpoint, hdrs, path, start,
+                                       authority, path, None, request_id)
+        body, complete = await read_request_body(down, head, self.retry_buffer_limit)
+        chunked_up = _frame_request(hdrs, head, body, complete)
+        payload = render_request_head(head.method, path, hdrs)
+        if body:
+            payload += body if (complete or not chunked_up) else encode_chunk(body)
+        try:
+            conn, rh = await exchange(self.pool, self.app_endpoint, payload,
+                                      head_request=head.method == "HEAD", replayable=complete,
+                                      body_source=None if complete else _body_streamer(down,
+                                                                                      chunked_up))
+        except (OSError, trio.BrokenResourceError, HTTPError):
+            if not complete:
+                head.keep_alive = False
+            return await self._local_reply(
+                down, head, 503, "UF", "upstream connect error or disconnect/reset before headers",
+                start, authority, path, upstream=self.upstream, attempts=1, request_id=request_id,
+                pending=False)
+        keep = await relay_response(down, self.pool, conn, rh, head, [])
+        self._done(rh.status, "", start, head, authority, path, self.upstream, "inbound|app", None,
+                   1, request_id)
+        return keep and not down.parser.upgraded
+
+
+__all__ = ["OutboundProxy", "InboundProxy", "split_target", "shadow_authority", "reason_phrase",
+           "RETRY_BUFFER_LIMIT"]

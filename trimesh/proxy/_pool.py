@@ -1,0 +1,199 @@
+"""Upstream connection pools: keep-alive HTTP/1.1 connections per endpoint, reused LIFO.
+
+Theory of operation (PERF.md: connecting per request doubles CPU and latency):
+
+- One idle list per ``(address, port)``. :meth:`UpstreamPool.acquire` pops the most recently used
+  connection (LIFO: the warmest one, least likely to have hit the server's idle timeout; the cold tail
+  ages out), dropping any idle longer than ``idle_timeout``; with none left it connects.
+- :meth:`release` puts a connection whose last response allowed keep-alive back; at most
+  ``max_idle_per_endpoint`` are kept (the oldest is closed), like Envoy's per-host pool bound.
+- A pooled connection can have been closed by the server while idle; the first use then fails with
+  EOF/reset before any response byte. :func:`exchange` retries such a request once on a fresh
+  connection when it is safe to replay (the body is buffered), counted as ``stale_retries`` — the
+  rule httpcore and Envoy follow.
+
+I/O is outside any lock: the pool is only touched by synchronous code between awaits.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import trio
+
+from . import _io
+from ._http1 import DATA, END, HEAD, INFO, HTTPError, ResponseParser
+
+MAX_IDLE_PER_ENDPOINT = 64  # idle keep-alive connections kept per endpoint
+IDLE_TIMEOUT = 55.0  # seconds; below common server keep-alive timeouts (nginx 75 s, Node 5 s → set low)
+CONNECT_TIMEOUT = 1.0  # seconds; Istio 0.x's cluster connect_timeout default (1s)
+
+
+class UpstreamConnection:
+    """A connection to one endpoint with its response parser. ``reused`` is True when it came from
+    the idle list (so a failure before any response byte may just mean it went stale)."""
+
+    __slots__ = ("stream", "endpoint", "parser", "requests", "last_used", "reused")
+
+    def __init__(self, stream, endpoint: tuple[str, int]) -> None:
+        self.stream = stream
+        self.endpoint = endpoint
+        self.parser = ResponseParser()
+        self.requests = 0
+        self.last_used = 0.0
+        self.reused = False
+
+    async def next_event(self):
+        """The next response event, reading from the socket as needed."""
+        events = self.parser.events
+        while not events:
+            data = await self.stream.receive_some()
+            if data:
+                self.parser.feed(data)
+            else:
+                self.parser.feed_eof()
+        return events.popleft()
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def __repr__(self) -> str:
+        return f"<UpstreamConnection {self.endpoint[0]}:{self.endpoint[1]} requests={self.requests}>"
+
+
+class UpstreamPool:
+    def __init__(self, *, max_idle_per_endpoint: int = MAX_IDLE_PER_ENDPOINT,
+                 idle_timeout: float = IDLE_TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        self.max_idle_per_endpoint = max_idle_per_endpoint
+        self.idle_timeout = idle_timeout
+        self.connect_timeout = connect_timeout
+        self._idle: dict[tuple[str, int], deque[UpstreamConnection]] = {}
+        self._active = 0
+        self._connects = 0
+        self._connect_failures = 0
+        self._reuses = 0
+        self._stale_retries = 0
+        self._closed_idle = 0
+
+    async def acquire(self, endpoint: tuple[str, int]) -> UpstreamConnection:
+        """A connection to ``endpoint``: the most recently released idle one, or a new one.
+        Raises OSError when connecting fails (or takes longer than ``connect_timeout``)."""
+        idle = self._idle.get(endpoint)
+        if idle:
+            now = trio.current_time()
+            while idle:
+                conn = idle.pop()
+                if now - conn.last_used < self.idle_timeout:
+                    conn.reused = True
+                    self._reuses += 1
+                    self._active += 1
+                    return conn
+                conn.close()
+                self._closed_idle += 1
+        return await self.connect(endpoint)
+
+    async def connect(self, endpoint: tuple[str, int]) -> UpstreamConnection:
+        self._connects += 1
+        try:
+            with trio.fail_after(self.connect_timeout):
+                stream = await _io.connect(endpoint[0], endpoint[1])
+        except trio.TooSlowError:
+            self._connect_failures += 1
+            raise OSError(f"connect to {endpoint[0]}:{endpoint[1]} timed out") from None
+        except OSError:
+            self._connect_failures += 1
+            raise
+        self._active += 1
+        return UpstreamConnection(stream, endpoint)
+
+    def release(self, conn: UpstreamConnection) -> None:
+        """Return a connection whose last exchange completed cleanly and allows keep-alive."""
+        self._active -= 1
+        conn.last_used = trio.current_time()
+        conn.reused = False
+        idle = self._idle.get(conn.endpoint)
+        if idle is None:
+            idle = self._idle[conn.endpoint] = deque()
+        idle.append(conn)
+        if len(idle) > self.max_idle_per_endpoint:
+            idle.popleft().close()
+            self._closed_idle += 1
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        """Close a connection that cannot be reused (error, ``Connection: close``, cancelled)."""
+        self._active -= 1
+        conn.close()
+
+    def note_stale_retry(self) -> None:
+        self._stale_retries += 1
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
+
+    def statistics(self) -> dict[str, object]:
+        return {
+            "connects": self._connects,
+            "connect_failures": self._connect_failures,
+            "reuses": self._reuses,
+            "stale_retries": self._stale_retries,
+            "active": self._active,
+            "idle": sum(len(d) for d in self._idle.values()),
+            "idle_closed": self._closed_idle,
+            "endpoints": len(self._idle),
+        }
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        return (f"<UpstreamPool endpoints={s['endpoints']} active={s['active']} idle={s['idle']} "
+                f"connects={s['connects']} reuses={s['reuses']}>")
+
+
+class StaleConnection(Exception):
+    """A reused connection failed before the first response byte (internal to :func:`exchange`)."""
+
+
+async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], payload: bytes, *,
+                   head_request: bool, replayable: bool, body_source=None):
+    """Send ``payload`` (a request head, plus the whole body when buffered) and wait for the final
+    response head. ``body_source``, when given, is an async callable that streams the rest of the
+    body onto the connection after ``payload``. Returns ``(conn, ResponseHead)``; the caller reads
+    the body with ``conn.next_event()`` and then releases or discards ``conn``.
+
+    Raises OSError for a connect failure, ``trio.BrokenResourceError``/``HTTPError`` for a reset or
+    malformed response. A stale pooled connection is retried once when ``replayable``.
+    """
+    for tried_fresh in (False, True):
+        conn = await (pool.connect(endpoint) if tried_fresh else pool.acquire(endpoint))
+        try:
+            conn.parser.expect(head_request=head_request)
+            await conn.stream.send_all(payload)
+            if body_source is not None:
+                await body_source(conn)
+            while True:
+                kind, ev = await conn.next_event()
+                if kind == HEAD:
+                    conn.requests += 1
+                    return conn, ev
+                if kind == INFO:
+                    continue  # 100 Continue and friends: the proxy answers those itself
+                raise HTTPError(502, "unexpected response event")
+        except (trio.BrokenResourceError, HTTPError) as exc:
+            stale = (conn.reused and not conn.parser.mid_message and replayable
+                     and not tried_fresh)
+            pool.discard(conn)
+            if stale:
+                pool.note_stale_retry()
+                continue
+            if isinstance(exc, HTTPError):
+                raise
+            raise
+        except BaseException:
+            pool.discard(conn)
+            raise
+    raise AssertionError("unreachable")
+
+
+__all__ = ["UpstreamPool", "UpstreamConnection", "exchange", "DATA", "END"]

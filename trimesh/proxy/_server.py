@@ -1,0 +1,225 @@
+"""The HTTP/1.1 listener shell: accept loop, per-connection request loop, timeouts, drain.
+
+One task per downstream connection; the request and its response are driven inline in that task
+(PERF.md: a task per request costs ~60 µs). The handler is an ``async (Downstream, RequestHead) ->
+bool`` that reads the body through :meth:`Downstream.next_event`, writes the response to
+``down.stream`` and returns whether the connection may stay open. Pipelined requests are answered in
+order because the next head is only taken from the parser once the handler returned.
+
+Timeouts use one cancel scope per connection whose deadline is moved, not a scope per request:
+
+- waiting for the first head, or for the rest of a head that has started: :data:`HEADER_READ_TIMEOUT`
+  (a slow client is answered 408 and closed);
+- waiting idle between keep-alive requests: ``idle_timeout``;
+- while the handler runs: no deadline here (the handler applies the route's timeouts).
+
+Draining (:meth:`HttpServer.drain`): the listener closes, idle connections are cancelled, busy ones
+finish their current request and close.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import trio
+
+from . import _io
+from ._http1 import (DATA, END, HEADER_READ_TIMEOUT, HTTPError, RequestParser, reason_phrase,
+                     render_response_head)
+
+IDLE_TIMEOUT = 300.0  # seconds a keep-alive connection may sit idle (Envoy's is 1 h; apps reconnect)
+DRAIN_BODY_LIMIT = 65536  # bytes of an unread request body we read and drop to keep the connection
+
+log = logging.getLogger("trimesh.proxy")
+
+
+class ClientGone(Exception):
+    """The downstream closed its side."""
+
+
+class Downstream:
+    """One client connection: its stream, request parser and address."""
+
+    __slots__ = ("stream", "parser", "client", "response_started", "server")
+
+    def __init__(self, stream, client: str, server: "HttpServer") -> None:
+        self.stream = stream
+        self.parser = RequestParser()
+        self.client = client
+        self.response_started = False
+        self.server = server
+
+    async def next_event(self):
+        events = self.parser.events
+        while not events:
+            data = await self.stream.receive_some()
+            if not data:
+                raise ClientGone()
+            self.parser.feed(data)
+        return events.popleft()
+
+    async def discard_body(self) -> bool:
+        """Read and drop the rest of the current request body. False when it was too large (the
+        connection must close instead)."""
+        seen = 0
+        while True:
+            kind, ev = await self.next_event()
+            if kind == END:
+                return True
+            if kind == DATA:
+                seen += len(ev)
+                if seen > DRAIN_BODY_LIMIT:
+                    return False
+
+    async def send_simple(self, status: int, body: str, headers: list[tuple[str, str]] = (),
+                          *, keep_alive: bool = True, head_request: bool = False) -> None:
+        data = body.encode()
+        hdrs = [("content-type", "text/plain"), ("content-length", str(len(data)))]
+        hdrs.extend(headers)
+        if not keep_alive:
+            hdrs.append(("connection", "close"))
+        self.response_started = True
+        out = render_response_head(status, hdrs)
+        await self.stream.send_all(out if head_request else out + data)
+
+
+class HttpServer:
+    """Serves one listening socket with ``handler``. ``name`` is for logs (``inbound``...)."""
+
+    def __init__(self, name: str, handler, *, idle_timeout: float = IDLE_TIMEOUT,
+                 header_timeout: float = HEADER_READ_TIMEOUT) -> None:
+        self.name = name
+        self.handler = handler
+        self.idle_timeout = idle_timeout
+        self.header_timeout = header_timeout
+        self.draining = False
+        self.in_flight = 0
+        self.connections = 0
+        self.accepted = 0
+        self.bad_requests = 0
+        self.header_timeouts = 0
+        self._idle: set[trio.CancelScope] = set()
+        self._listener = None
+        self._idle_event = trio.Event()
+        self.address: tuple[str, int] | None = None
+
+    async def serve(self, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        listener = _io.open_listener(host, port)
+        self._listener = listener
+        self.address = listener.getsockname()[:2]
+        try:
+            async with trio.open_nursery() as nursery:
+                task_status.started(self.address)
+                while not self.draining:
+                    try:
+                        sock, addr = await _io.accept(listener)
+                    except (trio.ClosedResourceError, OSError):
+                        if self.draining:
+                            break
+                        raise
+                    self.accepted += 1
+                    nursery.start_soon(self._serve_connection, sock, addr)
+        finally:
+            if self._listener is not None:
+                _io.close_listener(listener)
+                self._listener = None
+
+    def drain(self) -> None:
+        """Stop accepting, close idle connections, let busy ones finish their request."""
+        if self.draining:
+            return
+        self.draining = True
+        if self._listener is not None:
+            _io.close_listener(self._listener)
+            self._listener = None
+        for scope in list(self._idle):
+            scope.cancel()
+        if self.connections == 0:
+            self._idle_event.set()
+
+    async def wait_drained(self) -> None:
+        """Return once no connection is left (after :meth:`drain`)."""
+        if self.connections:
+            await self._idle_event.wait()
+
+    async def _serve_connection(self, sock, addr) -> None:
+        stream = _io.make_stream(sock)
+        down = Downstream(stream, addr[0] if addr else "", self)
+        parser = down.parser
+        events = parser.events
+        scope = trio.CancelScope()
+        idle_set = self._idle
+        self.connections += 1
+        waiting_head = False
+        try:
+            with scope:
+                while True:
+                    if not events:
+                        waiting_head = True
+                        now = trio.current_time()
+                        head_timed = parser.messages == 0 or parser.in_head
+                        scope.deadline = now + (self.header_timeout if head_timed
+                                                else self.idle_timeout)
+                        if not parser.in_head:
+                            idle_set.add(scope)
+                        try:
+                            while not events:
+                                if self.draining and not parser.in_head:
+                                    return
+                                data = await stream.receive_some()
+                                if not data:
+                                    return
+                                parser.feed(data)
+                                if parser.in_head and not head_timed:
+                                    head_timed = True
+                                    idle_set.discard(scope)
+                                    scope.deadline = trio.current_time() + self.header_timeout
+                        finally:
+                            idle_set.discard(scope)
+                        scope.deadline = math.inf
+                        waiting_head = False
+                    kind, head = events.popleft()
+                    down.response_started = False
+                    self.in_flight += 1
+                    try:
+                        keep = await self.handler(down, head)
+                    finally:
+                        self.in_flight -= 1
+                    if not keep or self.draining or parser.upgraded:
+                        return
+                    if parser.closed and not events:
+                        return
+            if scope.cancelled_caught and waiting_head and not self.draining:
+                self.header_timeouts += 1
+                if parser.in_head:
+                    await self._try_send_error(down, 408, "request head not received in time")
+        except HTTPError as exc:
+            self.bad_requests += 1
+            if not down.response_started:
+                await self._try_send_error(down, exc.status, exc.message)
+        except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self.connections -= 1
+            stream.close()
+            if self.draining and self.connections == 0:
+                self._idle_event.set()
+
+    async def _try_send_error(self, down: Downstream, status: int, message: str) -> None:
+        body = f"{reason_phrase(status)}: {message}\n"
+        try:
+            with trio.move_on_after(1.0):
+                await down.send_simple(status, body, [("x-trimesh-response-flags", "DPE")],
+                                       keep_alive=False)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    def statistics(self) -> dict[str, object]:
+        return {"connections": self.connections, "accepted": self.accepted,
+                "in_flight": self.in_flight, "bad_requests": self.bad_requests,
+                "header_timeouts": self.header_timeouts, "draining": self.draining}
+
+    def __repr__(self) -> str:
+        return (f"<HttpServer {self.name} on {self.address} connections={self.connections} "
+                f"in_flight={self.in_flight}>")
