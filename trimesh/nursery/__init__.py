@@ -1,0 +1,31 @@
+"""Supervision: child specs, dependency-ordered start, restart policy and intensity, graceful stop.
+
+The restart decisions (:mod:`._policy`) and the start order (:mod:`._spec`) are PURE; the Trio
+supervisor (:mod:`._supervisor`) applies them. See docs/supervision.md.
+"""
+
+from ._errors import ChildStartError as ChildStartError
+from ._errors import RestartIntensityError as RestartIntensityError
+from ._errors import SupervisorError as SupervisorError
+from ._policy import DECISIONS as DECISIONS
+from ._policy import DEFAULT_MAX_RESTARTS as DEFAULT_MAX_RESTARTS
+from ._policy import DEFAULT_RESTART_WINDOW as DEFAULT_RESTART_WINDOW
+from ._policy import Action as Action
+from ._policy import Decision as Decision
+from ._policy import ExitKind as ExitKind
+from ._policy import RestartPolicy as RestartPolicy
+from ._policy import RestartTracker as RestartTracker
+from ._policy import RestartTrackerStatistics as RestartTrackerStatistics
+from ._spec import DEFAULT_SHUTDOWN_TIMEOUT as DEFAULT_SHUTDOWN_TIMEOUT
+from ._spec import ChildSpec as ChildSpec
+from ._spec import dependents_of as dependents_of
+from ._spec import start_order as start_order
+from ._supervisor import ChildState as ChildState
+from ._supervisor import ChildStatistics as ChildStatistics
+from ._supervisor import Supervisor as Supervisor
+from ._supervisor import SupervisorPhase as SupervisorPhase
+from ._supervisor import SupervisorStatistics as SupervisorStatistics
+from ._supervisor import open_supervisor as open_supervisor
+from ._supervisor import serve_supervisor as serve_supervisor
+from ._supervisor import stop_requested as stop_requested
+from ._supervisor import wait_stop_requested as wait_stop_requested
