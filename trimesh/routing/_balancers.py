@@ -10,7 +10,8 @@ The names are DestinationPolicy's ``loadBalancing.name`` (concepts.md §6, §8.1
 ``LEAST_CONN``
     Envoy's least-request balancer (anchors.md: ``choice_count`` 2): two distinct hosts drawn at
     random, the one with fewer active requests wins — "power of two choices" (Mitzenmacher 2001).
-    When both carry the same load the round-robin cursor decides, so an idle cluster spreads evenly.
+    When both carry the same load, the host under the round-robin cursor is taken if it is no busier
+    than they are (else the first of the two), so an idle cluster spreads exactly evenly.
 ``PEAK_EWMA`` (trimesh addition)
     Linkerd's / Finagle's latency-aware balancer (anchors.md "Why EWMA"): every host keeps a *peak*
     exponentially weighted moving average of its round-trip times — a sample above the average
@@ -133,7 +134,10 @@ class LeastConn(Balancer):
             return a
         if lb < la:
             return b
-        return cursor % n  # a tie: fall back to round robin
+        # A tie: the round-robin host if it is no busier than the two (so an idle cluster is
+        # spread evenly, as ROUND_ROBIN would), else the first of the two.
+        c = cursor % n
+        return c if states[c].active <= la else a
 
 
 class PeakEwma(Balancer):
@@ -150,7 +154,8 @@ class PeakEwma(Balancer):
             return a
         if cb < ca:
             return b
-        return cursor % n
+        c = cursor % n
+        return c if states[c].cost(now) <= ca else a
 
 
 _BALANCERS: dict[str, Balancer] = {
