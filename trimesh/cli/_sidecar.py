@@ -1,0 +1,131 @@
+"""``trimesh run sidecar``: wiring for :func:`trimesh.sidecar.serve_sidecar` (CLI.md)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from functools import partial
+
+import click
+import trio
+
+from ..config._instances import PROTOCOLS
+from ..errors import TrimeshError
+from ._main import run
+
+log = logging.getLogger("trimesh.sidecar")
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _labels(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="-l/--label")
+        out[key] = value
+    return out
+
+
+def _setup_logging(access_log: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    access = logging.getLogger("trimesh.access")
+    access.propagate = False
+    access.setLevel(logging.INFO)
+    if access_log == "off":
+        access.disabled = True
+        return
+    handler: logging.Handler
+    if access_log == "-":
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        handler = logging.FileHandler(access_log)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+
+
+@run.command("sidecar", context_settings={"ignore_unknown_options": False})
+@click.option("--service", required=True, help="The service this instance belongs to.")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--version", "version", default=None, help="Shorthand for -l version=V.")
+@click.option("-l", "--label", "label", multiple=True, help="An instance label KEY=VALUE "
+              "(repeatable); app=<service> is added unless given.")
+@click.option("--service-account", default="default", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), required=True,
+              help="The service port; the inbound listener binds it on --address.")
+@click.option("--protocol", type=click.Choice(PROTOCOLS[:4]), default="http", show_default=True)
+@click.option("--app-port", type=click.IntRange(1, 65535), required=True,
+              help="Where the app listens (on --app-address).")
+@click.option("--app-address", default="127.0.0.1", show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="The instance's IP (its 'pod IP'); every listener binds it.")
+@click.option("--proxy-port", type=click.IntRange(0, 65535), default=15001, show_default=True,
+              help="Outbound proxy port (HTTP_PROXY for the app).")
+@click.option("--admin-port", type=click.IntRange(0, 65535), default=15000, show_default=True)
+@click.option("--gossip-port", type=click.IntRange(0, 65535), default=7946, show_default=True,
+              help="Gossip port (membership; accepted, used once discovery is wired in).")
+@click.option("--join", multiple=True, metavar="HOST:PORT",
+              help="A gossip seed (accepted, used once discovery is wired in).")
+@click.option("--control", default=None, metavar="URL",
+              help="The control's config API [default: $TRIMESH_CONTROL or "
+                   "http://127.0.0.1:15010]; 'none' disables it.")
+@click.option("--registry", type=click.Path(dir_okay=False), default=None,
+              help="YAML list of static instances {service, namespace, address, port, labels}; "
+                   "re-read when it changes.")
+@click.option("--config", "config_files", type=click.Path(dir_okay=False), multiple=True,
+              help="Config documents to load locally (repeatable); re-read when they change.")
+@click.option("--drain-timeout", type=click.FloatRange(0), default=5.0, show_default=True,
+              help="Seconds in-flight requests get after SIGTERM.")
+@click.option("--access-log", default="-", show_default=True, metavar="FILE|-|off",
+              help="Where access-log lines go ('-' is stderr).")
+@click.option("--seed", type=int, default=None, hidden=True,
+              help="Seed of the routing RNG (reproducible weighted picks in tests).")
+@click.argument("app_args", nargs=-1, type=click.UNPROCESSED)
+def run_sidecar(service, namespace, version, label, service_account, port, protocol, app_port,
+                app_address, address, proxy_port, admin_port, gossip_port, join, control,
+                registry, config_files, drain_timeout, access_log, seed, app_args) -> None:
+    """Run a sidecar: inbound proxy in front of the app, outbound proxy for the app's calls,
+    admin server (/ready /stats /config_dump /clusters /metrics).
+
+    With `-- APP ARGS...` the app is started once the sidecar is ready, with HTTP_PROXY set; the
+    sidecar forwards SIGTERM/SIGINT to it and exits with its status.
+    """
+    from ..sidecar import DEFAULT_CONTROL_URL, SidecarConfig, serve_sidecar
+
+    labels = _labels(label)
+    if version:
+        labels["version"] = version
+    if control is None:
+        control = os.environ.get("TRIMESH_CONTROL") or DEFAULT_CONTROL_URL
+    if control.lower() in ("none", "off", ""):
+        control = None
+    config = SidecarConfig(
+        service=service, namespace=namespace, labels=labels, service_account=service_account,
+        port=port, protocol=protocol, app_port=app_port, app_address=app_address,
+        address=address, proxy_port=proxy_port, admin_port=admin_port, control=control,
+        registry=registry, config_files=list(config_files), drain_timeout=drain_timeout,
+        app_argv=list(app_args), seed=seed)
+    _setup_logging(access_log)
+    try:
+        status = trio.run(partial(serve_sidecar, config, handle_signals=True))
+    except BaseExceptionGroup as group:
+        leaf = _leaf(group)
+        if isinstance(leaf, TrimeshError):
+            raise click.ClickException(str(leaf)) from None
+        if isinstance(leaf, OSError):
+            raise click.ClickException(f"sidecar {config.name}: {leaf}") from None
+        raise
+    except TrimeshError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"sidecar {config.name}: {exc}") from None
+    if status:
+        sys.exit(status if status > 0 else 128 - status)

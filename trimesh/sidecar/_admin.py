@@ -1,0 +1,121 @@
+"""The sidecar's admin server (h11; Envoy's admin port 15000).
+
+- ``GET /ready``: 200 ``ready`` once every listener is up and the first snapshot is built; 503
+  ``draining`` after SIGTERM (so a load balancer stops sending), 503 ``starting`` before.
+- ``GET /stats``: JSON counters (listeners, outbound/inbound handlers, pools, sources).
+- ``GET /config_dump``: the active snapshot: version, control revision, every object in the docs'
+  shape, every instance.
+- ``GET /clusters``: the route table's clusters with their instances and balancer state.
+- ``GET /metrics``: the same counters in Prometheus text format.
+
+Control-plane traffic: a few requests a second at most, so h11 (correct, slow) is right here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import h11
+import trio
+
+MAX_ADMIN_REQUEST = 16 * 1024  # bytes; the admin API takes no bodies
+
+log = logging.getLogger("trimesh.sidecar")
+
+
+def _json(data: Any) -> bytes:
+    return (json.dumps(data, indent=1, sort_keys=True, default=str) + "\n").encode()
+
+
+def _metrics(stats: dict[str, Any]) -> bytes:
+    lines = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, bool):
+            lines.append(f"{prefix} {int(value)}")
+        elif isinstance(value, (int, float)):
+            lines.append(f"{prefix} {value}")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                name = "".join(c if c.isalnum() else "_" for c in str(k))
+                walk(f"{prefix}_{name}", v)
+
+    walk("trimesh_sidecar", stats)
+    return ("\n".join(lines) + "\n").encode()
+
+
+class AdminApp:
+    """Maps admin paths to responses for one sidecar (``sidecar`` has ``ready``, ``draining``,
+    ``statistics()``, ``config_dump()``, ``clusters()``)."""
+
+    def __init__(self, sidecar) -> None:
+        self.sidecar = sidecar
+        self.requests = 0
+
+    def respond(self, method: str, path: str) -> tuple[int, str, bytes]:
+        self.requests += 1
+        path = path.split("?", 1)[0]
+        sc = self.sidecar
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"method not allowed\n"
+        if path == "/ready":
+            if sc.draining:
+                return 503, "text/plain", b"draining\n"
+            if not sc.ready:
+                return 503, "text/plain", b"starting\n"
+            return 200, "text/plain", b"ready\n"
+        if path == "/stats":
+            return 200, "application/json", _json(sc.statistics())
+        if path == "/config_dump":
+            return 200, "application/json", _json(sc.config_dump())
+        if path == "/clusters":
+            return 200, "application/json", _json(sc.clusters())
+        if path == "/metrics":
+            return 200, "text/plain; version=0.0.4", _metrics(sc.statistics())
+        if path == "/":
+            return 200, "text/plain", b"/ready /stats /config_dump /clusters /metrics\n"
+        return 404, "text/plain", b"not found\n"
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_ADMIN_REQUEST)
+        try:
+            while True:
+                with trio.move_on_after(30) as scope:
+                    event = conn.next_event()
+                    while event is h11.NEED_DATA:
+                        conn.receive_data(await stream.receive_some(65536))
+                        event = conn.next_event()
+                if scope.cancelled_caught or isinstance(event, h11.ConnectionClosed):
+                    return
+                if not isinstance(event, h11.Request):
+                    return
+                while not isinstance(conn.next_event(), (h11.EndOfMessage, type(h11.NEED_DATA))):
+                    pass
+                method = event.method.decode()
+                status, ctype, body = self.respond(method, event.target.decode("latin-1"))
+                headers = [("content-type", ctype), ("content-length", str(len(body)))]
+                data = conn.send(h11.Response(status_code=status, headers=headers))
+                if method != "HEAD":
+                    data += conn.send(h11.Data(data=body))
+                data += conn.send(h11.EndOfMessage())
+                await stream.send_all(data)
+                if conn.our_state is h11.MUST_CLOSE:
+                    return
+                try:
+                    conn.start_next_cycle()
+                except h11.LocalProtocolError:
+                    return
+        except (h11.RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        finally:
+            await stream.aclose()
+
+
+async def serve_admin(app: AdminApp, host: str, port: int, *,
+                      task_status=trio.TASK_STATUS_IGNORED) -> None:
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[:2]
+    task_status.started(bound)
+    await trio.serve_listeners(app.handle, listeners)
