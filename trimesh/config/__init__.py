@@ -8,13 +8,28 @@ from ._instances import make_instance as make_instance
 from ._kinds import KindInfo as KindInfo
 from ._kinds import all_kinds as all_kinds
 from ._kinds import lookup_kind as lookup_kind
+from ._adapters import *  # noqa: F401,F403  (Mixer adapter models: DenierParams, ...)
+from ._diff import SnapshotDiff as SnapshotDiff
+from ._diff import diff_snapshots as diff_snapshots
+from ._dump import dump_json as dump_json
+from ._dump import dump_yaml as dump_yaml
+from ._kinds import register_kind as register_kind
+from ._load import MAX_INPUT_BYTES as MAX_INPUT_BYTES
+from ._load import format_path as format_path
+from ._load import infer_kind as infer_kind
+from ._load import load_file as load_file
+from ._load import load_mesh_config as load_mesh_config
 from ._load import load_text as load_text
 from ._load import object_from_dict as object_from_dict
+from ._mesh import *  # noqa: F401,F403  (MeshConfig, ProxyConfig)
+from ._mixer import *  # noqa: F401,F403  (Mixer rule, templates, attributemanifest, FQN helpers)
 from ._names import DEFAULT_DOMAIN as DEFAULT_DOMAIN
 from ._names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
 from ._names import host_to_fqdn as host_to_fqdn
 from ._names import resolve_service as resolve_service
 from ._names import service_fqdn as service_fqdn
 from ._object import ConfigObject as ConfigObject
+from ._quota_spec import *  # noqa: F401,F403  (QuotaSpec, QuotaSpecBinding)
 from ._snapshot import Snapshot as Snapshot
+from ._validate import check_references as check_references
 from ._traffic import *  # noqa: F401,F403  (the spec models: RouteRule, DestinationPolicy, ...)
