@@ -254,7 +254,7 @@ body {{ font-family: sans-serif; margin: 0; }}
 .col-md-12 {{ flex: 0 0 100%; }}
 .col-md-6 {{ flex: 1 1 45%; padding: 0 8px; }}
 blockquote {{ border-left: 4px solid #eee; margin: 8px 0; padding: 4px 12px; }}
-.glyphicon {{ font-size: 18px; }}
+font span {{ font-size: 18px; }}
 </style>
 </head>
 <body>
