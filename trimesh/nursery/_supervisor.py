@@ -348,9 +348,10 @@ class Supervisor:
                         raise _ReturnedBeforeStarted
         finally:
             run.done.set()
-            if run.started:
-                self._send.send_nowait(run)
-                self._changed()
+            self._changed()
+        # Reached only when serve returned, raised an Exception, or was cancelled by us; any other
+        # BaseException is on its way up through the children nursery and is not an "exit".
+        self._send.send_nowait(run)
 
     # ----------------------------------------------------------------- starting
 
