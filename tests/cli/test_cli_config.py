@@ -1,0 +1,314 @@
+"""istioctl's verbs against a real control process (one per module), through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from trimesh.cli._main import cli
+from trimesh.config import load_text, lookup_kind
+from trimesh.control import ControlClient
+
+SAMPLES = {
+    "RouteRule": """\
+apiVersion: config.istio.io/v1alpha2
+kind: RouteRule
+metadata:
+  name: reviews-test-v2
+spec:
+  destination:
+    name: reviews
+  precedence: 2
+  match:
+    request:
+      headers:
+        cookie:
+          regex: "^(.*?;)?(user=jason)(;.*)?$"
+  route:
+  - labels:
+      version: v2
+  httpReqTimeout:
+    simpleTimeout:
+      timeout: 1.5s
+  httpFault:
+    delay:
+      percent: 10
+      fixedDelay: 5s
+""",
+    "DestinationPolicy": """\
+apiVersion: config.istio.io/v1alpha2
+kind: DestinationPolicy
+metadata:
+  name: httpbin-circuit-breaker
+  namespace: istio-samples
+spec:
+  destination:
+    name: httpbin
+    labels:
+      version: v1
+  circuitBreaker:
+    simpleCb:
+      maxConnections: 1
+      httpMaxPendingRequests: 1
+      sleepWindow: 3m
+      httpDetectionInterval: 1s
+      httpMaxEjectionPercent: 100
+      httpConsecutiveErrors: 1
+      httpMaxRequestsPerConnection: 1
+""",
+    "EgressRule": """\
+apiVersion: config.istio.io/v1alpha2
+kind: EgressRule
+metadata:
+  name: googleapis
+spec:
+  destination:
+    service: "*.googleapis.com"
+  ports:
+  - port: 443
+    protocol: https
+""",
+    "Ingress": """\
+apiVersion: extensions/v1beta1
+kind: Ingress
+metadata:
+  name: gateway
+  annotations:
+    kubernetes.io/ingress.class: istio
+spec:
+  rules:
+  - http:
+      paths:
+      - path: /productpage
+        backend:
+          serviceName: productpage
+          servicePort: 9080
+""",
+}
+
+
+@pytest.fixture
+def run(control, tmp_path):
+    runner = CliRunner()
+
+    def invoke(*args, input=None):
+        result = runner.invoke(cli, [*args, "--control", control.url] if args[0] not in
+                               ("validate", "completion") else list(args), input=input,
+                               catch_exceptions=False)
+        return result
+
+    return invoke
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text) if isinstance(text, str) else path.write_bytes(text)
+    return str(path)
+
+
+def everything(control):
+    """Every stored object with its revision, and the store's revision."""
+    with ControlClient(control.url) as client:
+        listing = client.list()
+        version = client.version()
+    return version["revision"], sorted((o["kind"], o["metadata"]["namespace"], o["metadata"]["name"],
+                                        o["metadata"]["resourceVersion"]) for o in listing["objects"])
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+def test_create_then_get_yaml_round_trips(run, tmp_path, kind):
+    path = write(tmp_path, "in.yaml", SAMPLES[kind])
+    (original,) = load_text(SAMPLES[kind])
+    result = run("create", "-f", path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"Created config {original.ref} at revision ")
+    revision = int(result.stdout.split()[-1])
+    got = run("get", lookup_kind(kind).plural, original.name, "-n", original.namespace, "-o", "yaml")
+    assert got.exit_code == 0, got.output
+    assert got.stdout.startswith("---\n")
+    (back,) = load_text(got.stdout)
+    assert back.spec == original.spec and back.key == original.key
+    assert back.labels == original.labels and back.annotations == original.annotations
+    assert yaml.safe_load(got.stdout)["metadata"]["resourceVersion"] == str(revision)
+    # get -o yaml | replace -f - is accepted and bumps the revision only.
+    again = run("replace", "-f", "-", input=got.stdout)
+    assert again.exit_code == 0, again.output
+    assert again.stdout == f"Updated config {original.ref} at revision {revision + 1}\n"
+    as_json = run("get", kind, original.name, "-n", original.namespace, "-o", "json")
+    assert json.loads(as_json.stdout)["spec"] == original.to_dict()["spec"]
+
+
+def test_replace_bumps_revision_and_changes_spec(run, tmp_path):
+    text = SAMPLES["RouteRule"].replace("reviews-test-v2", "bump")
+    path = write(tmp_path, "a.yaml", text)
+    first = int(run("create", "-f", path).stdout.split()[-1])
+    write(tmp_path, "a.yaml", text.replace("version: v2", "version: v3"))
+    result = run("replace", "-f", path)
+    assert result.exit_code == 0
+    assert result.stdout == f"Updated config route-rule/default/bump at revision {first + 1}\n"
+    (back,) = load_text(run("get", "routerule", "bump", "-o", "yaml").stdout)
+    assert back.spec.route[0].labels == {"version": "v3"}
+
+
+def test_create_existing_and_replace_missing_fail(run, tmp_path, control):
+    path = write(tmp_path, "a.yaml", SAMPLES["RouteRule"].replace("reviews-test-v2", "twice"))
+    assert run("create", "-f", path).exit_code == 0
+    before = everything(control)
+    result = run("create", "-f", path)
+    assert result.exit_code == 1
+    assert "route-rule/default/twice already exists" in result.stderr and path in result.stderr
+    missing = write(tmp_path, "m.yaml", SAMPLES["RouteRule"].replace("reviews-test-v2", "never"))
+    result = run("replace", "-f", missing)
+    assert result.exit_code == 1 and "route-rule/default/never" in result.stderr
+    assert everything(control) == before
+
+
+def test_delete_by_name_and_by_file(run, tmp_path, control):
+    docs = "---\n".join(SAMPLES["RouteRule"].replace("reviews-test-v2", f"d{i}") for i in range(3))
+    path = write(tmp_path, "d.yaml", docs)
+    created = run("create", "-f", path)
+    assert created.exit_code == 0 and created.stdout.count("Created config") == 3
+    result = run("delete", "routerules", "d0", "d1")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert [line.rsplit(" ", 1)[0] for line in lines] == [
+        "Deleted config route-rule/default/d0 at revision", "Deleted config route-rule/default/d1 at revision"]
+    assert int(lines[1].split()[-1]) == int(lines[0].split()[-1]) + 1
+    result = run("delete", "-f", path)  # d0 and d1 are gone: d2 is deleted, exit 1 names the others
+    assert result.exit_code == 1
+    assert "Deleted config route-rule/default/d2" in result.stdout
+    assert "route-rule/default/d0 not found" in result.stderr
+    assert not any(name.startswith("d") and len(name) == 2 for _, _, name, _ in everything(control)[1])
+
+
+def test_get_missing_object_exits_1_naming_it(run):
+    result = run("get", "routerule", "no-such-rule")
+    assert result.exit_code == 1 and "route-rule/default/no-such-rule not found" in result.stderr
+
+
+def test_get_short_table_namespaces_and_aliases(run, tmp_path):
+    base = SAMPLES["RouteRule"].replace("reviews-test-v2", "ns-rule")
+    assert run("create", "-n", "bookinfo", "-f", write(tmp_path, "n.yaml", base)).exit_code == 0
+    default = run("get", "routerules")
+    assert default.stdout.splitlines()[0].split() == ["NAME", "KIND", "NAMESPACE"]
+    assert "ns-rule" not in default.stdout
+    for alias in ("routerule", "routerules", "route-rule", "RouteRule", "ROUTERULES"):
+        result = run("get", alias, "-n", "bookinfo")
+        assert result.exit_code == 0
+        assert result.stdout.splitlines()[1:] == [
+            line for line in result.stdout.splitlines()[1:] if line.split()[0] == "ns-rule"]
+        assert result.stdout.splitlines()[1].split() == [
+            "ns-rule", "RouteRule.v1alpha2.config.istio.io", "bookinfo"]
+    every = run("get", "rr", "--all-namespaces").stdout
+    assert "bookinfo" in every and "default" in every.splitlines()[1:][0] + "".join(every.splitlines())
+    names = [line.split()[0] for line in every.splitlines()[1:]]
+    assert names == sorted(names)
+
+
+def test_usage_errors_exit_2(run):
+    assert run("get", "nonsense").exit_code == 2
+    assert "known kinds" in run("get", "nonsense").stderr
+    assert run("get", "rr", "-o", "wide").exit_code == 2
+    assert run("get", "rr", "-A", "-n", "x").exit_code == 2
+    assert run("delete", "rr").exit_code == 2
+
+
+def test_multi_document_create_validates_all_first(run, tmp_path, control):
+    good = SAMPLES["RouteRule"].replace("reviews-test-v2", "m-good")
+    bad = SAMPLES["RouteRule"].replace("reviews-test-v2", "m-bad").replace("timeout: 1.5s", "timeout: soon")
+    before = everything(control)
+    result = run("create", "-f", write(tmp_path, "m.yaml", "---\n".join([good, good.replace("m-good", "m2"), bad])))
+    assert result.exit_code == 1
+    assert "document 3" in result.stderr and "$.spec.httpReqTimeout.simpleTimeout.timeout" in result.stderr
+    assert everything(control) == before  # nothing was sent
+
+
+def test_multi_document_create_stops_at_first_refused_write(run, tmp_path, control):
+    docs = [SAMPLES["RouteRule"].replace("reviews-test-v2", n) for n in ("s1", "s2", "s3")]
+    assert run("create", "-f", write(tmp_path, "s2.yaml", docs[1])).exit_code == 0
+    result = run("create", "-f", write(tmp_path, "s.yaml", "---\n".join(docs)))
+    assert result.exit_code == 1
+    assert result.stdout.startswith("Created config route-rule/default/s1 ")
+    assert "route-rule/default/s2 already exists" in result.stderr
+    assert "document 2 of 3" in result.stderr and "1 of 3 objects created before it, 1 not attempted" in result.stderr
+    names = {name for _, _, name, _ in everything(control)[1]}
+    assert {"s1", "s2"} <= names and "s3" not in names
+
+
+BIG = ("kind: RouteRule\nmetadata:\n  name: big\n  annotations:\n    blob: " + "x" * (10 * 1024 * 1024)
+       + "\nspec:\n  destination: {name: reviews}\n")
+H = "apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata:\n  name: bad\nspec:\n"
+BAD_INPUTS = [
+    ("malformed-yaml", "kind: RouteRule\nmetadata: {name: x\nspec: {}\n", ":3: invalid YAML"),
+    ("non-mapping", "- a\n- b\n", "$: a config document must be a mapping"),
+    ("unknown-kind", "kind: Frobnicator\nmetadata: {name: x}\n", "$.kind"),
+    ("missing-kind", "metadata: {name: x}\nspec: {}\n", "$.kind"),
+    ("weights", H + "  destination: {name: reviews}\n  route:\n  - labels: {version: v1}\n    weight: 50\n"
+                    "  - labels: {version: v2}\n    weight: 20\n", "$.spec.route"),
+    ("bad-regex", H + "  destination: {name: reviews}\n  match:\n    request:\n      headers:\n"
+                      "        uri:\n          regex: '(['\n", "$.spec.match.request.headers"),
+    ("bad-duration", H + "  destination: {name: reviews}\n  httpReqTimeout:\n    simpleTimeout:\n"
+                         "      timeout: 10x\n", "$.spec.httpReqTimeout.simpleTimeout.timeout"),
+    ("unknown-field", H + "  destination: {name: reviews}\n  bogusField: 1\n", "bogusField"),
+    ("no-destination", H + "  route:\n  - labels: {version: v1}\n", "$.spec.destination"),
+    ("10MB", BIG, "10485"),
+    ("binary", bytes(range(256)) * 64, "UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment"), [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_refused_and_changes_nothing(run, tmp_path, control, text, fragment):
+    before = everything(control)
+    path = write(tmp_path, "bad.yaml", text)
+    for verb in ("create", "replace", "validate"):
+        result = run(verb, "-f", path)
+        assert result.exit_code == 1, (verb, result.output[:500])
+        assert fragment in result.stderr, result.stderr[:500]
+        assert path in result.stderr or "document" in result.stderr
+        assert len(result.stderr) < 2000  # the message names the problem, it does not echo the input
+    assert everything(control) == before
+
+
+def test_validate_is_offline(tmp_path):
+    path = write(tmp_path, "v.yaml", "---\n".join(SAMPLES.values()))
+    result = CliRunner().invoke(cli, ["validate", "-f", path], env={"TRIMESH_CONTROL": "http://127.0.0.1:9"})
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [f"Valid config {o.ref}" for o in load_text("---\n".join(SAMPLES.values()))]
+
+
+def test_unreachable_control_exits_1(tmp_path):
+    path = write(tmp_path, "u.yaml", SAMPLES["RouteRule"])
+    for args in (["create", "-f", path], ["get", "rr"], ["delete", "rr", "x"]):
+        result = CliRunner().invoke(cli, args, env={"TRIMESH_CONTROL": "http://127.0.0.1:9"})
+        assert result.exit_code == 1
+        assert "cannot reach the control at http://127.0.0.1:9" in result.stderr
+
+
+def test_missing_file_exits_1(run, tmp_path):
+    result = run("create", "-f", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 1 and "nope.yaml" in result.stderr
+
+
+def test_version_with_and_without_a_control(run):
+    result = run("version")
+    assert result.exit_code == 0
+    client, control_line = result.stdout.splitlines()
+    assert client == "trimesh version 0.1.0"
+    assert control_line.startswith("control version 0.1.0 at http://127.0.0.1:")
+    alone = CliRunner().invoke(cli, ["version", "--control", "http://127.0.0.1:9"])
+    assert alone.exit_code == 0 and alone.stdout == "trimesh version 0.1.0\n"
+    assert "cannot reach the control" in alone.stderr
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts(shell):
+    result = CliRunner().invoke(cli, ["completion", shell])
+    assert result.exit_code == 0 and "_TRIMESH_COMPLETE" in result.stdout
+    if shell == "bash" and shutil.which("bash"):
+        check = subprocess.run(["bash", "-n"], input=result.stdout, text=True, capture_output=True)
+        assert check.returncode == 0, check.stderr
