@@ -5,7 +5,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from trimesh.config import Snapshot, make_instance, object_from_dict
+import msgspec
+
+from trimesh.config import (ConfigObject, Duration, Snapshot, lookup_kind, make_instance,
+                            object_from_dict, parse_duration)
 from trimesh.routing import RequestInfo, SourceIdentity, compile_routes
 
 BOOKINFO = {  # service → versions (the docs' sample application)
@@ -19,6 +22,18 @@ BOOKINFO = {  # service → versions (the docs' sample application)
 def obj(kind: str, name: str, spec: dict[str, Any], namespace: str = "default"):
     return object_from_dict({"apiVersion": "config.istio.io/v1alpha2", "kind": kind,
                              "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+
+
+def unvalidated(kind: str, name: str, spec: dict[str, Any], namespace: str = "default"):
+    """A config object built without validation: what a table must survive even though the
+    loader would refuse it (validation and compile are separate steps)."""
+    def dec_hook(typ, value):
+        if typ is Duration:
+            return parse_duration(value)
+        raise NotImplementedError
+    info = lookup_kind(kind)
+    typed = msgspec.convert(spec, info.spec_type, dec_hook=dec_hook)
+    return ConfigObject(kind=info.kind, name=name, namespace=namespace, spec=typed)
 
 
 def route_rule(name: str, **spec: Any):

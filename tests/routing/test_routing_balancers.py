@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from routing_helpers import PRODUCTPAGE, policy, req, table
-from trimesh.config import make_instance
+from trimesh.config import (ConfigObject, DestinationPolicy, IstioService, LoadBalancing,
+                            make_instance)
 from trimesh.routing import (BALANCER_NAMES, Cluster, HostState, make_balancer)
 
 
@@ -137,7 +138,9 @@ def test_policy_selects_the_balancer_and_unknown_names_fall_back():
     lc = policy("reviews-lb", destination={"name": "reviews"}, loadBalancing={"name": "LEAST_CONN"})
     t = table([lc], source=PRODUCTPAGE)
     assert t.decide(req("reviews"), random.Random()).cluster.balancer.name == "LEAST_CONN"
-    bad = policy("reviews-lb", destination={"name": "reviews"}, loadBalancing={"name": "FASTEST"})
+    # Validation refuses unknown names; a table compiled from an unvalidated object falls back.
+    bad = ConfigObject(kind="DestinationPolicy", name="reviews-lb", spec=DestinationPolicy(
+        destination=IstioService(name="reviews"), load_balancing=LoadBalancing(name="FASTEST")))
     t = table([bad], source=PRODUCTPAGE)
     assert t.decide(req("reviews"), random.Random()).cluster.balancer.name == "ROUND_ROBIN"
     assert any("FASTEST" in p for p in t.problems)

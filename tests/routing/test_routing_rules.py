@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from routing_helpers import (JASON_REGEX, PRODUCTPAGE, all_v1_rules, bookinfo_instances, jason_rule,
-                             req, req_h, rng, route_rule, table, versions_of)
+                             req, req_h, rng, route_rule, table, unvalidated, versions_of)
 from trimesh.config import make_instance
 from trimesh.routing import Forward, Reject, SourceIdentity
 
@@ -177,7 +177,6 @@ def uri_rule(key: str, match: dict[str, str]):
     ("scheme", {"exact": "https"}, {"scheme": "http"}, False),
     ("authority", {"prefix": "ratings"}, {"authority": "ratings:9080"}, True),
     ("authority", {"exact": "ratings.default"}, {"authority": "ratings:9080"}, False),
-    (":method", {"exact": "GET"}, {}, False),  # not a pseudo-key the docs name: a plain header
 ])
 def test_pseudo_headers(key, match, request_kw, matches):
     """Acceptance C.47."""
@@ -271,9 +270,10 @@ def test_rule_for_a_service_without_instances_is_known_but_empty():
 
 
 def test_bad_regex_rule_is_ignored_and_reported():
-    bad = route_rule("bad", destination={"name": "reviews"}, precedence=9,
-                     match={"request": {"headers": {"cookie": {"regex": "(unclosed"}}}},
-                     route=[{"labels": {"version": "v3"}}])
+    bad = unvalidated("RouteRule", "bad", dict(
+        destination={"name": "reviews"}, precedence=9,
+        match={"request": {"headers": {"cookie": {"regex": "(unclosed"}}}},
+        route=[{"labels": {"version": "v3"}}]))
     t = table([bad] + all_v1_rules(), source=PRODUCTPAGE)
     assert versions_of([t.decide(req(cookie="(unclosed"), rng())]) == ["v1"]
     assert any("bad" in p and "regex" in p for p in t.problems)
@@ -288,3 +288,31 @@ def test_statistics_and_repr_count_decisions():
     assert (s["decisions"], s["forward"], s["reject"], s["redirect"]) == (3, 2, 1, 0)
     assert s["services"] == 4 and s["rules"] == 4
     assert "RouteTable v1" in repr(t) and "productpage.default.svc.cluster.local" in repr(t)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FUZZ_TABLE = None
+
+
+def _fuzz_table():
+    global _FUZZ_TABLE
+    if _FUZZ_TABLE is None:
+        from routing_helpers import egress
+        foo = egress("foo", destination={"service": "*.foo.com"},
+                     ports=[{"port": 80, "protocol": "http"}])
+        _FUZZ_TABLE = table(all_v1_rules() + [jason_rule(), foo], source=PRODUCTPAGE)
+    return _FUZZ_TABLE
+
+
+@given(authority=st.one_of(st.text(max_size=40), st.sampled_from(
+           ["reviews:", "reviews:99999", "[::1]:80", "[::1", ":80", "a:b:c", "x.foo.com:²",
+            "x.foo.com:８０", "REVIEWS.DEFAULT.SVC.CLUSTER.LOCAL:9080", "x.foo.com:080"])),
+       path=st.text(max_size=30), cookie=st.text(max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_decide_never_raises_on_odd_input(authority, path, cookie):
+    d = _fuzz_table().decide(req_h(authority, {"cookie": cookie}, path), rng())
+    assert isinstance(d, (Forward, Reject))
+    if isinstance(d, Forward):
+        assert d.fqdn == REVIEWS or d.fqdn.endswith(".foo.com") or d.fqdn.endswith(".local")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from routing_helpers import PRODUCTPAGE, req, route_rule, table, versions_of
+from routing_helpers import PRODUCTPAGE, req, route_rule, table, unvalidated, versions_of
 from trimesh.routing import Forward
 
 
@@ -50,15 +50,34 @@ def test_a_lone_backend_without_weight_takes_everything_without_a_draw():
     assert r.getstate() == before
 
 
-def test_unset_weights_among_several_split_evenly():
-    s = shares({"v1": None, "v2": None}, 2000, 4)
-    assert abs(s["v1"] - 50) <= 4
+def test_unset_weight_among_several_counts_as_zero():
+    """Validation's rule too: with several backends an unset weight is 0 (the sum must be 100)."""
+    s = shares({"v1": None, "v2": 100}, 500, 4)
+    assert s == {"v1": 0.0, "v2": 100.0}
 
 
-@given(weights=st.lists(st.integers(min_value=0, max_value=100), min_size=2, max_size=3)
-       .filter(lambda ws: sum(ws) > 0), seed=st.integers(0, 2**32 - 1))
+def test_unvalidated_weights_are_normalised_and_all_zero_is_ignored():
+    t = table([unvalidated("RouteRule", "odd", dict(
+        destination={"name": "reviews"}, route=[{"labels": {"version": "v1"}, "weight": 1},
+                                                {"labels": {"version": "v2"}, "weight": 3}]))],
+              source=PRODUCTPAGE)
+    r = random.Random(9)
+    counts = Counter(versions_of(t.decide(req("reviews"), r) for _ in range(2000)))
+    assert abs(counts["v1"] / 2000 - 0.25) <= 0.04
+    t = table([unvalidated("RouteRule", "zero", dict(
+        destination={"name": "reviews"}, route=[{"labels": {"version": "v1"}, "weight": 0},
+                                                {"labels": {"version": "v2"}, "weight": 0}]))],
+              source=PRODUCTPAGE)
+    assert t.decide(req("reviews"), r).rule is None
+    assert any("weight" in p for p in t.problems)
+
+
+@given(cuts=st.lists(st.integers(min_value=0, max_value=100), min_size=1, max_size=2),
+       seed=st.integers(0, 2**32 - 1))
 @settings(max_examples=60, deadline=None)
-def test_zero_weight_backends_are_never_chosen(weights, seed):
+def test_zero_weight_backends_are_never_chosen(cuts, seed):
+    bounds = [0, *sorted(cuts), 100]
+    weights = [b - a for a, b in zip(bounds, bounds[1:])]  # sums to 100, zeros likely
     versions = ["v1", "v2", "v3"][: len(weights)]
     t = table([split_rule(dict(zip(versions, weights)))], source=PRODUCTPAGE)
     r = random.Random(seed)

@@ -111,6 +111,14 @@ def source_matches(cond: Any, rule_namespace: str, source: Any, domain: str) -> 
     return all(labels.get(k) == v for k, v in (cond.labels or {}).items())
 
 
+def _port(text: str) -> int:
+    """A decimal port 0–65535 in ASCII digits, else -1."""
+    if not text or len(text) > 5 or not text.isascii() or not text.isdigit():
+        return -1
+    n = int(text)
+    return n if n <= 65535 else -1
+
+
 def split_host_port(authority: str) -> tuple[str, int | None]:
     """``Host`` → (lower-case host without trailing dot, port or None). IPv6 literals keep their
     brackets. A malformed port gives ``-1``."""
@@ -120,11 +128,13 @@ def split_host_port(authority: str) -> tuple[str, int | None]:
         end = a.find("]")
         host, rest = (a[: end + 1], a[end + 1:]) if end > 0 else (a, "")
         if rest.startswith(":"):
-            port = int(rest[1:]) if rest[1:].isdigit() else -1
+            port = _port(rest[1:])
+        elif rest:
+            port = -1
     else:
         host, sep, p = a.rpartition(":")
         if sep:
-            port = int(p) if p.isdigit() and len(p) <= 5 else -1
+            port = _port(p)
         else:
             host = a
     return host.rstrip("."), port

@@ -286,17 +286,16 @@ class RouteTable:
                 continue
             backends, weights = [], []
             routes = obj.spec.route
-            explicit = [w.weight for w in routes]
-            all_unset = all(w is None for w in explicit)
+            lone = len(routes) == 1
             for dw in routes:
                 bf = fqdn
                 if dw.destination is not None:
                     bf = resolve_service(dw.destination, obj.namespace, self.domain) or fqdn
                 cl = self.cluster(bf, dw.labels)
                 backends.append(_Backend(cl, self._forward(core, bf, cl)))
-                # A lone backend without a weight has 100; with several, unset weights split
-                # evenly when none is set and count as 0 otherwise.
-                weights.append(1.0 if all_unset else float(dw.weight or 0))
+                # A lone backend has 100 (whatever its weight says); with several, an unset
+                # weight is 0 (validation wants a sum of 100; the draw normalises anyway).
+                weights.append(1.0 if lone else float(dw.weight or 0))
             if not backends:
                 cl = self.cluster(fqdn)
                 backends.append(_Backend(cl, self._forward(core, fqdn, cl)))
