@@ -249,6 +249,14 @@ def _normalize(value: Any, t: Any, segs: list[Segment], budget: _Budget) -> Any:
         return value
     if isinstance(t, mi.LiteralType) and isinstance(value, str):
         return _literal(value, t, segs, strict=True)
+    if isinstance(t, mi.BoolType) and not isinstance(value, bool):
+        raise _error(f"expected true or false, got {_describe(value)}", segs)
+    if isinstance(t, mi.IntType) and (isinstance(value, bool) or not isinstance(value, int)):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise _error(f"expected an integer, got {_describe(value)}", segs)
+    if isinstance(t, mi.FloatType) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise _error(f"expected a number, got {_describe(value)}", segs)
     return value
 
 
