@@ -157,3 +157,15 @@ def test_a_forward_without_per_request_changes_is_shared():
     t = table([split_rule({"v1": None})], source=PRODUCTPAGE)
     a, b = t.decide(req("reviews"), random.Random()), t.decide(req("reviews"), random.Random())
     assert a is b
+
+
+class _EdgeRng:
+    """A draw at the very top of the range (what float rounding can produce)."""
+
+    def random(self) -> float:
+        return 1.0
+
+
+def test_a_draw_at_the_top_lands_on_the_last_weighted_backend():
+    t = table([split_rule({"v1": 40, "v2": 60, "v3": 0})], source=PRODUCTPAGE)
+    assert versions_of([t.decide(req("reviews"), _EdgeRng())]) == ["v2"]

@@ -70,7 +70,7 @@ class _Core:
 
     __slots__ = ("name", "obj", "matchers", "uri_prefix", "timeout", "retry", "fault", "redirect",
                  "rewrite_uri", "rewrite_authority", "append_headers", "cors", "websocket_upgrade",
-                 "mirror")
+                 "mirror", "_retries")
 
     def __init__(self, obj: Any) -> None:
         self.obj = obj
@@ -95,12 +95,25 @@ class _Core:
         self.append_headers = tuple((k.lower(), v) for k, v in (spec.append_headers or {}).items())
         self.cors = spec.cors_policy
         self.websocket_upgrade = bool(spec.websocket_upgrade)
+        self._retries: dict[int, RetryPolicy | None] = {}
+
+    def retry_with(self, attempts: int) -> RetryPolicy | None:
+        """The rule's retry policy with ``attempts`` from ``x-envoy-max-retries`` (memoised: a
+        handful of distinct values occur in practice; the header is bounded)."""
+        policy = self._retries.get(attempts, False)
+        if policy is False:
+            base = self.retry
+            policy = None if attempts == 0 else (base.with_attempts(attempts) if base is not None
+                                                  else RetryPolicy(attempts))
+            if len(self._retries) < 64:
+                self._retries[attempts] = policy
+        return policy
 
 
 class _Rule:
     """A rule as applied to one destination: its core, its backends and their weights."""
 
-    __slots__ = ("core", "name", "matchers", "backends", "cum", "total", "dynamic")
+    __slots__ = ("core", "name", "matchers", "backends", "cum", "total", "last", "dynamic")
 
     def __init__(self, core: _Core | None, backends: list[_Backend], weights: list[float]) -> None:
         self.core = core
@@ -113,6 +126,8 @@ class _Rule:
             cum.append(total)
         self.cum = cum
         self.total = total
+        # The last backend with a positive weight: where a draw that rounds up to `total` lands.
+        self.last = max((i for i, w in enumerate(weights) if w > 0), default=0)
         # Needs per-request work beyond the header overrides (a fault roll or a path rewrite).
         self.dynamic = core is not None and (core.fault is not None or core.rewrite_uri is not None)
 
@@ -380,7 +395,8 @@ class RouteTable:
         if len(backends) == 1:
             fwd = backends[0].forward
         else:
-            fwd = backends[bisect_right(rule.cum, rng.random() * rule.total)].forward
+            i = bisect_right(rule.cum, rng.random() * rule.total)
+            fwd = backends[i if i < len(backends) else rule.last].forward
         headers = req.headers
         if rule.dynamic or TIMEOUT_HEADER in headers or RETRIES_HEADER in headers:
             fwd = _personalise(fwd, core, req, rng)
@@ -439,9 +455,10 @@ def _personalise(fwd: Forward, core: _Core | None, req: RequestInfo, rng) -> For
     if RETRIES_HEADER in headers:
         n = retries_override(headers)
         if n is not None:
-            base = core.retry if core is not None else None
-            changes["retry"] = None if n == 0 else (base.with_attempts(n) if base is not None
-                                                    else RetryPolicy(n))
+            if core is not None:
+                changes["retry"] = core.retry_with(n)
+            else:
+                changes["retry"] = None if n == 0 else RetryPolicy(n)
     if core is not None:
         if core.fault is not None:
             delay, abort = core.fault.roll(rng)
