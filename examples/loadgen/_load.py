@@ -93,7 +93,10 @@ async def run_load(url: str, *, connections: int = 1, calls: int | None = None,
         try:
             while (made < quota) if stop_at is None else (trio.current_time() < stop_at):
                 if interval:
-                    await trio.sleep_until(start + made * interval)
+                    slot = start + made * interval
+                    if stop_at is not None and slot >= stop_at:
+                        break
+                    await trio.sleep_until(slot)
                 t0 = trio.current_time()
                 code = ERROR_CODE
                 with trio.move_on_after(timeout):
