@@ -91,10 +91,11 @@ async def test_invalid_objects_get_400_with_the_field_path_and_store_nothing(api
         (bad, "$.spec.route[0].weight"),
         ({**RR, "kind": "Nope"}, "$.kind"),
         (b"\xff\xfe\x00garbage", "UTF-8"),
-        (b"{not json", "request body:2: invalid YAML"),
+        (b"{not json", "request body:"),
         (b"[1, 2]", "mapping"),
         (b"", "got nothing"),
-        (json.dumps(RR).encode() + b"\n---\n" + json.dumps(RR).encode(), "expected one config object, got 2"),
+        (b"kind: RouteRule\nmetadata: {name: a}\nspec: {destination: {name: r}}\n---\n"
+         b"kind: RouteRule\nmetadata: {name: b}\nspec: {destination: {name: r}}\n", "expected one config object, got 2"),
     ]
     for body, fragment in cases:
         status, answer, _ = await c.request("POST", "/v1/objects", body)

@@ -106,7 +106,7 @@ def test_file_names_are_distinct_and_stay_in_the_directory(name):
 
 
 async def test_odd_names_round_trip_through_disk(tmp_path):
-    names = ["a.b", "a_b", "x" * 300, "ünï"]
+    names = ["a.b", "a-b", "x" * 250, "a.b-c.d" * 30]
     with ConfigStore.open(tmp_path) as store:
         for n in names:
             await store.create(rule(n))
