@@ -62,9 +62,8 @@ to refute, whatever a peer claims.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -95,6 +94,9 @@ from ._messages import (
     _PacketOut,
     encode_message,
 )
+
+if TYPE_CHECKING:  # annotation only: the core never draws randomness of its own
+    import random
 
 REAP_INTERVAL = 5.0  # how often dead members past gossip_to_the_dead_time and old tombstones go
 

@@ -41,7 +41,7 @@ class SimNetwork:
         self.partition = partition
         self.stats = dict.fromkeys(
             ("datagrams", "datagram_bytes", "lost", "partitioned", "duplicated", "reordered",
-             "streams", "stream_bytes", "streams_refused"), 0)
+             "streams", "stream_bytes", "streams_refused", "largest_datagram"), 0)
 
     def split(self, side: Iterable[str]) -> None:
         """Partition the network into ``side`` and everyone else."""
@@ -59,6 +59,8 @@ class SimNetwork:
         stats = self.stats
         stats["datagrams"] += 1
         stats["datagram_bytes"] += size
+        if size > stats["largest_datagram"]:
+            stats["largest_datagram"] = size
         if self.blocked(src, dst):
             stats["partitioned"] += 1
             return []
