@@ -515,15 +515,37 @@ def _too_big(size: int) -> str:
             f"({MAX_INPUT_BYTES // (1024 * 1024)} MiB) for one config file; split it")
 
 
+_SEPARATOR = re.compile(r"( *)---\s*\Z")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
 def _repair(text: str, source: str, notes: list[str] | None) -> str:
     lines = text.split("\n")
-    indents = [len(ln) - len(ln.lstrip(" ")) for ln in lines if ln.strip()]
-    common = min(indents) if indents else 0
-    if common and all(ln.startswith(" " * common) or not ln.strip() for ln in lines):
-        lines = [ln[common:] for ln in lines]
-        if notes is not None:
-            notes.append(f"{source}: removed the indentation of {common} space(s) that every line "
-                         "shares")
+    # Split into documents at '---' lines indented like the document before them, then dedent each
+    # document by the indentation all its lines share (the docs render files indented by one space).
+    chunks: list[tuple[int, int]] = []
+    start, common = 0, None
+    for i, ln in enumerate(lines):
+        m = _SEPARATOR.match(ln)
+        if m is not None and (not m.group(1) or len(m.group(1)) == common):
+            chunks.append((start, i))
+            if m.group(1):
+                lines[i] = ln.lstrip(" ")
+            start, common = i + 1, None
+        elif ln.strip():
+            common = _indent(ln) if common is None else min(common, _indent(ln))
+    chunks.append((start, len(lines)))
+    for a, b in chunks:
+        body = [ln for ln in lines[a:b] if ln.strip()]
+        shared = min((_indent(ln) for ln in body), default=0)
+        if shared:
+            lines[a:b] = [ln[shared:] if ln.strip() else ln.lstrip(" ") for ln in lines[a:b]]
+            if notes is not None:
+                notes.append(f"{source}:{a + 1}: removed the indentation of {shared} space(s) that "
+                             f"every line of lines {a + 1}–{b} shares")
     for i, ln in enumerate(lines):
         if "*" not in ln:
             continue
