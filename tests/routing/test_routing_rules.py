@@ -1,13 +1,17 @@
-"""RouteRule matching as the docs describe it (concepts.md §8.3–8.6, §8.10; acceptance C.35–C.51)."""
+"""RouteRule matching as the docs describe it (concepts.md §8.3–8.6, §8.10; acceptance
+C.35–C.51)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from routing_helpers import (JASON_REGEX, PRODUCTPAGE, all_v1_rules, bookinfo_instances, jason_rule,
-                             req, req_h, rng, route_rule, table, unvalidated, versions_of)
+from routing_helpers import (JASON_REGEX, PRODUCTPAGE, all_v1_rules, bookinfo_instances, egress,
+                             jason_rule, req, req_h, rng, route_rule, table, unvalidated,
+                             versions_of)
 from trimesh.config import make_instance
 from trimesh.routing import Forward, Reject, SourceIdentity
 
@@ -289,17 +293,12 @@ def test_statistics_and_repr_count_decisions():
     assert s["services"] == 4 and s["rules"] == 4
     assert "RouteTable v1" in repr(t) and "productpage.default.svc.cluster.local" in repr(t)
 
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 _FUZZ_TABLE = None
 
 
 def _fuzz_table():
     global _FUZZ_TABLE
     if _FUZZ_TABLE is None:
-        from routing_helpers import egress
         foo = egress("foo", destination={"service": "*.foo.com"},
                      ports=[{"port": 80, "protocol": "http"}])
         _FUZZ_TABLE = table(all_v1_rules() + [jason_rule(), foo], source=PRODUCTPAGE)

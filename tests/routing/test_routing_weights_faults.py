@@ -94,7 +94,9 @@ def fault_rates(fault: dict, n: int, seed: int = 11) -> tuple[float, float]:
     t = table([fault_rule(**fault)], source=PRODUCTPAGE)
     r = random.Random(seed)
     ds = [t.decide(req("ratings"), r) for _ in range(n)]
-    return (sum(d.delay is not None for d in ds) / n, sum(d.abort_status is not None for d in ds) / n)
+    delayed = sum(d.delay is not None for d in ds)
+    aborted = sum(d.abort_status is not None for d in ds)
+    return delayed / n, aborted / n
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -17,8 +17,8 @@ The names are DestinationPolicy's ``loadBalancing.name`` (concepts.md §6, §8.1
     exponentially weighted moving average of its round-trip times — a sample above the average
     replaces it at once, a sample below pulls it down with weight ``1 - exp(-elapsed / DECAY)``, and
     the estimate decays the same way while the host is not observed — and the cost of a host is
-    ``ewma_rtt * (active + 1)``. Two random hosts are compared by cost, as in LEAST_CONN. A host with
-    no samples yet is assumed to answer in :data:`DEFAULT_RTT`.
+    ``ewma_rtt * (active + 1)``. Two random hosts are compared by cost, as in LEAST_CONN. A host
+    with no samples yet is assumed to answer in :data:`DEFAULT_RTT`.
 
 A balancer is a stateless strategy; per-host load lives in :class:`HostState` (shared by every
 cluster of a route table that contains the host, and carried over to the next table) and the

@@ -96,7 +96,8 @@ class Cluster:
         st.picks += 1
         if len(eligible) == 1:
             return eligible[0]
-        idx = self.balancer.pick(self._eligible_states, cursor, rng, st.clock if now is None else now)
+        idx = self.balancer.pick(self._eligible_states, cursor, rng,
+                                 st.clock if now is None else now)
         return eligible[idx]
 
     def host_state(self, inst: Any) -> HostState | None:
@@ -110,7 +111,8 @@ class Cluster:
             st.requests += 1
 
     def on_request_end(self, inst: Any, rtt: float | None = None, now: float | None = None) -> None:
-        """The request to ``inst`` finished; ``rtt`` (seconds) feeds PEAK_EWMA, ``now`` its clock."""
+        """The request to ``inst`` finished; ``rtt`` (seconds) feeds PEAK_EWMA and ``now`` is the
+        time it finished."""
         st = self._by_endpoint.get(inst.endpoint)
         if st is None:
             return

@@ -1,12 +1,12 @@
 """Per-request policy numbers: the overall timeout, the retry policy and the fault rolls.
 
-Everything here is a decision, not an action: the proxy's Trio loop sleeps, cancels and retries; this
-module only says for how long and how often.
+Everything here is a decision, not an action: the proxy's Trio loop sleeps, cancels and retries;
+this module only says for how long and how often.
 
 Timeout (concepts.md §8.7, anchors.md "Route timeout"): a route's ``httpReqTimeout.simpleTimeout
 .timeout``, default :data:`DEFAULT_TIMEOUT` (15 s), *including* retries. The request header
-``x-envoy-upstream-rq-timeout-ms`` (an integer of milliseconds, Envoy's router filter) replaces it for
-one request; a value that is not a positive integer is ignored (the route's timeout stays).
+``x-envoy-upstream-rq-timeout-ms`` (an integer of milliseconds, Envoy's router filter) replaces it
+for one request; a value that is not a positive integer is ignored (the route's timeout stays).
 
 Retries (concepts.md §8.8 and §16 item 8): ``simpleRetry.attempts`` is the number of *retries* after
 the first try, as in Envoy's ``num_retries`` and Istio's route_rule.proto ("Number of retries for a
@@ -14,12 +14,12 @@ given request") — docs/routing.md explains the choice. ``x-envoy-max-retries``
 request (a non-negative integer; anything else is ignored). What is retried: connection failures,
 resets and 5xx responses (Istio 0.x generated ``retry_on: 5xx,connect-failure,refused-stream``).
 
-Back-off between tries: jittered exponential with a floor. Envoy draws retry N's delay uniformly from
-``[0, (2^N - 1) * 25 ms)`` capped at 10 x 25 ms = 250 ms (router_filter.rst, anchors.md); Istio's
+Back-off between tries: jittered exponential with a floor. Envoy draws retry N's delay uniformly
+from ``[0, (2^N - 1) * 25 ms)`` capped at 10 x 25 ms = 250 ms (router_filter.rst, anchors.md); Istio's
 proto promises an interval of "25ms+", and acceptance test D.59 wants non-zero delays. trimesh keeps
 Envoy's base and cap and raises the floor to the base: the delay before retry ``i`` (0 for the first
-retry) is uniform in ``[25 ms, min(250 ms, 25 ms * 2^(i+1))]`` — 25–50 ms, 25–100 ms, 25–200 ms, then
-25–250 ms.
+retry) is uniform in ``[25 ms, min(250 ms, 25 ms * 2^(i+1))]``: 25–50 ms, 25–100 ms, 25–200 ms,
+then 25–250 ms.
 
 Faults (concepts.md §8.9): ``delay`` and ``abort`` are rolled independently against their
 ``percent`` (a float 0–100; absent = every request) with the shell's ``rng``.

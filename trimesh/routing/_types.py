@@ -78,7 +78,8 @@ class Redirect(msgspec.Struct, frozen=True):
 
 
 class Reject(msgspec.Struct, frozen=True):
-    """Answer without forwarding: ``status``, Envoy response ``flag`` (``NR``...) and a short body."""
+    """Answer without forwarding: ``status``, the Envoy response ``flag`` (``NR``, ...) and a
+    short body."""
 
     status: int
     flag: str
