@@ -3,6 +3,8 @@
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trimesh.nursery import (
     DECISIONS,
@@ -131,3 +133,26 @@ def test_restarts_in_window_does_not_mutate():
 def test_bad_intensity_is_rejected(max_restarts, window):
     with pytest.raises(ValueError, match="intensity"):
         RestartTracker(max_restarts, window)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    max_restarts=st.integers(0, 4),
+    window=st.sampled_from([0.5, 1.0, 5.0]),
+    gaps=st.lists(st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 6.0]), max_size=25),
+)
+def test_tracker_matches_the_definition(max_restarts, window, gaps):
+    """Up to its first escalation, the tracker restarts exactly when fewer than max_restarts earlier
+    restarts lie within [now - window, now] (brute force over the history)."""
+    tracker = RestartTracker(max_restarts, window)
+    restarted: list[float] = []
+    now = 0.0
+    for gap in gaps:
+        now += gap
+        action = tracker.decide("a", P.PERMANENT, E.ERROR, now=now, cause="c").action
+        recent = sum(1 for t in restarted if t >= now - window)
+        assert action is (A.RESTART if recent + 1 <= max_restarts else A.ESCALATE)
+        if action is A.ESCALATE:
+            break
+        restarted.append(now)
+    assert tracker.statistics(now).total_restarts == len(restarted)

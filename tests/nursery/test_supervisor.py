@@ -481,3 +481,71 @@ def test_trio_run_raises_the_bare_error_for_a_non_zero_exit():
     with pytest.raises(RestartIntensityError, match="'job'.*ValueError"):
         trio.run(partial(serve_supervisor, specs, intensity=(0, 1.0)),
                  clock=MockClock(autojump_threshold=0))
+
+
+async def test_stop_abandons_a_restart_that_hangs(autojump_clock):
+    log = []
+    stuck = Scripted("stuck", log, crash(after=1.0), serve(start_delay=1e6))
+    sup = Supervisor([child(log, "a", serve(drain=0.5)), ChildSpec("stuck", stuck),
+                      child(log, "dep", serve(), depends_on=("stuck",))], intensity=(3, 10.0))
+    async with trio.open_nursery() as nursery:
+        t0 = trio.current_time()
+        await nursery.start(sup.serve)
+        await trio.sleep(2.0)
+        assert sup.statistics().children["stuck"].state is ChildState.RESTARTING
+        sup.stop()
+    assert trio.current_time() - t0 == approx(2.5)  # only a's drain; the hanging start is abandoned
+    stats = sup.statistics()
+    assert stuck.runs == 2
+    assert {n: c.state for n, c in stats.children.items()} == {
+        "a": ChildState.STOPPED, "stuck": ChildState.STOPPED, "dep": ChildState.STOPPED}
+    assert [n for _, n, w in log if w == "started"] == ["a", "stuck", "dep"]  # dep not restarted
+
+
+async def test_the_sidecar_tree_from_the_docs(autojump_clock):
+    """docs/supervision.md's sidecar example, with scripted children and an admin that probes /ready."""
+    log = []
+    probes = []
+
+    async def admin(*, task_status):
+        task_status.started()
+        while not stop_requested():
+            probes.append((trio.current_time(), sup.all_up))
+            with trio.move_on_after(0.25):
+                await wait_stop_requested()
+        probes.append((trio.current_time(), sup.all_up))
+
+    discovery = Scripted("discovery", log, crash(after=1.1), serve(start_delay=0.5, drain=0.2))
+    sup = Supervisor(
+        [
+            ChildSpec("admin", admin),
+            child(log, "certs", serve()),
+            ChildSpec("discovery", discovery, shutdown_timeout=2.0),
+            child(log, "health", serve(), depends_on=("discovery",)),
+            child(log, "proxy", serve(drain=1.0), depends_on=("discovery", "certs")),
+            child(log, "telemetry", serve(), depends_on=("proxy",), policy="transient"),
+        ],
+        intensity=(3, 10.0),
+        name="sidecar",
+    )
+    async with trio.open_nursery() as nursery:
+        t0 = trio.current_time()
+        await nursery.start(sup.serve)
+        assert sup.order == ("admin", "certs", "discovery", "health", "proxy", "telemetry")
+        await trio.sleep(3.1)
+        restarts = {n: c.restarts for n, c in sup.statistics().children.items()}
+        assert restarts == {"admin": 0, "certs": 0, "discovery": 1, "health": 1, "proxy": 1,
+                            "telemetry": 1}
+        t_stop = trio.current_time()
+        sup.stop()
+    # The crash at 1.1 takes telemetry, proxy (1 s drain) and health down; discovery needs 0.5 s to
+    # start again, so the tree is back at 2.6. Admin starts first (so it probes before the others
+    # are up) and stops last, unready throughout the drain (proxy 1.0 s + discovery 0.2 s).
+    back = 1.1 + 1.0 + 0.5
+    for t, up in probes:
+        rel = t - t0
+        assert up is not (rel == 0.0 or 1.1 <= rel < back or t >= t_stop), (rel, up)
+    assert len(probes) > 12
+    assert probes[-1] == (approx(t_stop + 1.0 + 0.2), False)
+    assert [n for t, n, w in log if w == "stop requested" and t >= t_stop] == [
+        "telemetry", "proxy", "health", "discovery", "certs"]

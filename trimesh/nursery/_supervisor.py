@@ -173,6 +173,15 @@ class _ReturnedBeforeStarted(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _StartFailure:
+    cause: str
+    error: Exception | None
+
+
+_ABORTED = _StartFailure("start aborted by stop()", None)
+
+
 class _Child:
     __slots__ = ("spec", "state", "restarts", "last_error", "started_at", "run")
 
@@ -216,6 +225,7 @@ class Supervisor:
         self._stop_requested = False
         self._up = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._abortable_start: trio.CancelScope | None = None
 
     # ----------------------------------------------------------------- public surface
 
@@ -245,12 +255,15 @@ class Supervisor:
     def stop(self) -> None:
         """Ask the tree to shut down gracefully; ``serve()`` then returns normally. Idempotent.
 
-        Requested during the initial start, it takes effect once the start has finished.
+        Requested during the initial start, it takes effect once the start has finished (cancel
+        the task running ``serve()`` to abort a start); a restart in progress is abandoned.
         """
         if not self._stop_requested:
             self._stop_requested = True
             self._changed()
             self._send.send_nowait(_STOP)
+            if self._abortable_start is not None:
+                self._abortable_start.cancel()
 
     def statistics(self) -> SupervisorStatistics:
         now = trio.current_time()
@@ -355,21 +368,30 @@ class Supervisor:
 
     # ----------------------------------------------------------------- starting
 
-    async def _start(self, child: _Child) -> tuple[str, Exception | None] | None:
-        """Start one run of ``child``; None when it is up, else (cause, exception)."""
+    async def _start(self, child: _Child, *, abortable: bool = False) -> _StartFailure | None:
+        """Start one run of ``child``; None when it is up. An ``abortable`` start (a restart) is
+        cancelled by stop() and then returns _ABORTED."""
         assert self._nursery is not None
         run = _Run(child.spec.name)
         child.run = run
         self._changed()
-        try:
-            await self._nursery.start(self._run_child, run)
-        except _ReturnedBeforeStarted:
+        with trio.CancelScope() as scope:
+            if abortable:
+                self._abortable_start = scope
+            try:
+                await self._nursery.start(self._run_child, run)
+            except _ReturnedBeforeStarted:
+                run.done.set()
+                return _StartFailure("returned before calling task_status.started()", None)
+            except Exception as exc:
+                run.done.set()
+                child.last_error = repr(exc)
+                return _StartFailure(f"raised {exc!r} before calling task_status.started()", exc)
+            finally:
+                self._abortable_start = None
+        if scope.cancelled_caught:
             run.done.set()
-            return "returned before calling task_status.started()", None
-        except Exception as exc:
-            run.done.set()
-            child.last_error = repr(exc)
-            return f"raised {exc!r} before calling task_status.started()", exc
+            return _ABORTED
         child.state = ChildState.RUNNING
         child.started_at = trio.current_time()
         self._changed()
@@ -380,14 +402,13 @@ class Supervisor:
             child.state = ChildState.STARTING
             failed = await self._start(child)
             if failed is not None:
-                cause, exc = failed
                 child.state = ChildState.FAILED
                 raise ChildStartError(
-                    f"{self.name}: child {name!r} failed to start: {cause}",
+                    f"{self.name}: child {name!r} failed to start: {failed.cause}",
                     supervisor=self.name,
                     child=name,
-                    cause=cause,
-                ) from exc
+                    cause=failed.cause,
+                ) from failed.error
 
     # ----------------------------------------------------------------- supervising
 
@@ -454,24 +475,35 @@ class Supervisor:
         for dependent in reversed(dependents):
             await self._stop_child(dependent, ChildState.RESTARTING)
         for again in [child, *dependents]:
-            if again is not child and again.spec.policy is RestartPolicy.TEMPORARY:
-                again.state = ChildState.STOPPED
-                self._changed()
+            if self._stop_requested:
+                again.state = ChildState.STOPPED  # the tree is going down: abandon the restart
+            elif again is not child and again.spec.policy is RestartPolicy.TEMPORARY:
+                again.state = ChildState.STOPPED  # temporary children are never restarted
+            else:
+                await self._start_again(again)
                 continue
-            await self._start_again(again)
+            self._changed()
 
     async def _start_again(self, child: _Child) -> None:
+        """Start ``child`` again; a failed start is one more abnormal exit, decided like any."""
         while True:
             child.restarts += 1
-            failed = await self._start(child)
+            failed = await self._start(child, abortable=True)
             if failed is None:
                 return
-            cause, exc = failed
+            if failed is _ABORTED:
+                child.state = ChildState.STOPPED
+                self._changed()
+                return
             decision = self._tracker.decide(
-                child.spec.name, child.spec.policy, ExitKind.ERROR, now=trio.current_time(), cause=cause
+                child.spec.name,
+                child.spec.policy,
+                ExitKind.ERROR,
+                now=trio.current_time(),
+                cause=failed.cause,
             )
             if decision.action is Action.ESCALATE:
-                self._escalate(child, decision.reason, cause, exc)
+                self._escalate(child, decision.reason, failed.cause, failed.error)
             if decision.action is Action.LEAVE:
                 child.state = ChildState.FAILED
                 self._changed()
