@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routing_helpers import (JASON_REGEX, PRODUCTPAGE, all_v1_rules, bookinfo_instances, egress,
-                             jason_rule, req, req_h, rng, route_rule, table, unvalidated,
+                             jason_rule, obj, req, req_h, rng, route_rule, table, unvalidated,
                              versions_of)
 from trimesh.config import make_instance
 from trimesh.routing import Forward, Reject, SourceIdentity
@@ -315,3 +315,24 @@ def test_decide_never_raises_on_odd_input(authority, path, cookie):
     assert isinstance(d, (Forward, Reject))
     if isinstance(d, Forward):
         assert d.fqdn == REVIEWS or d.fqdn.endswith(".foo.com") or d.fqdn.endswith(".local")
+
+
+def test_equal_precedence_rules_can_each_match():
+    """Acceptance C.51: both rules are loaded; each matches its own requests."""
+    def header_rule(name, header, version):
+        return route_rule(name, destination={"name": "reviews"}, precedence=3,
+                          match={"request": {"headers": {header: {"exact": "1"}}}},
+                          route=[{"labels": {"version": version}}])
+    t = table([header_rule("a", "x-a", "v2"), header_rule("b", "x-b", "v3")] + all_v1_rules(),
+              source=PRODUCTPAGE)
+    assert versions_of([t.decide(req_h("reviews", {"x-a": "1"}), rng())]) == ["v2"]
+    assert versions_of([t.decide(req_h("reviews", {"x-b": "1"}), rng())]) == ["v3"]
+
+
+def test_a_rules_namespace_qualifies_its_destination():
+    """concepts.md §8.3: ``name: reviews`` in a rule of namespace prod means reviews.prod."""
+    prod = obj("RouteRule", "reviews-prod", {"destination": {"name": "reviews"},
+                                             "route": [{"labels": {"version": "v3"}}]}, "prod")
+    t = table([prod], source=PRODUCTPAGE)
+    d = t.decide(req("reviews"), rng())
+    assert d.rule is None and d.fqdn == REVIEWS
