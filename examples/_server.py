@@ -38,6 +38,8 @@ DEFAULT_PORT = 9080  # every BookInfo service listens on 9080 (BookInfo guide, E
 RECEIVE_SIZE = 65536
 MAX_BODY = 1 << 20  # example requests are tiny; refuse anything larger with 413
 SERVER_HEADER = "trimesh-example"
+LINGER_TIMEOUT = 2.0  # seconds to drain a client's input after an error answer before closing
+LINGER_MAX_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -180,11 +182,13 @@ async def _serve_connection(stream: trio.abc.Stream, handler: Handler,
                 request = await _read_request(stream, conn, peer)
             except h11.RemoteProtocolError as exc:
                 if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                    await _send(stream, conn, text_response(f"bad request: {exc}\n", exc.error_status_hint
-                                                            or 400), head=False)
+                    await _send(stream, conn, text_response(f"bad request: {exc}\n", exc.error_status_hint),
+                                head=False)
+                    await _linger(stream)
                 return
             except _TooLarge:
                 await _send(stream, conn, text_response("request body too large\n", 413), head=False)
+                await _linger(stream)
                 return
             if request is None:
                 return
@@ -209,6 +213,21 @@ class _TooLarge(Exception):
     pass
 
 
+async def _linger(stream: trio.abc.Stream) -> None:
+    """Close gracefully after an error answer while the client may still be sending: half-close and
+    drain its input for a bounded time, so the kernel does not reset the connection (RST) before the
+    client has read our answer (RFC 9112 §9.6, "lingering close")."""
+    with trio.move_on_after(LINGER_TIMEOUT):
+        if isinstance(stream, trio.abc.HalfCloseableStream):
+            await stream.send_eof()
+        drained = 0
+        while drained < LINGER_MAX_BYTES:
+            chunk = await stream.receive_some(RECEIVE_SIZE)
+            if not chunk:
+                break
+            drained += len(chunk)
+
+
 async def _read_request(stream: trio.abc.Stream, conn: h11.Connection,
                         peer: tuple[str, int] | None) -> Request | None:
     head: h11.Request | None = None
@@ -216,6 +235,8 @@ async def _read_request(stream: trio.abc.Stream, conn: h11.Connection,
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
+            if conn.they_are_waiting_for_100_continue:  # curl sends Expect: 100-continue for big bodies
+                await stream.send_all(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
             data = await stream.receive_some(RECEIVE_SIZE)
             if not data and conn.their_state is h11.IDLE and head is None:
                 return None  # clean close between requests
@@ -253,11 +274,11 @@ async def _send(stream: trio.abc.Stream, conn: h11.Connection, response: Respons
         reason = http.HTTPStatus(response.status).phrase.encode()
     except ValueError:
         reason = b""
-    await stream.send_all(conn.send(h11.Response(status_code=response.status, headers=headers,
-                                                 reason=reason)))
+    out = conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
     if response.body and not head:
-        await stream.send_all(conn.send(h11.Data(data=response.body)))
-    await stream.send_all(conn.send(h11.EndOfMessage()))
+        out += conn.send(h11.Data(data=response.body))
+    out += conn.send(h11.EndOfMessage())
+    await stream.send_all(out)  # one write: head and body leave together
 
 
 def _log_access(request: Request, response: Response) -> None:
