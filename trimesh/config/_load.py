@@ -292,7 +292,7 @@ def _normalize_struct(value: Any, t: Any, segs: list[Segment], budget: _Budget) 
                          f"{', '.join(names)}", segs + [key])
         if f.encode_name in out:
             raise _error(f"field {f.encode_name!r} is given twice (as {spelled[f.encode_name]!r} "
-                         f"and {key!r})", segs + [f.encode_name])
+                         f"and {key!r})", segs + [key])
         spelled[f.encode_name] = key
         child = segs + [f.encode_name]
         if (cls, f.name) in _LOWERCASE_KEYS and isinstance(v, dict):
