@@ -531,8 +531,9 @@ class Supervisor:
         elif child.state in (ChildState.STOPPED, ChildState.FAILED):
             return  # already stopped or failed for good
         if run is not None and run.error is not None:
+            # raised while stopping, or crashed just before and the exit was not yet decided
             child.last_error = repr(run.error)
-            logger.warning("%s: child %r raised while stopping: %r", self.name, child.spec.name, run.error)
+            logger.warning("%s: child %r stopped with %r", self.name, child.spec.name, run.error)
         child.state = final
         self._changed()
 
