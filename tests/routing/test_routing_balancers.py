@@ -174,3 +174,14 @@ def test_cluster_statistics_and_repr():
                  "policy": None, "instances": 3, "healthy": 2, "panic": False, "active": 1,
                  "picks": 1, "no_healthy_host": 0}
     assert "LEAST_CONN" in repr(c) and "healthy=2" in repr(c)
+
+
+def test_table_lists_its_clusters_for_the_admin_page():
+    lc = policy("reviews-lb", destination={"name": "reviews"}, loadBalancing={"name": "LEAST_CONN"})
+    t = table([lc], source=PRODUCTPAGE)
+    clusters = t.clusters()
+    assert set(clusters) == {f"{s}.default.svc.cluster.local"
+                             for s in ("productpage", "details", "reviews", "ratings")}
+    assert clusters["reviews.default.svc.cluster.local"].statistics()["balancer"] == "LEAST_CONN"
+    assert clusters["reviews.default.svc.cluster.local"].statistics()["policy"] == (
+        "destination-policy/default/reviews-lb")

@@ -225,7 +225,9 @@ class RouteTable:
         try:
             return make_balancer(lb.name if lb is not None else None)
         except ValueError as exc:
-            self.problems.append(f"{policy.ref}: {exc}; using {DEFAULT_BALANCER}")
+            problem = f"{policy.ref}: {exc}; using {DEFAULT_BALANCER}"
+            if problem not in self.problems:
+                self.problems.append(problem)
             return make_balancer(DEFAULT_BALANCER)
 
     def cluster(self, fqdn: str, labels: dict[str, str] | None = None) -> Cluster:
@@ -405,8 +407,8 @@ class RouteTable:
 
     # --- introspection -----------------------------------------------------------------------
 
-    @property
     def clusters(self) -> dict[str, Cluster]:
+        """Every cluster built so far, by name (admin ``/clusters``)."""
         return dict(self._clusters)
 
     def destination_of(self, authority: str) -> str | None:
