@@ -11,15 +11,13 @@ and how many were not attempted. ``delete`` tries every object and reports each 
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
 import click
-import yaml
 
 from .. import __version__
-from ..config import ConfigObject, all_kinds, load_text, lookup_kind
+from ..config import (ConfigObject, all_kinds, dump_json, dump_yaml, load_file, lookup_kind,
+                      object_from_dict)
 from ..control import DEFAULT_CONTROL_URL, MAX_REQUEST_BYTES, ControlClient, key_ref
 from ..errors import ConfigError, ConflictError, NotFoundError, TrimeshError
 from ._main import cli
@@ -77,30 +75,20 @@ def _client(url: str) -> ControlClient:
         raise click.UsageError(str(exc)) from None
 
 
-def _read_source(path: str | None) -> tuple[str, bytes]:
-    if path is None or path == "-":
-        return "<stdin>", sys.stdin.buffer.read()
-    try:
-        with open(path, "rb") as fh:
-            return path, fh.read()
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
 def load_objects(path: str | None, namespace: str | None) -> tuple[str, list[ConfigObject]]:
     """Every document of FILE (or stdin), validated; a ConfigError aborts before anything is sent.
 
     A document's own ``metadata.namespace`` wins over ``-n``. Each object must also fit in one API
     request (``MAX_REQUEST_BYTES``)."""
-    source, data = _read_source(path)
+    source = "<stdin>" if path in (None, "-") else str(path)
     try:
-        objects = load_text(data, source=source, default_namespace=namespace)
+        objects = load_file(path or "-", default_namespace=namespace)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if not objects:
         raise click.ClickException(f"{source}: no config documents found")
     for index, obj in enumerate(objects):
-        size = len(json.dumps(obj.to_dict()))
+        size = len(dump_json(obj, indent=None).encode())
         if size > MAX_REQUEST_BYTES:
             error = ConfigError(f"{obj.ref} is {size} bytes as JSON, more than the control accepts "
                                 f"({MAX_REQUEST_BYTES} bytes)", source=source, document=index)
@@ -213,25 +201,19 @@ def delete(kind: str | None, names: tuple[str, ...], file: str | None, namespace
 # -- get ---------------------------------------------------------------------------------------
 
 
-def _kind_column(doc: dict[str, Any]) -> str:
+def _kind_column(obj: ConfigObject) -> str:
     """``RouteRule.v1alpha2.config.istio.io`` (istioctl's KIND column: kind.version.group)."""
-    group, _, version = str(doc.get("apiVersion", "")).rpartition("/")
-    return ".".join(p for p in (doc.get("kind", "?"), version, group) if p)
+    group, _, version = obj.api_version.rpartition("/")
+    return ".".join(p for p in (obj.kind, version, group) if p)
 
 
-def format_short(docs: list[dict[str, Any]]) -> str:
+def format_short(objects: list[ConfigObject]) -> str:
     """The ``NAME KIND NAMESPACE`` table (header always, rows sorted by name then namespace)."""
     rows = [("NAME", "KIND", "NAMESPACE")]
-    for doc in sorted(docs, key=lambda d: (d["metadata"]["name"], d["metadata"]["namespace"])):
-        rows.append((doc["metadata"]["name"], _kind_column(doc), doc["metadata"]["namespace"]))
+    for obj in sorted(objects, key=lambda o: (o.name, o.namespace)):
+        rows.append((obj.name, _kind_column(obj), obj.namespace))
     widths = [max(len(r[i]) for r in rows) for i in range(2)]
     return "\n".join(f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   {r[2]}".rstrip() for r in rows)
-
-
-def format_yaml(docs: list[dict[str, Any]]) -> str:
-    """``---``-separated documents in the docs' field order, accepted back by ``replace -f``."""
-    return "".join("---\n" + yaml.safe_dump(d, sort_keys=False, default_flow_style=False,
-                                            allow_unicode=True) for d in docs)
 
 
 @cli.command()
@@ -266,13 +248,16 @@ def get(kind: str, names: tuple[str, ...], namespace: str | None, all_namespaces
                 docs = client.list(kind=kind, namespace=ns)["objects"]
         except TrimeshError as exc:
             raise _fail(str(exc)) from None
+    try:
+        objects = [object_from_dict(doc) for doc in docs]
+    except ConfigError as exc:  # the control is a different version that stores other fields
+        raise _fail(f"cannot read the control's answer: {exc}") from None
     if output == "short":
-        click.echo(format_short(docs))
+        click.echo(format_short(objects))
     elif output == "yaml":
-        if docs:
-            click.echo(format_yaml(docs), nl=False)
+        click.echo(dump_yaml(objects), nl=False)
     else:
-        click.echo(json.dumps(docs[0] if len(names) == 1 and docs else docs, indent=2))
+        click.echo(dump_json(objects[0] if len(names) == 1 and objects else objects), nl=False)
     if missing:
         raise _fail("; ".join(missing))
 

@@ -34,7 +34,7 @@ import msgspec
 import trio
 
 from .. import __version__
-from ..config import ConfigObject, all_kinds, load_text, lookup_kind
+from ..config import MAX_INPUT_BYTES, ConfigObject, all_kinds, load_text, lookup_kind
 from ..errors import ConfigError, ConflictError, NotFoundError, TrimeshError
 from ._state import key_ref
 from ._store import ConfigStore, StoreIOError
@@ -42,7 +42,7 @@ from ._store import ConfigStore, StoreIOError
 log = logging.getLogger("trimesh.control.api")
 
 DEFAULT_CONFIG_PORT = 15010  # DESIGN.md §1 (Pilot's 15010 in later Istio)
-MAX_REQUEST_BYTES = 4 * 1024 * 1024  # one object; far above any real rule (Kubernetes: 3 MiB)
+MAX_REQUEST_BYTES = MAX_INPUT_BYTES  # one object; the loader's limit for one text (2 MiB)
 DISCARD_LIMIT = 4 * MAX_REQUEST_BYTES  # read and drop this much of an oversized body, then close
 KEEPALIVE_TIMEOUT = 75.0  # idle time between requests on a kept-alive connection (nginx default)
 REQUEST_TIMEOUT = 30.0  # time to receive one whole request once it has started
