@@ -549,3 +549,28 @@ async def test_the_sidecar_tree_from_the_docs(autojump_clock):
     assert probes[-1] == (approx(t_stop + 1.0 + 0.2), False)
     assert [n for t, n, w in log if w == "stop requested" and t >= t_stop] == [
         "telemetry", "proxy", "health", "discovery", "certs"]
+
+
+async def test_started_values_are_available_to_dependents(autojump_clock):
+    seen = []
+
+    async def registry(*, task_status):
+        task_status.started({"reviews": ["127.0.0.2:9080"]})
+        await wait_stop_requested()
+
+    async def proxy(*, task_status):
+        seen.append(sup.started_value("registry"))
+        task_status.started(("127.0.0.1", 15001))
+        await wait_stop_requested()
+
+    sup = Supervisor([ChildSpec("proxy", proxy, depends_on=("registry",)),
+                      ChildSpec("registry", registry)])
+    with pytest.raises(LookupError, match="'proxy' has not started"):
+        sup.started_value("proxy")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.serve)
+        assert seen == [{"reviews": ["127.0.0.2:9080"]}]
+        assert sup.started_value("proxy") == ("127.0.0.1", 15001)
+        with pytest.raises(KeyError):
+            sup.started_value("nope")
+        sup.stop()

@@ -142,7 +142,7 @@ class SupervisorStatistics:
 class _Run:
     """One execution of a child's serve function."""
 
-    __slots__ = ("child", "stop", "done", "scope", "started", "error")
+    __slots__ = ("child", "stop", "done", "scope", "started", "value", "error")
 
     def __init__(self, child: str) -> None:
         self.child = child
@@ -150,6 +150,7 @@ class _Run:
         self.done = trio.Event()
         self.scope: trio.CancelScope | None = None
         self.started = False
+        self.value: Any = None  # what the child passed to task_status.started()
         self.error: Exception | None = None
 
 
@@ -166,6 +167,7 @@ class _StartRelay:
         if self._run.started:
             raise RuntimeError(f"child {self._run.child!r} called task_status.started() twice")
         self._run.started = True
+        self._run.value = value
         self._status.started(value)
 
 
@@ -246,6 +248,16 @@ class Supervisor:
             elif child.state not in (ChildState.STOPPED, ChildState.FAILED):
                 return False
         return True
+
+    def started_value(self, name: str) -> Any:
+        """What child ``name`` passed to ``task_status.started()`` in its latest successful start
+        (a bound address, a registry object...). A child can read its dependencies' values when it
+        starts, since they are up before it. KeyError for an unknown name, LookupError if the child
+        has not started yet."""
+        child = self._children[name]
+        if child.started_at is None or child.run is None or not child.run.started:
+            raise LookupError(f"{self.name}: child {name!r} has not started")
+        return child.run.value
 
     async def wait_all_up(self) -> None:
         """Block until :attr:`all_up` is true (returns at once if it already is)."""
