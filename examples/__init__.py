@@ -9,3 +9,7 @@ Every server is a small Trio + h11 program built on :mod:`examples._server`; ups
 :mod:`examples._client`, which sends absolute-form requests to ``HTTP_PROXY`` (the sidecar's outbound
 listener) when it is set.
 """
+
+from ._workloads import BOOKINFO as BOOKINFO
+from ._workloads import HTTPBIN as HTTPBIN
+from ._workloads import Workload as Workload

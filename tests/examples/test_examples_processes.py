@@ -11,6 +11,7 @@ import sys
 import pytest
 import trio
 
+from examples import BOOKINFO, HTTPBIN
 from examples._client import fetch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -58,21 +59,28 @@ async def start(*args: str) -> Child:
     return Child(proc)
 
 
-@pytest.mark.parametrize(("module", "extra", "name", "path", "expect"), [
-    ("examples.bookinfo.details", [], "details v1", "/details/0", b'"publisher": "PublisherA"'),
-    ("examples.bookinfo.ratings", [], "ratings v1", "/ratings/0", b'"Reviewer1": 5'),
-    ("examples.bookinfo.reviews", ["--version", "v1"], "reviews v1", "/reviews/0", b'"Reviewer2"'),
-    ("examples.bookinfo.reviews", ["--version", "v3"], "reviews v3", "/health", b"Reviews is healthy"),
-    ("examples.bookinfo.productpage", [], "productpage v1", "/health", b"Product page is healthy"),
-    ("examples.httpbin", ["--version", "v2"], "httpbin v2", "/ip", b'"origin": "127.0.0.1"'),
-])
-async def test_runs_as_a_module(module, extra, name, path, expect):
-    child = await start(module, "--address", "127.0.0.1", "--port", "0", *extra)
+PROBES = {  # service → (path, bytes the answer must contain)
+    "productpage": ("/health", b"Product page is healthy"),
+    "details": ("/details/0", b'"publisher": "PublisherA"'),
+    "reviews": ("/reviews/0", b'"Reviewer2"'),
+    "ratings": ("/ratings/0", b'"Reviewer1": 5'),
+    "httpbin": ("/ip", b'"origin": "127.0.0.1"'),
+}
+
+
+@pytest.mark.parametrize("workload", [*BOOKINFO, *HTTPBIN], ids=lambda w: f"{w.service}-{w.version}")
+async def test_every_workload_runs_as_a_module(workload):
+    argv = workload.argv(address="127.0.0.1", port=0)
+    assert argv[:3] == [sys.executable, "-m", workload.module]
+    child = await start(*argv[2:])
     try:
         ready = await child.wait_for_line(READY)
-        assert ready["name"] == name
+        assert ready["name"] == f"{workload.service} {workload.version}"
+        path, expect = PROBES[workload.service]
         response = await fetch(ready["url"] + path, timeout=10)
         assert response.status == 200 and expect in response.body
+        if workload.service == "reviews" and workload.version == "v1":
+            assert b"rating" not in response.body
     finally:
         status = await child.stop()
     assert status == 0
