@@ -126,6 +126,21 @@ class ConfigEntry(_Msg, tag=8):
         return self.obj is None
 
 
+class ConfigHint(_Msg, tag=10):
+    """An entry too big to piggyback exists at ``holder``: members with an older version pull
+    it from there over TCP."""
+    kind: str
+    namespace: str
+    name: str
+    revision: Annotated[int, msgspec.Meta(ge=0)]
+    origin: str
+    holder: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.namespace, self.name)
+
+
 class MemberState(msgspec.Struct, frozen=True, array_like=True):
     """One row of a push/pull full-state exchange."""
     node: str
@@ -136,15 +151,19 @@ class MemberState(msgspec.Struct, frozen=True, array_like=True):
 
 
 class PushPull(_Msg, tag=9):
-    """The full state (members and config entries), sent over TCP; ``join`` marks a join."""
+    """The full state (members and config entries), sent over TCP; ``join`` marks a join. With
+    no ``members`` it is a config exchange only: ``config`` offers entries, ``want`` asks for the
+    entries of those keys in the reply."""
     source: str
     source_addr: str
     join: bool
     members: list[MemberState]
     config: list[ConfigEntry]
+    want: list[tuple[str, str, str]] = []
 
 
-Message = Union[Ping, IndirectPing, Ack, Nack, Alive, Suspect, Dead, ConfigEntry, PushPull]
+Message = Union[Ping, IndirectPing, Ack, Nack, Alive, Suspect, Dead, ConfigEntry, PushPull,
+                ConfigHint]
 
 
 class Packet(msgspec.Struct, frozen=True, array_like=True):

@@ -82,6 +82,7 @@ from ._messages import (
     Ack,
     Alive,
     ConfigEntry,
+    ConfigHint,
     Dead,
     IndirectPing,
     MemberState,
@@ -229,6 +230,7 @@ class SwimNode:
         self._queue = BroadcastQueue()
         self._config: dict[tuple[str, str, str], ConfigEntry] = {}
         self._tombstones: dict[tuple[str, str, str], float] = {}
+        self._pulling: dict[tuple[str, str, str], float] = {}
         self._probe: _Probe | None = None
         self._relays: dict[int, tuple[str, int]] = {}
         self._seq = 0
@@ -327,9 +329,10 @@ class SwimNode:
         if msg.members:
             self._merge(now, msg, rebroadcast=True)
             reply = self._push_pull(join=msg.join)
-        else:  # a config-only push: merge, answer with an empty acknowledgement
+        else:  # a config exchange: take what is offered, answer what is wanted
             self._merge(now, msg, rebroadcast=True)
-            reply = PushPull(self.name, self.addr, False, [], [])
+            wanted = [self._config[key] for key in map(tuple, msg.want) if key in self._config]
+            reply = PushPull(self.name, self.addr, False, [], wanted)
         frame = self._seal([encode_message(reply)], now, stream=True)
         self.counters["stream_bytes_sent"] += len(frame)
         return frame, self._flush()
@@ -543,10 +546,20 @@ class SwimNode:
     def _handle_config(self, now: float, msg: ConfigEntry) -> None:
         self._on_config(now, msg, rebroadcast=True)
 
+    def _handle_hint(self, now: float, msg: ConfigHint) -> None:
+        key = msg.key
+        local = self._config.get(key)
+        if local is not None and local.version >= (msg.revision, msg.origin):
+            return
+        if self._pulling.get(key, -1.0) > now or msg.holder == self.addr:
+            return
+        self._pulling[key] = now + 2 * self.config.probe_interval  # retry later if it fails
+        self._stream(now, msg.holder, PushPull(self.name, self.addr, False, [], [], [key]))
+
     _handlers = {
         Ping: _handle_ping, IndirectPing: _handle_indirect, Ack: _handle_ack, Nack: _handle_nack,
         Alive: _handle_alive, Suspect: _handle_suspect, Dead: _handle_dead,
-        ConfigEntry: _handle_config,
+        ConfigEntry: _handle_config, ConfigHint: _handle_hint,
     }
 
     # -- state transitions (memberlist aliveNode / suspectNode / deadNode) ------------------------
@@ -673,18 +686,24 @@ class SwimNode:
         else:
             self._tombstones.pop(key, None)
         self.counters["config_applied"] += 1
+        self._pulling.pop(key, None)
         self._notify(ConfigEvent(entry, old))
         if not rebroadcast:
             return
         raw = encode_message(entry)
         if len(raw) <= self.config.udp_buffer_size - self._header:
             self._broadcast(("c", key), raw)
-            self._arm_gossip(now)
         else:
-            # too big to piggyback: push it over TCP to a few members, who do the same
-            push = PushPull(self.name, self.addr, False, [], [entry])
-            for peer in self._random_members(self.config.gossip_nodes, exclude=None, live_only=True):
-                self._stream(now, peer.addr, push)
+            # too big to piggyback: gossip a hint naming us as a holder (those missing it pull
+            # over TCP), and the writer pushes it to a few members at once
+            self._broadcast(("c", key), ConfigHint(entry.kind, entry.namespace, entry.name,
+                                                   entry.revision, entry.origin, self.addr))
+            if entry.origin == self.name:
+                push = PushPull(self.name, self.addr, False, [], [entry])
+                for peer in self._random_members(self.config.gossip_nodes, exclude=None,
+                                                 live_only=True):
+                    self._stream(now, peer.addr, push)
+        self._arm_gossip(now)
 
     # -- push/pull -------------------------------------------------------------------------------
     def _push_pull(self, *, join: bool) -> PushPull:
