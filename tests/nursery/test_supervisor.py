@@ -393,6 +393,8 @@ async def test_configuration_errors_are_raised_before_anything_starts():
     assert a.runs == 0
     with pytest.raises(ValueError, match="intensity"):
         Supervisor([ChildSpec("a", a)], intensity=(-1, 5.0))
+    with pytest.raises(ValueError, match=r"intensity must be \(max_restarts, window_seconds\)"):
+        Supervisor([ChildSpec("a", a)], intensity=3)
 
 
 async def test_serve_runs_only_once(autojump_clock):

@@ -217,7 +217,12 @@ class Supervisor:
         self._specs = tuple(specs)
         self._order = start_order(self._specs)
         self.name = name
-        max_restarts, window = intensity
+        try:
+            max_restarts, window = intensity
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"intensity must be (max_restarts, window_seconds), got {intensity!r}"
+            ) from None
         self._tracker = RestartTracker(max_restarts, window)
         by_name = {spec.name: spec for spec in self._specs}
         self._children = {name: _Child(by_name[name]) for name in self._order}
