@@ -221,3 +221,20 @@ def test_unreachable_control_is_named():
         ControlClient("http://127.0.0.1:9", timeout=2).version()
     with pytest.raises(ValueError, match="http://HOST:PORT"):
         ControlClient("https://x")
+
+
+async def test_listing_is_encoded_once_per_revision_and_never_stale():
+    from trimesh.control._api import ListingCache, dispatch
+
+    store, cache = ConfigStore.in_memory(), ListingCache()
+    _, first = await dispatch(store, "GET", "/v1/objects", b"", cache)
+    _, again = await dispatch(store, "GET", "/v1/objects?after=0&timeout=0", b"", cache)
+    assert again is first and cache.statistics() == {"entries": 1, "hits": 1, "misses": 1}
+    _, by_kind = await dispatch(store, "GET", "/v1/objects?kind=rr", b"", cache)
+    assert cache.statistics()["entries"] == 2 and json.loads(by_kind)["objects"] == []
+    (obj,) = load_text(json.dumps(RR))
+    await store.create(obj)
+    _, after = await dispatch(store, "GET", "/v1/objects", b"", cache)
+    assert json.loads(after)["revision"] == 1 and len(json.loads(after)["objects"]) == 1
+    assert cache.statistics() == {"entries": 1, "hits": 1, "misses": 3}  # old revision dropped
+    assert "entries=1" in repr(cache)

@@ -78,22 +78,59 @@ async def serve_config_api(store: ConfigStore, host: str, port: int, *,
     url = _url_for(listeners[0].socket.getsockname())
     log.debug("config API listening on %s", url)
     task_status.started(url)
-    await trio.serve_listeners(partial(handle_api_connection, store=store), listeners)
+    await trio.serve_listeners(partial(handle_api_connection, store=store, cache=ListingCache()),
+                               listeners)
+
+
+class ListingCache:
+    """The encoded answer of ``GET /v1/objects`` per (kind, namespace) filter, for the current
+    revision only: every long-polling sidecar wakes on a change and asks for the same listing, so it
+    is encoded once per revision instead of once per watcher."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str | None, str | None], tuple[int, bytes]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __repr__(self) -> str:
+        return f"<ListingCache entries={len(self._entries)} hits={self.hits} misses={self.misses}>"
+
+    def listing(self, store: ConfigStore, kind: str | None, namespace: str | None) -> bytes:
+        revision = store.revision
+        cached = self._entries.get((kind, namespace))
+        if cached is not None and cached[0] == revision:
+            self.hits += 1
+            return cached[1]
+        self.misses += 1
+        body = msgspec.json.encode({
+            "revision": revision,
+            "objects": [o.to_dict() for o in store.list(kind=kind, namespace=namespace)],
+        }) + b"\n"
+        if any(rev != revision for rev, _ in self._entries.values()):
+            self._entries.clear()  # keep only the current revision's listings
+        self._entries[(kind, namespace)] = (revision, body)
+        return body
+
+    def statistics(self) -> dict[str, int]:
+        return {"entries": len(self._entries), "hits": self.hits, "misses": self.misses}
 
 
 # -- one connection ----------------------------------------------------------------------------
 
 
-async def handle_api_connection(stream: trio.abc.Stream, store: ConfigStore) -> None:
-    """Serve requests on one connection until the peer closes, a timeout, or an error."""
+async def handle_api_connection(stream: trio.abc.Stream, store: ConfigStore, *,
+                                cache: ListingCache | None = None) -> None:
+    """Serve requests on one connection until the peer closes, a timeout, or an error.
+    ``cache`` is shared by the connections of one server."""
     conn = h11.Connection(h11.SERVER)
+    cache = cache if cache is not None else ListingCache()
     try:
         while True:
             with trio.move_on_after(KEEPALIVE_TIMEOUT):
                 event = await _next_event(stream, conn)
             if not isinstance(event, h11.Request):
                 return  # idle timeout (event unset) or the peer closed
-            await _serve_request(stream, conn, store, event)
+            await _serve_request(stream, conn, store, cache, event)
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
             conn.start_next_cycle()
@@ -108,13 +145,13 @@ async def handle_api_connection(stream: trio.abc.Stream, store: ConfigStore) -> 
 
 
 async def _serve_request(stream: trio.abc.Stream, conn: h11.Connection, store: ConfigStore,
-                         request: h11.Request) -> None:
+                         cache: ListingCache, request: h11.Request) -> None:
     headers: list[tuple[bytes, bytes]] = []
     try:
         with trio.fail_after(REQUEST_TIMEOUT):
             body = await _read_body(stream, conn, request)
         status, payload = await dispatch(store, request.method.decode("ascii"),
-                                         request.target.decode("ascii", "replace"), body)
+                                         request.target.decode("ascii", "replace"), body, cache)
     except HTTPError as exc:
         status, payload, headers = exc.status, {"error": exc.message}, exc.headers
     except StoreIOError as exc:
@@ -173,7 +210,7 @@ def _too_big_message(size: int) -> str:
 
 async def _send_json(stream: trio.abc.SendStream, conn: h11.Connection, status: int,
                      payload: Any, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = msgspec.json.encode(payload) + b"\n"
+    body = payload if isinstance(payload, bytes) else msgspec.json.encode(payload) + b"\n"
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -188,9 +225,10 @@ async def _send_json(stream: trio.abc.SendStream, conn: h11.Connection, status: 
 # -- routing -----------------------------------------------------------------------------------
 
 
-async def dispatch(store: ConfigStore, method: str, target: str,
-                   body: bytes) -> tuple[int, Any]:
-    """Answer one request: (status, JSON-able payload). Raises HTTPError for error answers."""
+async def dispatch(store: ConfigStore, method: str, target: str, body: bytes,
+                   cache: ListingCache | None = None) -> tuple[int, Any]:
+    """Answer one request: (status, JSON-able payload or encoded JSON bytes). Raises HTTPError for
+    error answers."""
     url = urlsplit(target)
     parts = [unquote(p) for p in url.path.split("/")[1:]]
     query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
@@ -206,7 +244,7 @@ async def dispatch(store: ConfigStore, method: str, target: str,
             except ConflictError as exc:
                 raise HTTPError(409, str(exc)) from None
             return 201, stored.to_dict()
-        return 200, await _list(store, query)
+        return 200, await _list(store, query, cache if cache is not None else ListingCache())
     if parts[:2] == ["v1", "objects"] and len(parts) == 5:
         _allow(method, "GET", "PUT", "DELETE")
         key = (_kind(parts[2]), parts[3], parts[4])
@@ -257,7 +295,7 @@ def _parse_object(body: bytes, *, default_namespace: str | None = None) -> Confi
     return objects[0]
 
 
-async def _list(store: ConfigStore, query: dict[str, str]) -> dict[str, Any]:
+async def _list(store: ConfigStore, query: dict[str, str], cache: ListingCache) -> bytes:
     kind = _kind(query["kind"]) if query.get("kind") else None
     namespace = query.get("namespace") or None
     if "after" in query:
@@ -265,8 +303,7 @@ async def _list(store: ConfigStore, query: dict[str, str]) -> dict[str, Any]:
         timeout = _number(query, "timeout", float, 0.0, MAX_WATCH_TIMEOUT,
                           default=DEFAULT_WATCH_TIMEOUT)
         await store.wait_revision(int(after), timeout=timeout)
-    return {"revision": store.revision,
-            "objects": [o.to_dict() for o in store.list(kind=kind, namespace=namespace)]}
+    return cache.listing(store, kind, namespace)
 
 
 def _number(query: dict[str, str], name: str, typ: type, low: float, high: float,
