@@ -220,7 +220,8 @@ def sidecar_argv(service: str, address: str, port: int, app: tuple[str, int], wo
         "--app-address", app[0], "--app-port", str(app[1]), "--address", address,
         "--proxy-port", str(PROXY_PORT), "--admin-port", str(ADMIN_PORT),
         "--gossip-port", str(GOSSIP_PORT), "--config", str(config),
-        "--control", f"http://{address}:1",  # no control process: rules come from --config
+        "--control", "none",  # no control process: rules come from --config
+        "--access-log", str(workdir / f"{service}-access.log"),
     ]
     if registry is not None:
         reg = workdir / f"{service}-registry.yaml"

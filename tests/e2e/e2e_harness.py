@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -193,7 +193,7 @@ class Sidecar:
     config_path: Path
     registry_path: Path
     proc: Proc
-    applied: set[str] = field(default_factory=set)
+    applied_text: str = ""  # what the config file holds
 
     @property
     def proxy_url(self) -> str:
@@ -209,29 +209,38 @@ class Sidecar:
     def config_dump(self) -> str:
         return self.admin("/config_dump").text
 
+    def config_version(self) -> object:
+        return self.admin("/config_dump").json().get("version")
+
     def apply(self, text: str) -> float:
-        """Replace the rules (YAML, docs' format; "" = none); return once ``/config_dump`` shows the
-        new rule names and none of the old ones. Returns the monotonic time the file was written."""
+        """Replace the rules (YAML, docs' format; "" = none); return once ``/config_dump`` shows a
+        new snapshot version with exactly the new rule names. Returns the monotonic time the file
+        was written."""
+        if text == self.applied_text:
+            return time.monotonic()
         docs = [d for d in yaml.safe_load_all(text) if d]
         names = {d["metadata"]["name"] for d in docs}
+        before = self.config_version()
         tmp = self.config_path.with_suffix(".tmp")
         tmp.write_text(text)
         written = time.monotonic()
         os.replace(tmp, self.config_path)
-        gone = self.applied - names
 
         def shown() -> bool:
-            dump = self.config_dump()
-            return (all(f'"{n}"' in dump for n in names)
-                    and not any(f'"{n}"' in dump for n in gone))
+            dump = self.admin("/config_dump").json()
+            shown_names = {o.get("metadata", {}).get("name") for o in dump.get("objects", [])}
+            return dump.get("version") != before and shown_names == names
 
         wait_until(shown, CONFIG_TIMEOUT, f"config {sorted(names)} in /config_dump", self.proc)
-        self.applied = names
+        self.applied_text = text
         return written
 
 
 def start_sidecar(log_dir: Path, service: str, instances: list[dict], config: str = "",
-                  version: str = "v1", *, app_port: int | None = None) -> Sidecar:
+                  version: str = "v1", *, app_port: int | None = None,
+                  control_url: str | None = None) -> Sidecar:
+    """Start ``trimesh run sidecar`` on a fresh address. Rules come from a ``--config`` file, or
+    from the control at ``control_url`` when given (then there is no config file)."""
     address = next_address()
     registry_path = log_dir / f"{service}-registry.yaml"
     registry_path.write_text(yaml.safe_dump(instances))
@@ -244,14 +253,17 @@ def start_sidecar(log_dir: Path, service: str, instances: list[dict], config: st
         "--port", str(port), "--app-port", str(app_port or free_port("127.0.0.1")),
         "--address", address, "--proxy-port", str(proxy_port), "--admin-port", str(admin_port),
         "--gossip-port", str(gossip_port), "--registry", str(registry_path),
-        "--config", str(config_path), "--drain-timeout", "1",
-        # no control process in these tests: point at a closed port so a control some other
-        # suite runs on the default 127.0.0.1:15010 can't leak its rules into ours
-        "--control", f"http://{address}:{free_port(address)}",
+        "--drain-timeout", "1", "--access-log", str(log_dir / f"{service}-access.log"),
     ]
+    if control_url is None:
+        # no control process: rules come from the file only (so a control some other suite
+        # runs on 127.0.0.1:15010 can't leak its rules into ours)
+        argv += ["--config", str(config_path), "--control", "none"]
+    else:
+        argv += ["--control", control_url]
     proc = spawn(f"sidecar-{service}", argv, log_dir)
     sidecar = Sidecar(service, address, port, proxy_port, admin_port, config_path, registry_path,
-                      proc)
+                      proc, applied_text=config)
     return sidecar
 
 

@@ -199,5 +199,5 @@ def test_config_change_reaches_new_requests_quickly(mesh):
     assert switched <= 2.0, f"the new rule took {switched:.2f} s to reach requests"
     after = [who for t, who in seen if t >= switched]
     assert set(after) == {"reviews-v3"}, Counter(after)
-    mesh.sidecar.applied = {"reviews-default"}
+    mesh.sidecar.applied_text = new
     print(f"config change reached new requests after {switched * 1000:.0f} ms")
