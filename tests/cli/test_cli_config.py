@@ -307,12 +307,24 @@ def test_version_with_and_without_a_control(run):
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_completion_scripts(shell):
+def test_completion_scripts(shell, tmp_path):
     result = CliRunner().invoke(cli, ["completion", shell])
     assert result.exit_code == 0 and "_TRIMESH_COMPLETE" in result.stdout
     if shell == "bash" and shutil.which("bash"):
         check = subprocess.run(["bash", "-n"], input=result.stdout, text=True, capture_output=True)
         assert check.returncode == 0, check.stderr
+        script = tmp_path / "completion.bash"
+        script.write_text(result.stdout)
+        sourced = subprocess.run(["bash", "-c", f"source {script} && complete -p trimesh"],
+                                 text=True, capture_output=True)
+        assert "_trimesh_completion trimesh" in sourced.stdout, sourced.stderr
+
+
+def test_kind_arguments_complete_with_kind_names():
+    from click.shell_completion import ShellComplete
+
+    completions = ShellComplete(cli, {}, "trimesh", "_TRIMESH_COMPLETE").get_completions(["get"], "rou")
+    assert {c.value for c in completions} == {"route-rule", "routerules"}
 
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -121,14 +121,13 @@ def _write_all(verb: str, done: str, path: str | None, namespace: str | None,
         for index, obj in enumerate(objects):
             try:
                 stored = (client.create if verb == "create" else client.replace)(obj.to_dict())
-            except (ConflictError, NotFoundError, ConfigError) as exc:
+            except TrimeshError as exc:  # refused, or the control went away
+                refused = isinstance(exc, (ConflictError, NotFoundError, ConfigError))
                 where = source if total == 1 else f"{source}, document {index + 1} of {total}"
                 summary = "" if total == 1 else (
                     f"; {index} of {total} objects {done.lower()} before it, "
                     f"{total - index - 1} not attempted")
-                raise _fail(f"{exc} ({where}){summary}") from None
-            except TrimeshError as exc:
-                raise _fail(str(exc)) from None
+                raise _fail(f"{exc} ({where}){summary}" if refused or index else str(exc)) from None
             click.echo(f"{done} config {_ref(stored)} at revision {_revision(stored)}")
 
 
