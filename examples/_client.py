@@ -64,7 +64,7 @@ def proxy_from_environ(environ: Mapping[str, str] | None = None, *, for_host: st
     value = env.get("http_proxy") or env.get("HTTP_PROXY")
     if not value:
         return None
-    if for_host is not None and _no_proxy_matches(env.get("no_proxy") or env.get("NO_PROXY") or "", for_host):
+    if for_host is not None and no_proxy_matches(env.get("no_proxy") or env.get("NO_PROXY") or "", for_host):
         return None
     if "://" not in value:
         value = "http://" + value
@@ -74,7 +74,8 @@ def proxy_from_environ(environ: Mapping[str, str] | None = None, *, for_host: st
     return Proxy(parts.hostname, parts.port or 80)
 
 
-def _no_proxy_matches(no_proxy: str, host: str) -> bool:
+def no_proxy_matches(no_proxy: str, host: str) -> bool:
+    """True when a ``NO_PROXY`` value (comma-separated names, domain suffixes, or ``*``) exempts host."""
     host = host.lower()
     for entry in (e.strip().lower() for e in no_proxy.split(",")):
         if not entry:

@@ -25,10 +25,11 @@ from __future__ import annotations
 import argparse
 import html
 import os
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from .._client import FetchError, Proxy, fetch, proxy_from_environ
+from .._client import FetchError, Proxy, fetch, no_proxy_matches, proxy_from_environ, split_url
 from .._server import (Request, Response, add_server_arguments, compile_routes, dispatch, html_response,
                        json_response, redirect, run_server, text_response)
 from ._common import forwarded_headers, numeric_id, service_url
@@ -61,12 +62,13 @@ class ProductPage:
     """The productpage service as an HTTP handler."""
 
     def __init__(self, *, details_url: str = "http://details:9080", reviews_url: str = "http://reviews:9080",
-                 ratings_url: str = "http://ratings:9080", proxy: Proxy | None = None,
+                 ratings_url: str = "http://ratings:9080", proxy: Proxy | None = None, no_proxy: str = "",
                  timeout: float = UPSTREAM_TIMEOUT, reviews_tries: int = REVIEWS_TRIES) -> None:
         self.details_url = details_url.rstrip("/")
         self.reviews_url = reviews_url.rstrip("/")
         self.ratings_url = ratings_url.rstrip("/")
         self.proxy = proxy
+        self.no_proxy = no_proxy  # NO_PROXY: upstream hosts called directly even with a proxy
         self.timeout = timeout
         self.reviews_tries = reviews_tries
         self._served = 0
@@ -91,7 +93,7 @@ class ProductPage:
         return cls(details_url=details_url or service_url("details", env),
                    reviews_url=reviews_url or service_url("reviews", env),
                    ratings_url=ratings_url or service_url("ratings", env),
-                   proxy=proxy_from_environ(env))
+                   proxy=proxy_from_environ(env), no_proxy=env.get("no_proxy") or env.get("NO_PROXY") or "")
 
     def statistics(self) -> dict[str, Any]:
         return {"requests": self._served, "upstream_calls": self._upstream_calls,
@@ -112,11 +114,16 @@ class ProductPage:
         self._upstream_calls += 1
         try:
             response = await fetch(url, headers=forwarded_headers(request), timeout=self.timeout,
-                                   proxy=self.proxy)
+                                   proxy=self._proxy_for(url))
             body = response.json() if response.status == 200 else None
             return response.status, body
         except (FetchError, ValueError):
             return 0, None
+
+    def _proxy_for(self, url: str) -> Proxy | None:
+        if self.proxy is None or (self.no_proxy and no_proxy_matches(self.no_proxy, split_url(url)[0])):
+            return None
+        return self.proxy
 
     async def _upstream(self, url: str, request: Request, tries: int, error: str) -> tuple[int, Any]:
         status = 0
@@ -152,8 +159,9 @@ class ProductPage:
         user = fields.get("username") or fields.get("user")
         if not user:
             return text_response("login needs the form field 'username'\n", 400)
+        value = urllib.parse.quote(user, safe="")  # no way to smuggle cookie attributes in
         return redirect(request.header("referer") or "/productpage",
-                        headers=[("set-cookie", f"user={user}; Path=/")])
+                        headers=[("set-cookie", f"user={value}; Path=/")])
 
     async def _logout(self, request: Request) -> Response:
         return redirect(request.header("referer") or "/productpage",

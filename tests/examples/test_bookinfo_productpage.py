@@ -180,6 +180,17 @@ async def test_upstream_calls_use_absolute_form_through_http_proxy(serve, client
     assert proxy.requests[1].header("x-request-id") == "r-1"
 
 
+async def test_no_proxy_sends_an_upstream_directly(serve, client):
+    proxy = FakePeer(body={"id": "0", "reviews": []})
+    details = FakePeer(body={"id": 0, "type": "paperback"})
+    details_url = await serve(details)
+    app = ProductPage.from_environ({"HTTP_PROXY": await serve(proxy), "NO_PROXY": "127.0.0.1"},
+                                   details_url=details_url)
+    await page(client, await serve(app))
+    assert [r.path for r in details.requests] == ["/details/0"]  # direct, origin form
+    assert [r.target for r in proxy.requests] == ["http://reviews:9080/reviews/0"]
+
+
 async def test_reviews_calls_ratings_through_http_proxy(serve):
     proxy = FakePeer(body={"id": 0, "ratings": {"Reviewer1": 3, "Reviewer2": 2}})
     proxy_url = await serve(proxy)
@@ -220,6 +231,8 @@ async def test_login_sets_user_cookie_and_logout_clears_it(serve):
         assert (r.headers["location"], r.headers["set-cookie"].split(";")[0]) == ("/productpage?u=1",
                                                                                    "user=anna")
         assert (await c.post(f"{base}/login", data={})).status_code == 400
+        sneaky = await c.post(f"{base}/login", data={"username": "x; Domain=evil"})
+        assert sneaky.headers["set-cookie"] == "user=x%3B%20Domain%3Devil; Path=/"
         out = await c.get(f"{base}/logout")
         assert out.status_code == 302 and out.headers["location"] == "/productpage"
         assert out.headers["set-cookie"].startswith("user=;") and "Max-Age=0" in out.headers["set-cookie"]
