@@ -238,3 +238,15 @@ async def test_listing_is_encoded_once_per_revision_and_never_stale():
     assert json.loads(after)["revision"] == 1 and len(json.loads(after)["objects"]) == 1
     assert cache.statistics() == {"entries": 1, "hits": 1, "misses": 3}  # old revision dropped
     assert "entries=1" in repr(cache)
+
+
+async def test_huge_declared_body_is_refused_without_reading_it(nursery):
+    store = ConfigStore.in_memory()
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    nursery.start_soon(handle_api_connection, server_stream, store)
+    await client_stream.send_all(b"POST /v1/objects HTTP/1.1\r\nhost: c\r\ncontent-length: 1000000000\r\n\r\n{")
+    data = b""
+    while chunk := await client_stream.receive_some(65536):
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 413 ") and b"connection: close" in data.lower()
+    assert store.revision == 0

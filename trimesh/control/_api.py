@@ -182,6 +182,8 @@ async def _read_body(stream: trio.abc.ReceiveStream, conn: h11.Connection,
                      request: h11.Request) -> bytes:
     declared = next((v for k, v in request.headers if k == b"content-length"), None)
     too_big = declared is not None and int(declared) > MAX_REQUEST_BYTES
+    if declared is not None and int(declared) > DISCARD_LIMIT:  # not worth reading: answer, close
+        raise HTTPError(413, _too_big_message(int(declared)), [(b"connection", b"close")])
     chunks: list[bytes] = []
     size = 0
     while True:
