@@ -129,7 +129,7 @@ class ProductPage:
         status = 0
         for _ in range(tries):
             status, body = await self._get_json(url, request)
-            if status == 200:
+            if status == 200 and isinstance(body, dict):
                 return 200, body
             self._upstream_failures += 1
         return (status or 500), {"error": error}
