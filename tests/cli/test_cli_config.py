@@ -379,3 +379,9 @@ def test_every_other_kind_round_trips_with_a_minimal_spec(run, kind):
     (back,) = load_text(got.stdout)
     assert (back.key, back.spec) == (original.key, original.spec)
     assert run("delete", kind, "minimal", "-n", "istio-system").exit_code == 0
+
+
+def test_delete_of_one_missing_object_names_it_once(run):
+    result = run("delete", "routerule", "ghost")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: route-rule/default/ghost not found\n"

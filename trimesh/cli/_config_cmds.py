@@ -188,11 +188,14 @@ def delete(kind: str | None, names: tuple[str, ...], file: str | None, namespace
                 revision = client.delete(*key)
             except (NotFoundError, ConfigError) as exc:
                 failures.append(str(exc))
-                click.echo(f"Error: {exc}", err=True)
+                if len(keys) > 1:
+                    click.echo(f"Error: {exc}", err=True)
                 continue
             except TrimeshError as exc:
                 raise _fail(str(exc)) from None
             click.echo(f"Deleted config {key_ref(key)} at revision {revision}")
+    if len(keys) == 1 and failures:
+        raise _fail(failures[0])
     if failures:
         raise _fail(f"{len(failures)} of {len(keys)} objects could not be deleted")
 
