@@ -91,6 +91,7 @@ def test_kill_9_during_concurrent_writes_loses_nothing_acknowledged(new_control,
         t.join(15)
     assert not any(t.is_alive() for t in threads)
     assert not refused
+    assert in_flight  # the kill did land in the middle of writes
 
     files = os.listdir(tmp_path / "state" / "config")
     for name in files:
