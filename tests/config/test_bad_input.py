@@ -109,6 +109,8 @@ CASES = [
      "    kind: HISTOGRAM\n", "$.spec.metrics[0].kind", 6, "'HISTOGRAM' is not one of"),
     ("attribute name with upper case", "kind: attributemanifest\nmetadata: {name: m}\nspec:\n  attributes:\n"
      "    Source.IP: {valueType: IP_ADDRESS}\n", '$.spec.attributes["Source.IP"]', 5, "may only use lower-case"),
+    ("empty expression", "kind: metric\nmetadata: {name: m}\nspec:\n  value:\n", "$.spec.value", 4,
+     "expected a string, got nothing"),
     ("missing required field", "kind: memquota\nmetadata: {name: h}\nspec:\n  quotas:\n  - name: q.quota.ns\n",
      "$.spec.quotas[0].maxAmount", 5, "missing required field 'maxAmount'"),
     ("wrong apiVersion", RR.replace("v1alpha2", "v9"), "$.apiVersion", 1, "does not serve kind RouteRule"),
@@ -163,6 +165,8 @@ TEXT_CASES = [
     ("not UTF-8", b"kind: RouteRule\nmetadata: {name: \xe9t\xe9}\n", 2, "not UTF-8"),
     ("binary garbage", bytes(range(256)) * 4, 2, "not UTF-8"),  # 0x0a comes before 0x80
     ("NUL bytes", "kind: RouteRule\n\x00\x00\x00\n", 2, "binary data"),
+    ("wildcard in a flow mapping", "kind: EgressRule\nmetadata: {name: e}\nspec:\n"
+     "  destination: {service: *.foo.com}\n", 4, "quote values that start with '*'"),
     ("bad JSON", '{"kind": "RouteRule",\n "metadata": }\n', 2, "invalid JSON"),
     ("docs elision", rr("  ...\n"), 8, "'...' is how the docs mark fields they left out"),
     ("same object twice", RR + "---\n" + RR, 12, "route-rule/default/reviews-rule is defined twice"),

@@ -233,6 +233,8 @@ def _normalize(value: Any, t: Any, segs: list[Segment], budget: _Budget) -> Any:
             raise _error(f"expected a list, got {_describe(value)}", segs)
         return [_normalize(v, t.item_type, segs + [i], budget) for i, v in enumerate(value)]
     if isinstance(t, mi.StrType):
+        if value is None:
+            raise _error("expected a string, got nothing (null)", segs)
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, (int, float)):
@@ -516,6 +518,7 @@ def _too_big(size: int) -> str:
 
 
 _SEPARATOR = re.compile(r"( *)---\s*\Z")
+_UNQUOTED_STAR = re.compile(r"[:\[{,-]\s*\*[^\sA-Za-z0-9_]")
 
 
 def _indent(line: str) -> int:
@@ -587,6 +590,9 @@ def _parse_yaml(text: str, source: str) -> list[_Doc]:
         problem = getattr(exc, "problem", None) or str(exc)
         context = getattr(exc, "context", None)
         detail = f"{problem} ({context})" if context else str(problem)
+        lines = text.split("\n")
+        if line is not None and 0 < line <= len(lines) and _UNQUOTED_STAR.search(lines[line - 1]):
+            detail += "; quote values that start with '*', e.g. \"*.foo.com\""
         raise ConfigError(f"invalid YAML: {detail}", source=source, line=line,
                           document=len(docs)) from None
     except RecursionError:
