@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from e2e_harness import (Mesh, Proc, sidecar_available, start_sidecar, start_upstream,
+from e2e_harness import (SERVICE_PORT, Mesh, Proc, sidecar_available, start_sidecar, start_upstream,
                          wait_sidecar_ready, wait_upstream_ready)
 
 UPSTREAMS = [
@@ -31,13 +31,22 @@ def mesh(tmp_path_factory) -> Mesh:
             u = start_upstream(log_dir, service, version, *extra)
             started.append(u.proc)
             upstreams[u.name] = u
-        sidecar = start_sidecar(log_dir, "productpage",
-                                [u.instance() for u in upstreams.values()])
+        # ratings v1 sits behind its own (inbound) sidecar: requests to it take two hops
+        ratings = start_upstream(log_dir, "ratings", "v1")
+        started.append(ratings.proc)
+        inbound = start_sidecar(log_dir, "ratings", [], app=(ratings.address, ratings.port),
+                                port=SERVICE_PORT)
+        started.append(inbound.proc)
+        registry = [u.instance() for u in upstreams.values()]
+        registry.append({**ratings.instance(), "address": inbound.address, "port": inbound.port})
+        sidecar = start_sidecar(log_dir, "productpage", registry)
         started.append(sidecar.proc)
-        for u in upstreams.values():
+        for u in [*upstreams.values(), ratings]:
             wait_upstream_ready(u)
+        wait_sidecar_ready(inbound)
         wait_sidecar_ready(sidecar)
-        yield Mesh(upstreams, sidecar)
+        upstreams[ratings.name] = ratings
+        yield Mesh(upstreams, sidecar, inbound)
     finally:
         for proc in reversed(started):
             proc.stop()

@@ -2,11 +2,13 @@
 
 One session-scoped *mesh* is shared by every e2e module (starting Python processes is the slow part):
 
-- six fake upstreams (``python -m trimesh.testing.upstream``), each on its own 127.77.x.y address:
-  ``reviews`` v1/v2/v3 and ``httpbin`` v1/v2/v3 (httpbin v3 never answers: the hanging mirror);
-- one sidecar (``trimesh run sidecar --service productpage ...``) whose ``--registry`` file lists those
-  instances and whose ``--config`` file holds the route rules. Tests reach the services through its
-  outbound proxy (a plain request with ``Host: reviews:9080``, or curl with ``-x`` as an HTTP proxy).
+- seven fake upstreams (``python -m trimesh.testing.upstream``), each on its own 127.77.x.y address
+  and the docs' port 9080: ``reviews`` v1/v2/v3, ``httpbin`` v1/v2/v3 (httpbin v3 never answers:
+  the hanging mirror) and ``ratings`` v1, which has its own (inbound) sidecar in front of it;
+- the client's sidecar (``trimesh run sidecar --service productpage ...``) whose ``--registry`` file
+  lists those instances (ratings at its sidecar, so requests to it take two hops) and whose
+  ``--config`` file holds the route rules. Tests reach the services through its outbound proxy (a
+  plain request with ``Host: reviews:9080``, or curl with ``-x`` as an HTTP proxy).
 
 A test changes routing with ``mesh.apply(YAML)``: the config file is rewritten atomically and the call
 returns once the sidecar's ``/config_dump`` shows exactly the new rule set (the sidecar polls its files
@@ -168,6 +170,7 @@ class Upstream:
         httpx.post(f"{self.url}/_upstream/reset", timeout=5).raise_for_status()
 
     def instance(self) -> dict:
+        """Its registry entry: the app reached directly (as if it had no sidecar of its own)."""
         return {"service": self.service, "namespace": "default", "address": self.address,
                 "port": self.port, "labels": {"version": self.version}}
 
@@ -237,20 +240,24 @@ class Sidecar:
 
 
 def start_sidecar(log_dir: Path, service: str, instances: list[dict], config: str = "",
-                  version: str = "v1", *, app_port: int | None = None,
-                  control_url: str | None = None) -> Sidecar:
-    """Start ``trimesh run sidecar`` on a fresh address. Rules come from a ``--config`` file, or
-    from the control at ``control_url`` when given (then there is no config file)."""
+                  version: str = "v1", *, app: tuple[str, int] | None = None,
+                  port: int | None = None, control_url: str | None = None) -> Sidecar:
+    """Start ``trimesh run sidecar`` on a fresh address, in front of the app at ``app`` (address,
+    port; default: nothing listens there) with service port ``port`` (default: a free one). Rules
+    come from a ``--config`` file, or from the control at ``control_url`` when given (then there
+    is no config file)."""
     address = next_address()
     registry_path = log_dir / f"{service}-registry.yaml"
     registry_path.write_text(yaml.safe_dump(instances))
     config_path = log_dir / f"{service}-config.yaml"
     config_path.write_text(config)
-    port, proxy_port, admin_port = (free_port(address) for _ in range(3))
+    port = port or free_port(address)
+    proxy_port, admin_port = free_port(address), free_port(address)
+    app_address, app_port = app or ("127.0.0.1", free_port("127.0.0.1"))
     gossip_port = free_port(address, socket.SOCK_DGRAM)
     argv = trimesh_command() + [
         "run", "sidecar", "--service", service, "--version", version,
-        "--port", str(port), "--app-port", str(app_port or free_port("127.0.0.1")),
+        "--port", str(port), "--app-address", app_address, "--app-port", str(app_port),
         "--address", address, "--proxy-port", str(proxy_port), "--admin-port", str(admin_port),
         "--gossip-port", str(gossip_port), "--registry", str(registry_path),
         "--drain-timeout", "1", "--access-log", str(log_dir / f"{service}-access.log"),
@@ -262,9 +269,8 @@ def start_sidecar(log_dir: Path, service: str, instances: list[dict], config: st
     else:
         argv += ["--control", control_url]
     proc = spawn(f"sidecar-{service}", argv, log_dir)
-    sidecar = Sidecar(service, address, port, proxy_port, admin_port, config_path, registry_path,
-                      proc, applied_text=config)
-    return sidecar
+    return Sidecar(service, address, port, proxy_port, admin_port, config_path, registry_path,
+                   proc, applied_text=config)
 
 
 def wait_sidecar_ready(sidecar: Sidecar) -> None:
@@ -279,10 +285,11 @@ def wait_upstream_ready(upstream: Upstream) -> None:
 
 @dataclass
 class Mesh:
-    """The shared processes: upstreams by name (``reviews-v1`` ...) and the client's sidecar."""
+    """The shared processes: upstreams by name (``reviews-v1`` ...) and the sidecars."""
 
     upstreams: dict[str, Upstream]
-    sidecar: Sidecar
+    sidecar: Sidecar  # productpage's: every test's requests go through its outbound proxy
+    inbound: Sidecar  # ratings' sidecar in front of the ratings-v1 app (the second hop)
 
     def apply(self, text: str) -> float:
         return self.sidecar.apply(text)

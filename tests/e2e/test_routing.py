@@ -3,12 +3,14 @@ a config change reaches new requests (one outbound sidecar, fake reviews v1/v2/v
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+import uuid
 from collections import Counter
 
 import httpx
-from e2e_harness import dump_rules, fetch_many, require_tool, rule, served_by
+from e2e_harness import dump_rules, fetch_many, require_tool, rule, served_by, wait_until
 
 RULE_ALL_V1 = dump_rules(rule("reviews-default", "reviews", [{"labels": {"version": "v1"}}]))
 
@@ -201,3 +203,21 @@ def test_config_change_reaches_new_requests_quickly(mesh):
     assert set(after) == {"reviews-v3"}, Counter(after)
     mesh.sidecar.applied_text = new
     print(f"config change reached new requests after {switched * 1000:.0f} ms")
+
+
+async def test_two_hops_through_the_destination_sidecar(mesh):
+    """ratings-v1 is registered at its own sidecar: outbound → inbound → app. The app sees the
+    caller's Host and a request id; the mesh's x-envoy-* controls never reach it."""
+    tag = uuid.uuid4().hex
+    async with mesh.client(host="ratings:9080") as client:
+        r = await client.get(f"/ratings/{tag}", headers={"x-envoy-max-retries": "1"})
+    assert r.status_code == 200 and served_by(r) == "ratings-v1", r.text
+    seen = r.json()["headers"]
+    assert seen["host"] == "ratings:9080"
+    assert seen.get("x-request-id")
+    assert not [k for k in seen if k.startswith("x-envoy-")], seen
+    access_log = mesh.inbound.config_path.parent / "ratings-access.log"
+    lines = wait_until(lambda: [line for line in access_log.read_text().splitlines()
+                                if tag in line] or None, 5.0, "the inbound access-log line")
+    entry = json.loads(lines[0])
+    assert entry["direction"] == "inbound" and entry["status"] == 200
