@@ -18,7 +18,6 @@ The whole directory skips with a reason when ``trimesh run sidecar`` does not ex
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -351,8 +350,6 @@ def dump_rules(*docs: dict) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
-def jdump(obj) -> str:
-    return json.dumps(obj, indent=1)
 
 
 def require_tool(name: str) -> str:
