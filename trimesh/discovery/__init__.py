@@ -9,6 +9,8 @@ from ._messages import MAX_INCARNATION as MAX_INCARNATION
 from ._messages import PROTOCOL_VERSION as PROTOCOL_VERSION
 from ._messages import ConfigEntry as ConfigEntry
 from ._messages import WireCodec as WireCodec
+from ._serve import GossipAgent as GossipAgent
+from ._serve import serve_discovery as serve_discovery
 from ._swim import ConfigEvent as ConfigEvent
 from ._swim import Member as Member
 from ._swim import MemberEvent as MemberEvent

@@ -1,0 +1,266 @@
+"""The Trio shell around :class:`SwimNode`: UDP datagrams, TCP push/pull, timers, an event stream.
+
+The shell owns no protocol logic. It moves bytes and time in and out of the pure core:
+
+* one task receives datagrams (``recvfrom`` with a 64 KiB buffer, so oversized packets reach
+  the core and are counted there) and feeds ``receive_datagram``;
+* one task runs the timers the core scheduled, from a heap, waking early when an earlier timer
+  arrives;
+* a TCP listener on the same port serves push/pull frames (``receive_stream``); a ``Stream``
+  effect opens a connection in a child task, bounded by ``tcp_timeout`` (memberlist's LAN
+  ``TCPTimeout``, 10 s);
+* ``Notify`` effects go to every subscriber's memory channel (:meth:`GossipAgent.subscribe`);
+  a subscriber that falls ``event_buffer`` events behind loses events (counted) rather than
+  stalling the gossip loop — it can always re-read the full view (``members()``,
+  ``registry()``, ``config_entries()``).
+
+TCP frames are a 4-byte big-endian length and the sealed frame (:mod:`._messages`). Addresses
+on the wire are ``"host:port"`` strings. Time is ``trio.current_time()``; the packets' timestamps
+add the wall-clock offset measured once at start, for the replay window.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import random
+import time
+from collections.abc import Iterable
+
+import trio
+
+from ..config import ServiceInstance
+from ._config import GossipConfig
+from ._keyring import Keyring
+from ._messages import ConfigEntry
+from ._swim import Member, Notify, Schedule, Send, Stream, SwimNode
+
+logger = logging.getLogger("trimesh.discovery")
+
+DEFAULT_PORT = 7946  # memberlist / Serf default gossip port
+TCP_TIMEOUT = 10.0  # memberlist LAN TCPTimeout
+EVENT_BUFFER = 1024  # events a subscriber may lag behind before losing some
+LEAVE_TIMEOUT = 2.0  # how long leave() waits for our Dead to go out
+_FRAME_HEADER = 4
+
+
+def parse_addr(addr: str) -> tuple[str, int]:
+    """``"127.0.0.2:7946"`` → ``("127.0.0.2", 7946)``, with a clear error."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"gossip address must be host:port, got {addr!r}")
+    return host, int(port)
+
+
+async def _read_exactly(stream: trio.abc.ReceiveStream, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = await stream.receive_some(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+async def _read_frame(stream: trio.abc.ReceiveStream, limit: int) -> bytes | None:
+    head = await _read_exactly(stream, _FRAME_HEADER)
+    if head is None:
+        return None
+    size = int.from_bytes(head, "big")
+    if size > limit:
+        return None
+    return await _read_exactly(stream, size)
+
+
+def _frame(data: bytes) -> bytes:
+    return len(data).to_bytes(_FRAME_HEADER, "big") + data
+
+
+class GossipAgent:
+    """A running gossip member. Create with :func:`serve_discovery` (``nursery.start``)."""
+
+    def __init__(self, name: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 seeds: Iterable[str] = (), key: bytes | Keyring | None = None,
+                 meta: Iterable[ServiceInstance] = (), config: GossipConfig | None = None,
+                 tcp_timeout: float = TCP_TIMEOUT, event_buffer: int = EVENT_BUFFER) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.seeds = list(seeds)
+        self.keyring = key if isinstance(key, Keyring) or key is None else Keyring(key)
+        self.meta = tuple(meta)
+        self.config = config or GossipConfig()
+        self.tcp_timeout = tcp_timeout
+        self.event_buffer = event_buffer
+        self.node: SwimNode | None = None
+        self._udp: trio.socket.SocketType | None = None
+        self._nursery: trio.Nursery | None = None
+        self._timers: list[tuple[float, int, tuple]] = []
+        self._timer_seq = 0
+        self._wake = trio.Event()
+        self._subscribers: list[trio.MemorySendChannel] = []
+        self.shell_counters = dict.fromkeys(
+            ("send_errors", "receive_errors", "stream_errors", "events_dropped", "streams_served"), 0)
+
+    @property
+    def addr(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- running -------------------------------------------------------------------------------
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        with udp:
+            await udp.bind((self.host, self.port))
+            self.port = udp.getsockname()[1]
+            self._udp = udp
+            listeners = await trio.open_tcp_listeners(self.port, host=self.host)
+            now = trio.current_time()
+            self.node = SwimNode(self.name, self.addr, rng=random.SystemRandom(),
+                                 config=self.config, keyring=self.keyring, meta=self.meta,
+                                 wall_offset=time.time() - now)
+            try:
+                await self._run(now, listeners, task_status)
+            finally:
+                for send in self._subscribers:
+                    send.close()
+
+    async def _run(self, now: float, listeners: list, task_status) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._receive_loop)
+            nursery.start_soon(self._timer_loop)
+            await nursery.start(trio.serve_listeners, self._serve_stream, listeners)
+            await self._apply(self.node.start(now))
+            await self._apply(self.node.join(now, self.seeds))
+            logger.info("gossip member %s listening on %s (udp+tcp), %s, seeds %s", self.name,
+                        self.addr, "encrypted" if self.keyring else "PLAINTEXT",
+                        ", ".join(self.seeds) or "none")
+            task_status.started(self)
+            # runs until cancelled
+
+    async def _receive_loop(self) -> None:
+        udp, node = self._udp, self.node
+        while True:
+            try:
+                data, _ = await udp.recvfrom(65536)
+            except OSError:  # e.g. an ICMP error reported on the socket: not about this datagram
+                self.shell_counters["receive_errors"] += 1
+                continue
+            await self._apply(node.receive_datagram(trio.current_time(), data))
+
+    async def _timer_loop(self) -> None:
+        node, timers = self.node, self._timers
+        while True:
+            deadline = timers[0][0] if timers else math.inf
+            with trio.move_on_at(deadline):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            now = trio.current_time()
+            while timers and timers[0][0] <= now:
+                _, _, timer = heapq.heappop(timers)
+                await self._apply(node.handle_timer(now, timer))
+
+    async def _serve_stream(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            with trio.move_on_after(self.tcp_timeout):
+                frame = await _read_frame(stream, self.config.max_stream_size)
+                if frame is None:
+                    return
+                reply, fx = self.node.receive_stream(trio.current_time(), frame)
+                self.shell_counters["streams_served"] += 1
+                await self._apply(fx)
+                if reply is not None:
+                    await stream.send_all(_frame(reply))
+
+    async def _push_pull(self, addr: str, data: bytes) -> None:
+        try:
+            host, port = parse_addr(addr)
+            with trio.fail_after(self.tcp_timeout):
+                stream = await trio.open_tcp_stream(host, port)
+                async with stream:
+                    await stream.send_all(_frame(data))
+                    reply = await _read_frame(stream, self.config.max_stream_size)
+        except (OSError, trio.TooSlowError, trio.BrokenResourceError, ValueError):
+            self.shell_counters["stream_errors"] += 1
+            return
+        if reply is not None:
+            await self._apply(self.node.receive_stream_reply(trio.current_time(), reply))
+
+    async def _apply(self, effects: list) -> None:
+        for fx in effects:
+            t = type(fx)
+            if t is Send:
+                try:
+                    await self._udp.sendto(fx.data, parse_addr(fx.addr))
+                except (OSError, ValueError):
+                    self.shell_counters["send_errors"] += 1
+            elif t is Schedule:
+                self._timer_seq += 1
+                earliest = self._timers[0][0] if self._timers else math.inf
+                heapq.heappush(self._timers, (fx.at, self._timer_seq, fx.timer))
+                if fx.at < earliest:
+                    self._wake.set()
+            elif t is Stream:
+                self._nursery.start_soon(self._push_pull, fx.addr, fx.data)
+            elif t is Notify:
+                for send in self._subscribers:
+                    try:
+                        send.send_nowait(fx.event)
+                    except trio.WouldBlock:
+                        self.shell_counters["events_dropped"] += 1
+                    except trio.ClosedResourceError:
+                        pass
+
+    # -- the handle other tasks use --------------------------------------------------------------
+    def subscribe(self) -> trio.MemoryReceiveChannel:
+        """A channel of ``MemberEvent`` / ``ConfigEvent`` from now on (closed when we stop)."""
+        send, receive = trio.open_memory_channel(self.event_buffer)
+        self._subscribers.append(send)
+        return receive
+
+    async def update_meta(self, instances: Iterable[ServiceInstance]) -> None:
+        await self._apply(self.node.update_meta(trio.current_time(), instances))
+
+    async def put_config(self, kind: str, namespace: str, name: str, revision: int,
+                         obj: dict | None) -> None:
+        await self._apply(self.node.put_config(trio.current_time(), kind, namespace, name,
+                                               revision, obj))
+
+    async def leave(self, timeout: float = LEAVE_TIMEOUT) -> bool:
+        """Gossip our leave and wait (bounded) until it went out; the caller then cancels us."""
+        await self._apply(self.node.leave(trio.current_time()))
+        with trio.move_on_after(timeout):
+            while not self.node.leave_sent():
+                await trio.sleep(self.config.gossip_interval / 2)
+            return True
+        return False
+
+    def members(self) -> list[Member]:
+        return self.node.members()
+
+    def registry(self) -> list[ServiceInstance]:
+        return self.node.registry()
+
+    def config_entries(self) -> list[ConfigEntry]:
+        return self.node.config_entries()
+
+    def statistics(self) -> dict:
+        stats = dict(self.node.statistics()) if self.node else {}
+        stats.update(self.shell_counters)
+        stats["subscribers"] = len(self._subscribers)
+        return stats
+
+    def __repr__(self) -> str:
+        return f"<GossipAgent {self.name} at {self.addr} {self.node!r}>"
+
+
+async def serve_discovery(name: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                          seeds: Iterable[str] = (), key: bytes | Keyring | None = None,
+                          meta: Iterable[ServiceInstance] = (), config: GossipConfig | None = None,
+                          task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Run a gossip member on ``host:port`` (UDP and TCP; ``port=0`` picks one) until
+    cancelled. ``nursery.start(serve_discovery, ...)`` returns the :class:`GossipAgent` once it
+    listens and has contacted its seeds."""
+    agent = GossipAgent(name, host=host, port=port, seeds=seeds, key=key, meta=meta, config=config)
+    await agent.serve(task_status=task_status)
