@@ -4,16 +4,8 @@ Pipeline, for one text (``load_text``) or one already-parsed mapping (``object_f
 
 1. **Guard the input** before parsing: at most :data:`MAX_INPUT_BYTES`, UTF-8 (a leading BOM is
    dropped), no NUL bytes (binary data).
-2. **Repair the docs' two copy-paste hazards**, keeping every line where it was so line numbers stay
-   true: (a) a block whose every line starts with the same indentation (the docs render several
-   files indented by one space, which makes their ``---`` separators invalid) is dedented; (b) an
-   unquoted scalar that starts with ``*`` followed by a character that cannot start an alias name
-   (``service: *.foo.com``, docs L1045) is single-quoted — YAML would read it as an alias. Each repair
-   is reported through the optional ``notes`` list.
-3. **Parse**: JSON when the text starts with ``{`` or ``[`` (a JSON array or the config API's
-   ``{"objects": [...]}`` holds several objects), otherwise multi-document YAML with libyaml's
-   ``CSafeLoader``. The YAML node tree is kept so a field path can be mapped back to its line
-   (``yaml.compose`` marks). Duplicate mapping keys are refused (YAML would silently keep the last).
+2. **Repair the docs' copy-paste hazards** and 3. **parse** JSON or multi-document YAML, keeping
+   the node tree so a field path maps back to its line: see ``_parse.py``.
 4. **Envelope**: ``apiVersion`` (checked against the kind), ``kind`` (see "missing kind" below),
    ``metadata`` (``name`` required, ``namespace`` defaulting to the caller's, ``labels``,
    ``annotations``, ``resourceVersion`` → ``revision``) and ``spec``.
@@ -42,32 +34,28 @@ import difflib
 import json
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
 import msgspec
 import msgspec.inspect as mi
-import yaml
 
 from ..errors import ConfigError
 from ._duration import Duration, parse_duration
 from ._kinds import KindInfo, all_kinds, lookup_kind
 from ._names import DEFAULT_NAMESPACE
 from ._object import ConfigObject
+from ._parse import (MAX_INPUT_BYTES, Segment, camel, decode_text, line_of, parse_json, parse_yaml,
+                     repair_text)
 from ._traffic import MatchRequest, StringMatch
 from ._validate import validate_object_name, validate_spec
 
 __all__ = ["MAX_INPUT_BYTES", "MAX_VALUES", "load_text", "load_file", "load_mesh_config", "object_from_dict",
            "convert_spec", "format_path", "infer_kind"]
 
-MAX_INPUT_BYTES = 2 * 1024 * 1024  # one config file or request body; checked before parsing
 MAX_VALUES = 200_000  # values per document after YAML alias expansion (refuses "billion laughs")
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-Segment = str | int
 
 # Top-level and metadata fields. Kubernetes output fields are accepted and dropped so that
 # `kubectl get -o yaml`-style documents load.
@@ -82,11 +70,6 @@ _KUBERNETES_KINDS = ("Namespace", "Service", "Deployment", "ConfigMap", "Pod", "
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PATH_TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[\"((?:[^\"\\]|\\.)*)\"\]|\[\.\.\.\]")
-# `key: *.foo.com` / `- *-bar.foo.com`: an unquoted scalar starting with '*' and a character that
-# cannot begin an alias name (aliases in config files are written `*name`).
-_STAR_SCALAR = re.compile(
-    r"^(?P<lead>\s*(?:-\s+)*(?:[A-Za-z0-9_.\-/]+:\s+)?)(?P<val>\*(?:[^\sA-Za-z0-9_#][^\s#]*)?)"
-    r"(?P<tail>\s+#.*|\s*)$")
 
 
 # --- paths ----------------------------------------------------------------------------------------
@@ -150,11 +133,6 @@ def _describe(value: Any) -> str:
 # --- spellings ------------------------------------------------------------------------------------
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p[:1].upper() + p[1:] for p in rest)
-
-
 def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
@@ -170,7 +148,7 @@ def _field_table(cls: type) -> tuple[dict[str, Any], tuple[str, ...]]:
     info = _type_info(cls)
     table: dict[str, Any] = {}
     for f in info.fields:
-        for spelling in (f.encode_name, f.name, _snake(f.encode_name), _camel(f.name)):
+        for spelling in (f.encode_name, f.name, _snake(f.encode_name), camel(f.name)):
             table.setdefault(spelling, f)
     return table, tuple(f.encode_name for f in info.fields)
 
@@ -479,213 +457,6 @@ def _string_map(value: Any, segs: list[Segment]) -> dict[str, str]:
 # --- text → documents -----------------------------------------------------------------------------
 
 
-@dataclass
-class _Doc:
-    index: int
-    data: Any
-    node: Any = None  # yaml node (or None: line unknown)
-    path_prefix: list[Segment] = field(default_factory=list)
-
-
-def _decode(text: str | bytes, source: str) -> str:
-    if isinstance(text, (bytes, bytearray, memoryview)):
-        raw = bytes(text)
-        if len(raw) > MAX_INPUT_BYTES:
-            raise ConfigError(_too_big(len(raw)), source=source)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            raise ConfigError(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
-                              "(binary data, or another encoding?)", source=source,
-                              line=line) from None
-    elif not isinstance(text, str):
-        raise ConfigError(f"expected text, got {type(text).__name__}", source=source)
-    elif len(text) > MAX_INPUT_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_INPUT_BYTES:
-        raise ConfigError(_too_big(len(text.encode("utf-8", "surrogatepass"))), source=source)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    nul = text.find("\x00")
-    if nul >= 0:
-        raise ConfigError("binary data (a NUL byte) is not a YAML or JSON document", source=source,
-                          line=text.count("\n", 0, nul) + 1)
-    return text
-
-
-def _too_big(size: int) -> str:
-    return (f"input is {size} bytes, more than the limit of {MAX_INPUT_BYTES} bytes "
-            f"({MAX_INPUT_BYTES // (1024 * 1024)} MiB) for one config file; split it")
-
-
-_SEPARATOR = re.compile(r"( *)---\s*\Z")
-_UNQUOTED_STAR = re.compile(r"[:\[{,-]\s*\*[^\sA-Za-z0-9_]")
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
-
-
-def _repair(text: str, source: str, notes: list[str] | None) -> str:
-    lines = text.split("\n")
-    # Split into documents at '---' lines indented like the document before them, then dedent each
-    # document by the indentation all its lines share (the docs render files indented by one space).
-    chunks: list[tuple[int, int]] = []
-    start, common = 0, None
-    for i, ln in enumerate(lines):
-        m = _SEPARATOR.match(ln)
-        if m is not None and (not m.group(1) or len(m.group(1)) == common):
-            chunks.append((start, i))
-            if m.group(1):
-                lines[i] = ln.lstrip(" ")
-            start, common = i + 1, None
-        elif ln.strip():
-            common = _indent(ln) if common is None else min(common, _indent(ln))
-    chunks.append((start, len(lines)))
-    for a, b in chunks:
-        body = [ln for ln in lines[a:b] if ln.strip()]
-        shared = min((_indent(ln) for ln in body), default=0)
-        if shared:
-            lines[a:b] = [ln[shared:] if ln.strip() else ln.lstrip(" ") for ln in lines[a:b]]
-            if notes is not None:
-                notes.append(f"{source}:{a + 1}: removed the indentation of {shared} space(s) that "
-                             f"every line of lines {a + 1}–{b} shares")
-    for i, ln in enumerate(lines):
-        if "*" not in ln:
-            continue
-        m = _STAR_SCALAR.match(ln)
-        if m is None:
-            continue
-        val = m.group("val")
-        lines[i] = f"{m.group('lead')}'{val}'{m.group('tail')}"
-        if notes is not None:
-            notes.append(f"{source}:{i + 1}: quoted {val} (an unquoted '*' starts a YAML alias)")
-    return "\n".join(lines)
-
-
-def _elision_line(text: str) -> int | None:
-    for i, ln in enumerate(text.split("\n")):
-        if ln.strip() == "..." and ln[:1].isspace():
-            return i + 1
-    return None
-
-
-def _parse_yaml(text: str, source: str) -> list[_Doc]:
-    docs: list[_Doc] = []
-    loader = _Loader(text)
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            _check_duplicate_keys(node, source, len(docs))
-            docs.append(_Doc(len(docs), loader.construct_document(node), node))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        elided = _elision_line(text)
-        if elided is not None and (line is None or elided <= line + 1):
-            raise ConfigError("'...' is how the docs mark fields they left out; it is not YAML: "
-                              "delete the line or write the missing fields", source=source,
-                              line=elided, document=len(docs)) from None
-        problem = getattr(exc, "problem", None) or str(exc)
-        context = getattr(exc, "context", None)
-        detail = f"{problem} ({context})" if context else str(problem)
-        lines = text.split("\n")
-        if line is not None and 0 < line <= len(lines) and _UNQUOTED_STAR.search(lines[line - 1]):
-            detail += "; quote values that start with '*', e.g. \"*.foo.com\""
-        raise ConfigError(f"invalid YAML: {detail}", source=source, line=line,
-                          document=len(docs)) from None
-    except RecursionError:
-        raise ConfigError("invalid YAML: nested too deeply", source=source,
-                          document=len(docs)) from None
-    finally:
-        loader.dispose()
-    return docs
-
-
-def _check_duplicate_keys(root: Any, source: str, index: int) -> None:
-    seen_nodes: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen_nodes:
-            continue
-        seen_nodes.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            keys: dict[str, int] = {}
-            for k, v in node.value:
-                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
-                    if k.value in keys:
-                        raise ConfigError(f"key {k.value!r} appears twice in one mapping (also on "
-                                          f"line {keys[k.value]})", source=source,
-                                          line=k.start_mark.line + 1, document=index)
-                    keys[k.value] = k.start_mark.line + 1
-                stack.append(v)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-
-
-def _parse_json(text: str, source: str) -> list[_Doc]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=source,
-                          line=exc.lineno) from None
-    except RecursionError:
-        raise ConfigError("invalid JSON: nested too deeply", source=source) from None
-    node = None
-    try:  # JSON is YAML: the node tree gives line numbers for error messages
-        node = yaml.compose(text, Loader=_Loader)
-    except (yaml.YAMLError, RecursionError):
-        node = None
-    if isinstance(data, dict) and "kind" not in data and isinstance(data.get("objects"), list):
-        items = data["objects"]
-        sub = _child(node, "objects")
-        return [_Doc(i, d, _child(sub, i)) for i, d in enumerate(items)]
-    if isinstance(data, list):
-        return [_Doc(i, d, _child(node, i)) for i, d in enumerate(data)]
-    return [_Doc(0, data, node)]
-
-
-def _child(node: Any, seg: Segment) -> Any:
-    if node is None:
-        return None
-    if isinstance(seg, int) and isinstance(node, yaml.SequenceNode):
-        return node.value[seg] if 0 <= seg < len(node.value) else None
-    if isinstance(seg, str) and isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if isinstance(k, yaml.ScalarNode) and _same_key(k.value, seg):
-                return v
-    return None
-
-
-def _same_key(written: str, seg: str) -> bool:
-    return written == seg or _camel(written) == seg or written.lower() == seg
-
-
-def _line_of(node: Any, segments: list[Segment]) -> int | None:
-    """The line of the deepest node along ``segments`` (the key's line for a mapping entry)."""
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for seg in segments:
-        if isinstance(seg, int) and isinstance(node, yaml.SequenceNode):
-            if not 0 <= seg < len(node.value):
-                break
-            node = node.value[seg]
-            line = node.start_mark.line + 1
-        elif isinstance(seg, str) and isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if isinstance(k, yaml.ScalarNode) and _same_key(k.value, seg):
-                    node, line = v, k.start_mark.line + 1
-                    break
-            else:
-                break
-        else:
-            break
-    return line
-
-
 def load_text(text: str | bytes, *, source: str = "<stdin>", default_namespace: str | None = None,
               default_kind: str | None = None, infer_kind: bool = False,
               allow_duplicates: bool = False, notes: list[str] | None = None) -> list[ConfigObject]:
@@ -695,12 +466,12 @@ def load_text(text: str | bytes, *, source: str = "<stdin>", default_namespace: 
     ``infer_kind`` accept documents without ``kind`` (see the module docstring); the same object
     twice in one text is refused unless ``allow_duplicates``; repairs made to the text are appended
     to ``notes``. Raises ConfigError with path, line, source and document."""
-    decoded = _decode(text, source)
+    decoded = decode_text(text, source)
     stripped = decoded.lstrip()
     if stripped[:1] in ("{", "["):
-        docs = _parse_json(decoded, source)
+        docs = parse_json(decoded, source)
     else:
-        docs = _parse_yaml(_repair(decoded, source, notes), source)
+        docs = parse_yaml(repair_text(decoded, source, notes), source)
     out: list[ConfigObject] = []
     seen: dict[tuple[str, str, str], int] = {}
     for doc in docs:
@@ -711,14 +482,14 @@ def load_text(text: str | bytes, *, source: str = "<stdin>", default_namespace: 
                                    default_kind=default_kind, infer_kind=infer_kind)
         except ConfigError as exc:
             segs = getattr(exc, "_segments", None)
-            line = _line_of(doc.node, segs) if segs is not None else None
+            line = line_of(doc.node, segs) if segs is not None else None
             raise ConfigError(exc.message, path=exc.path, line=line, source=source,
                               document=doc.index) from None
         if not allow_duplicates:
             if obj.key in seen:
                 raise ConfigError(f"{obj.ref} is defined twice (also in document {seen[obj.key] + 1})",
                                   path="$.metadata.name", source=source, document=doc.index,
-                                  line=_line_of(doc.node, ["metadata", "name"]))
+                                  line=line_of(doc.node, ["metadata", "name"]))
             seen[obj.key] = doc.index
         out.append(obj)
     return out
@@ -761,9 +532,9 @@ def load_mesh_config(text: str | bytes, *, source: str = "<mesh config>") -> Any
     MeshConfig`` object. An empty file gives the defaults."""
     from ._mesh import MeshConfig
 
-    decoded = _decode(text, source)
-    docs = [d for d in (_parse_json(decoded, source) if decoded.lstrip()[:1] in ("{", "[")
-                        else _parse_yaml(_repair(decoded, source, None), source))
+    decoded = decode_text(text, source)
+    docs = [d for d in (parse_json(decoded, source) if decoded.lstrip()[:1] in ("{", "[")
+                        else parse_yaml(repair_text(decoded, source, None), source))
             if d.data is not None]
     if not docs:
         return MeshConfig()
@@ -785,4 +556,4 @@ def load_mesh_config(text: str | bytes, *, source: str = "<mesh config>") -> Any
     except ConfigError as exc:
         segs = getattr(exc, "_segments", None)
         raise ConfigError(exc.message, path=exc.path, source=source,
-                          line=_line_of(doc.node, segs) if segs is not None else None) from None
+                          line=line_of(doc.node, segs) if segs is not None else None) from None

@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from . import _adapters as ad
 from . import _mesh, _mixer, _quota_spec
 from . import _traffic as tr
+from ._parse import camel
 
 Problem = tuple[list[str | int], str]
 
@@ -124,7 +125,7 @@ def _route_rule(r: tr.RouteRule) -> Iterator[Problem]:
                         try:
                             ipaddress.ip_network(cidr, strict=False)
                         except ValueError:
-                            yield (["match", proto, _camel(field), i],
+                            yield (["match", proto, camel(field), i],
                                    f"{cidr!r} is not an IP address or CIDR range")
     if r.redirect is not None and r.route:
         yield ["redirect"], "a rule either redirects or routes: remove 'route' or 'redirect'"
@@ -192,7 +193,7 @@ def _destination_policy(p: tr.DestinationPolicy) -> Iterator[Problem]:
                       "http_consecutive_errors", "http_max_requests_per_connection",
                       "http_max_retries"):
             if getattr(cb, field) < 0:
-                yield at + [_camel(field)], f"{_camel(field)} must be 0 or more"
+                yield at + [camel(field)], f"{camel(field)} must be 0 or more"
         if not 0 <= cb.http_max_ejection_percent <= 100:
             yield (at + ["httpMaxEjectionPercent"],
                    f"httpMaxEjectionPercent {cb.http_max_ejection_percent} is outside 0–100")
@@ -340,7 +341,7 @@ def _stdio(p: ad.StdioParams) -> Iterator[Problem]:
     for field in ("metric_level", "output_level"):
         level = getattr(p, field)
         if isinstance(level, int) and level not in _LEVELS:
-            yield [_camel(field)], f"level {level} is not 0 (INFO), 1 (WARNING) or 2 (ERROR)"
+            yield [camel(field)], f"level {level} is not 0 (INFO), 1 (WARNING) or 2 (ERROR)"
     if p.log_stream in ("FILE", "ROTATED_FILE") and not p.output_path:
         yield ["outputPath"], f"logStream {p.log_stream} needs an outputPath"
 
@@ -380,14 +381,9 @@ def _mesh_config(m: _mesh.MeshConfig) -> Iterator[Problem]:
     yield from _host_port(m.egress_proxy_address, ["egressProxyAddress"], "egressProxyAddress")
     pc = m.default_config
     for field in ("discovery_address", "zipkin_address", "statsd_udp_address"):
-        yield from _host_port(getattr(pc, field), ["defaultConfig", _camel(field)], _camel(field))
+        yield from _host_port(getattr(pc, field), ["defaultConfig", camel(field)], camel(field))
     if not 0 < pc.proxy_admin_port < 65536:
         yield ["defaultConfig", "proxyAdminPort"], "proxyAdminPort is outside 1–65535"
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
 _CHECKS: dict[type, Any] = {
