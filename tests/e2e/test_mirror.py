@@ -5,11 +5,12 @@ httpbin v1 and v2 answer normally; httpbin v3 never answers (the hanging mirror)
 from __future__ import annotations
 
 import statistics
+import subprocess
 import time
 import uuid
 
 import httpx
-from e2e_harness import dump_rules, rule, served_by, wait_until
+from e2e_harness import dump_rules, require_tool, rule, served_by, wait_until
 
 # The mirroring task's rules (guides §8.3–8.4), verbatim apart from the namespace
 RULES_MIRROR = """\
@@ -48,16 +49,20 @@ spec:
 
 
 def test_both_versions_see_each_request_and_the_mirror_host_is_shadow(mesh):
+    """The docs' task with curl as the client (one curl, 20 URLs on a keep-alive connection
+    through the outbound proxy)."""
+    curl = require_tool("curl")
     mesh.apply(RULES_MIRROR)
     tag = uuid.uuid4().hex
     paths = [f"/headers/{tag}/{i}" for i in range(20)]
-    with httpx.Client(base_url=mesh.sidecar.proxy_url, headers={"host": "httpbin:9080"},
-                      timeout=10) as client:
-        answers = [client.get(p) for p in paths]
-    assert [served_by(r) for r in answers] == ["httpbin-v1"] * 20
-    assert all(r.json()["host"] == "httpbin:9080" for r in answers)  # primary keeps its Host
+    urls = [arg for p in paths for arg in ("-o", "/dev/null", f"http://httpbin:9080{p}")]
+    out = subprocess.run([curl, "-s", "-x", mesh.sidecar.proxy_url, "-w",
+                          "%{http_code} %header{x-upstream-name}\n", *urls],
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout.splitlines() == ["200 httpbin-v1"] * 20, out.stdout
     v1 = [q for q in mesh.upstreams["httpbin-v1"].requests() if tag in q["path"]]
     assert sorted(q["path"] for q in v1) == sorted(paths)
+    assert {q["headers"]["host"] for q in v1} == {"httpbin:9080"}  # the primary keeps its Host
 
     def mirrored():  # fire-and-forget: the copies may land just after the answers
         got = [q for q in mesh.upstreams["httpbin-v2"].requests() if tag in q["path"]]
