@@ -80,3 +80,19 @@ def test_public_surface():
         assert hasattr(config, name), name
     for info in all_kinds():
         assert getattr(config, info.spec_type.__name__) is info.spec_type
+
+
+def test_config_package_is_pure():
+    import ast
+    from pathlib import Path
+
+    forbidden = {"trio", "socket", "ssl", "time", "random", "asyncio"}
+    for path in Path(config.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                mods = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                mods = [(node.module or "").split(".")[0]]
+            else:
+                continue
+            assert not forbidden & set(mods), f"{path.name} imports {mods}"
