@@ -180,6 +180,9 @@ def test_oversized_and_misplaced_input():
     # another protocol version, sealed correctly
     assert node.receive_datagram(NOW, _seal([Ping(1, "n0", "n1", "n1")], version=2)) == []
     assert node.statistics()["dropped_version"] == 1
+    # a member with an empty name does not decode
+    assert node.receive_datagram(NOW, _seal([Alive("", 0, "x:1")], nonce=b"e" * 12)) == []
+    assert node.statistics()["dropped_decode"] == 1
     # a ping meant for someone else is not answered
     assert node.receive_datagram(NOW, _seal([Ping(3, "n4", "n1", "n1")], nonce=b"m" * 12)) == []
     assert node.statistics()["misdirected_pings"] == 1

@@ -43,6 +43,8 @@ KIND_TCP_SEALED = 0x12
 HEADER_SIZE = 1 + NONCE_SIZE
 
 Incarnation = Annotated[int, msgspec.Meta(ge=0, le=MAX_INCARNATION)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=253)]  # a member's name
+Addr = Annotated[str, msgspec.Meta(max_length=300)]  # "host:port"
 Seq = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
 
 # member states (memberlist's stateAlive/stateSuspect/stateDead/stateLeft)
@@ -58,19 +60,19 @@ class _Msg(msgspec.Struct, frozen=True, array_like=True):
 class Ping(_Msg, tag=1):
     """Direct probe: ``target`` must be the receiver (misdirected pings are dropped)."""
     seq: Seq
-    target: str
-    source: str
-    source_addr: str
+    target: Name
+    source: Name
+    source_addr: Addr
 
 
 class IndirectPing(_Msg, tag=2):
     """Ask the receiver to probe ``target`` for us and answer ``Ack`` or, after the probe timeout,
     ``Nack`` (Lifeguard: nacks tell the requester that its relays are alive)."""
     seq: Seq
-    target: str
-    target_addr: str
-    source: str
-    source_addr: str
+    target: Name
+    target_addr: Addr
+    source: Name
+    source_addr: Addr
 
 
 class Ack(_Msg, tag=3):
@@ -84,23 +86,23 @@ class Nack(_Msg, tag=4):
 class Alive(_Msg, tag=5):
     """``node`` is alive at ``incarnation``, reachable at ``addr``, announcing ``meta`` (its
     service instances: the registry)."""
-    node: str
+    node: Name
     incarnation: Incarnation
-    addr: str
+    addr: Addr
     meta: tuple[ServiceInstance, ...] = ()
 
 
 class Suspect(_Msg, tag=6):
-    node: str
+    node: Name
     incarnation: Incarnation
-    source: str
+    source: Name
 
 
 class Dead(_Msg, tag=7):
     """``source == node`` is a graceful leave."""
-    node: str
+    node: Name
     incarnation: Incarnation
-    source: str
+    source: Name
 
 
 class ConfigEntry(_Msg, tag=8):
@@ -110,7 +112,7 @@ class ConfigEntry(_Msg, tag=8):
     namespace: str
     name: str
     revision: Annotated[int, msgspec.Meta(ge=0)]
-    origin: str
+    origin: Name
     obj: dict | None = None
 
     @property
@@ -133,8 +135,8 @@ class ConfigHint(_Msg, tag=10):
     namespace: str
     name: str
     revision: Annotated[int, msgspec.Meta(ge=0)]
-    origin: str
-    holder: str
+    origin: Name
+    holder: Addr
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -143,8 +145,8 @@ class ConfigHint(_Msg, tag=10):
 
 class MemberState(msgspec.Struct, frozen=True, array_like=True):
     """One row of a push/pull full-state exchange."""
-    node: str
-    addr: str
+    node: Name
+    addr: Addr
     incarnation: Incarnation
     state: State
     meta: tuple[ServiceInstance, ...] = ()
@@ -154,8 +156,8 @@ class PushPull(_Msg, tag=9):
     """The full state (members and config entries), sent over TCP; ``join`` marks a join. With
     no ``members`` it is a config exchange only: ``config`` offers entries, ``want`` asks for the
     entries of those keys in the reply."""
-    source: str
-    source_addr: str
+    source: Name
+    source_addr: Addr
     join: bool
     members: list[MemberState]
     config: list[ConfigEntry]
@@ -170,7 +172,7 @@ class Packet(msgspec.Struct, frozen=True, array_like=True):
     """The versioned envelope."""
     v: int
     ts: float
-    src: str
+    src: Name
     msgs: list[Message]
 
 

@@ -109,12 +109,9 @@ class GossipAgent:
 
     # -- running -------------------------------------------------------------------------------
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        udp, listeners = await self._bind()
         with udp:
-            await udp.bind((self.host, self.port))
-            self.port = udp.getsockname()[1]
             self._udp = udp
-            listeners = await trio.open_tcp_listeners(self.port, host=self.host)
             now = trio.current_time()
             self.node = SwimNode(self.name, self.addr, rng=random.SystemRandom(),
                                  config=self.config, keyring=self.keyring, meta=self.meta,
@@ -124,6 +121,24 @@ class GossipAgent:
             finally:
                 for send in self._subscribers:
                     send.close()
+
+    async def _bind(self) -> tuple[trio.socket.SocketType, list]:
+        """UDP and TCP on the same port; with ``port=0`` retry until a free pair is found."""
+        attempts = 20 if self.port == 0 else 1
+        for attempt in range(attempts):
+            udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+            try:
+                await udp.bind((self.host, self.port))
+                port = udp.getsockname()[1]
+                listeners = await trio.open_tcp_listeners(port, host=self.host)
+            except OSError:
+                udp.close()
+                if attempt == attempts - 1:
+                    raise
+                continue
+            self.port = port
+            return udp, listeners
+        raise AssertionError("unreachable")
 
     async def _run(self, now: float, listeners: list, task_status) -> None:
         async with trio.open_nursery() as nursery:
