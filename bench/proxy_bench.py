@@ -8,18 +8,19 @@ Paths measured, each in the same run (docs/benchmarks.md explains the method and
 - ``2-hop``   client → outbound sidecar → inbound sidecar → backend
 - ``nginx``   client → nginx (one worker, keep-alive upstream) → backend   (when nginx is installed)
 
-For every path it reports requests/s at ``-c16`` (closed loop, keep-alive), the proxies' CPU µs per
-request (utime+stime from ``/proc/<pid>/stat`` over the run ÷ requests, summed over every proxy process
-on the path), and p50/p90/p99 latency at one connection, with the latency *added* over ``direct``.
+For every path it reports requests/s at ``-c16`` (closed loop, keep-alive), the proxies' CPU µs
+per request (utime+stime from ``/proc/<pid>/stat`` over the run ÷ requests, summed over every
+proxy process on the path), and p50/p90/p99 latency at one connection, with the latency *added*
+over ``direct``.
 
 Method (../shared/PERF.md): the proxies are pinned to core 0, the load generator and the backend to
 core 1 (``taskset``, when there are two cores); each path gets a warm-up before it is measured; the
-order of paths alternates between rounds (A B C D, D C B A, ...); the report gives medians and min–max
-over the rounds and ratios against ``direct``. The load generator is wrk (``-t1 -c16``) when installed,
-otherwise a built-in closed-loop client (slower: it can cap the fast paths, so compare ratios only
-with the same generator). The backend is a tiny nginx server when installed (``--backend auto``), else
-trimesh's fake upstream (``python -m trimesh.testing.upstream``, h11: ~8 k req/s on one core, which
-caps every path measured through it).
+order of paths alternates between rounds (A B C D, D C B A, ...); the report gives medians and
+min–max over the rounds and ratios against ``direct``. The load generator is wrk (``-t1 -c16``)
+when installed, otherwise a built-in closed-loop client (slower: it can cap the fast paths, so
+compare ratios only with the same generator). The backend is a tiny nginx server when installed
+(``--backend auto``), else trimesh's fake upstream (``python -m trimesh.testing.upstream``; h11,
+~8 k req/s on one core, which caps every path measured through it).
 
     python bench/proxy_bench.py             # ~5 s per run, 2 rounds
     python bench/proxy_bench.py --quick     # ~1 s per run, 1 round: a smoke test
@@ -148,7 +149,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def proxy_pid(proc: Proc) -> int:
-    """The PID doing the work: under ``taskset`` the Popen PID is taskset's, which execs in place."""
+    """The PID doing the work (``taskset`` execs in place, so the Popen PID is the proxy's)."""
     return proc.popen.pid
 
 
@@ -167,11 +168,12 @@ def start_backend(procs: Processes, kind: str) -> Proc:
             server {{ listen {BACKEND[0]}:{BACKEND[1]}; keepalive_requests 1000000;
                      location / {{ default_type application/json;
                                   return 200 '{{"name": "backend"}}'; }} }}"""))
-        proc = procs.start("backend", ["nginx", "-p", str(procs.workdir), "-c", str(conf)], LOAD_CORE)
+        proc = procs.start("backend", ["nginx", "-p", str(procs.workdir), "-c", str(conf)],
+                           LOAD_CORE)
     else:
-        proc = procs.start("backend", [sys.executable, "-m", "trimesh.testing.upstream", "--address",
-                                       BACKEND[0], "--port", str(BACKEND[1]), "--name", "backend",
-                                       "--no-record"], LOAD_CORE)
+        proc = procs.start("backend", [sys.executable, "-m", "trimesh.testing.upstream",
+                                       "--address", BACKEND[0], "--port", str(BACKEND[1]),
+                                       "--name", "backend", "--no-record"], LOAD_CORE)
     wait_for(lambda: port_open(BACKEND), "the backend", proc)
     return proc
 
@@ -197,7 +199,8 @@ def start_nginx_peer(procs: Processes) -> Proc:
         server {{ listen {NGINX_PEER[0]}:{NGINX_PEER[1]}; keepalive_requests 1000000;
                  location / {{ proxy_pass http://backend; proxy_http_version 1.1;
                               proxy_set_header Connection ""; }} }}"""))
-    proc = procs.start("nginx-peer", ["nginx", "-p", str(procs.workdir), "-c", str(conf)], PROXY_CORE)
+    proc = procs.start("nginx-peer", ["nginx", "-p", str(procs.workdir), "-c", str(conf)],
+                       PROXY_CORE)
     wait_for(lambda: port_open(NGINX_PEER), "the nginx peer proxy", proc)
     return proc
 
@@ -301,8 +304,8 @@ def run_wrk(path: Path_, connections: int, seconds: float, pin: bool) -> Result:
     latency = {p: float(v) * _UNITS[u]
                for p, v, u in re.findall(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)}
     errors = 0
-    for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: connect (\d+), read (\d+), "
-                    r"write (\d+), timeout (\d+)"):
+    for pattern in (r"Non-2xx or 3xx responses: (\d+)",
+                    r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"):
         for g in re.findall(pattern, out):
             errors += sum(int(x) for x in (g if isinstance(g, tuple) else (g,)))
     return Result(int(m.group(1)), float(m.group(2)) * _UNITS[m.group(3)], errors, latency)
@@ -394,16 +397,17 @@ def spread(values: list[float], fmt: str) -> str:
 
 
 def report(samples: dict[str, list[Sample]], args, generator: str, backend: str) -> str:
+    pinning = "pinned: proxies on core 0, load + backend on core 1" if args.pin else "not pinned"
     lines = [f"generator {generator} -t1 -c{args.connections}; backend {backend}; "
-             f"{args.duration:g} s per run; {args.rounds} round(s), order alternating; "
-             f"{'pinned: proxies on core 0, load + backend on core 1' if args.pin else 'not pinned'}",
+             f"{args.duration:g} s per run; {args.rounds} round(s), order alternating; {pinning}",
              "",
              "| path | req/s at c16 | vs direct | proxy CPU µs/req | p50 / p90 / p99 at c1 (µs) "
              "| added p50 / p90 / p99 (µs) |",
              "|---|---|---|---|---|---|"]
     direct = samples.get("direct", [])
     d_rps = statistics.median([s.rps for s in direct]) if direct else None
-    d_lat = {p: statistics.median([s.latency.get(p, 0) for s in direct]) for p in ("50", "90", "99")}
+    d_lat = {p: statistics.median([s.latency.get(p, 0) for s in direct]) if direct else 0.0
+             for p in ("50", "90", "99")}
     for name, ss in samples.items():
         rps = [s.rps for s in ss]
         cpu = [s.cpu_us for s in ss if s.cpu_us is not None]

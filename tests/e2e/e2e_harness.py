@@ -1,6 +1,8 @@
-"""End-to-end harness (helpers; fixtures are in conftest.py): real processes on loopback (issue 3, the HTTP data plane).
+"""End-to-end harness: real processes on loopback (issue 3, the HTTP data plane). The fixtures that
+use these helpers are in conftest.py.
 
-One session-scoped *mesh* is shared by every e2e module (starting Python processes is the slow part):
+One session-scoped *mesh* is shared by every e2e module (starting Python processes is the slow
+part):
 
 - seven fake upstreams (``python -m trimesh.testing.upstream``), each on its own 127.77.x.y address
   and the docs' port 9080: ``reviews`` v1/v2/v3, ``httpbin`` v1/v2/v3 (httpbin v3 never answers:
@@ -10,10 +12,11 @@ One session-scoped *mesh* is shared by every e2e module (starting Python process
   ``--config`` file holds the route rules. Tests reach the services through its outbound proxy (a
   plain request with ``Host: reviews:9080``, or curl with ``-x`` as an HTTP proxy).
 
-A test changes routing with ``mesh.apply(YAML)``: the config file is rewritten atomically and the call
-returns once the sidecar's ``/config_dump`` shows exactly the new rule set (the sidecar polls its files
-once per second). Every process is stopped by PID in the fixture finalizer (terminate, wait, kill).
-The whole directory skips with a reason when ``trimesh run sidecar`` does not exist yet.
+A test changes routing with ``mesh.apply(YAML)``: the config file is rewritten atomically and the
+call returns once the sidecar's ``/config_dump`` shows a new snapshot with exactly the new rule set
+(the sidecar polls its files once per second). Every process is stopped by PID in the fixture
+finalizer (terminate, wait, kill). The whole directory skips with a reason when ``trimesh run
+sidecar`` does not exist.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ _next_host = [0]
 
 
 def next_address() -> str:
-    """A fresh loopback address per instance (127.77.0.0/16 keeps clear of other suites' 127.0.0.x)."""
+    """A fresh loopback address per instance (127.77.0.0/16 keeps clear of other suites')."""
     _next_host[0] += 1
     n = (os.getpid() % 200) * 256 + _next_host[0]
     return f"127.77.{(n >> 8) % 256}.{n % 254 + 1}"
@@ -116,7 +119,8 @@ def spawn(name: str, argv: list[str], log_dir: Path, env: dict | None = None) ->
     log_path = log_dir / f"{name}.log"
     log = open(log_path, "wb")
     try:
-        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL,
                                  env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     finally:
         log.close()  # the child keeps its own descriptor
@@ -135,8 +139,8 @@ def wait_until(predicate, timeout: float, what: str, proc: Proc | None = None,
         if value:
             return value
         if proc is not None and not proc.alive():
-            pytest.fail(f"{proc.name} exited with {proc.popen.returncode} while waiting for {what}:\n"
-                        f"{proc.log_tail()}")
+            pytest.fail(f"{proc.name} exited with {proc.popen.returncode} while waiting for "
+                        f"{what}:\n{proc.log_tail()}")
         if time.monotonic() > deadline:
             tail = f":\n{proc.log_tail()}" if proc is not None else ""
             pytest.fail(f"timed out after {timeout} s waiting for {what}{tail}")
@@ -353,7 +357,7 @@ def dump_rules(*docs: dict) -> str:
 
 
 def require_tool(name: str) -> str:
-    """tests/conftest.py's ``require_tool`` (loaded by path: every conftest is a module "conftest")."""
+    """tests/conftest.py's ``require_tool`` (loaded by path: every conftest is named "conftest")."""
     import importlib.util
 
     path = Path(__file__).resolve().parent.parent / "conftest.py"

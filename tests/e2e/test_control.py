@@ -1,7 +1,7 @@
 """Issue 3 acceptance through the control: the request-routing task as the docs run it
-(``trimesh create -f`` / ``trimesh delete -f`` against a real ``trimesh run control``), with a sidecar
-that takes its rules from the control's config API. Each change must reach new requests within 1 s
-of the command returning."""
+(``trimesh create -f`` / ``trimesh delete -f`` against a real ``trimesh run control``), with a
+sidecar that takes its rules from the control's config API. Each change must reach new requests
+within 1 s of the command returning."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The fake upstream the e2e tests and benchmarks stand on: in-process on a real loopback socket, and
-once as a process (the way the e2e mesh runs it)."""
+"""The fake upstream the e2e tests and benchmarks stand on: in-process on a real loopback socket,
+and once as a process (the way the e2e mesh runs it)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ async def test_names_instance_and_echoes_headers():
     async with trio.open_nursery() as nursery:
         upstream, url = await _started(nursery, name="reviews-v2", service="reviews", version="v2")
         async with httpx.AsyncClient() as client:
-            r = await client.get(url + "/reviews/0", headers={"x-request-id": "abc", "Host": "reviews"})
+            r = await client.get(url + "/reviews/0",
+                                 headers={"x-request-id": "abc", "Host": "reviews"})
             r2 = await client.post(url + "/x", content=b"12345")
         body = r.json()
         assert (r.status_code, body["name"], body["version"]) == (200, "reviews-v2", "v2")

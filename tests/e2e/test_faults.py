@@ -32,7 +32,8 @@ def test_delay_fault_for_jason_only(mesh):
 
     def timed(*args: str) -> tuple[int, float]:
         out = subprocess.run([curl, "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
-                              "-H", "Host: reviews:9080", *args, mesh.sidecar.proxy_url + "/reviews/0"],
+                              "-H", "Host: reviews:9080", *args,
+                              mesh.sidecar.proxy_url + "/reviews/0"],
                              capture_output=True, text=True, timeout=20)
         code, seconds = out.stdout.split()
         return int(code), float(seconds)

@@ -75,7 +75,8 @@ def test_malformed_framing_is_rejected_with_400(mesh, reviews_v1, case):
 
 def test_70_kib_header_block_is_431(mesh, reviews_v1):
     tag = uuid.uuid4().hex
-    filler = b"".join(b"x-filler-%d: %s\r\n" % (i, b"a" * 1000) for i in range(HEADER_BLOCK // 1000))
+    filler = b"".join(b"x-filler-%d: %s\r\n" % (i, b"a" * 1000)
+                      for i in range(HEADER_BLOCK // 1000))
     raw = b"GET /%s HTTP/1.1\r\nHost: reviews:9080\r\n%s\r\n" % (tag.encode(), filler)
     assert len(raw) > HEADER_BLOCK
     assert _status(_exchange(mesh, raw)) == 431

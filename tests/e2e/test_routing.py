@@ -1,5 +1,6 @@
-"""Issue 3 acceptance, real processes: request routing, traffic shifting, header matching and how fast
-a config change reaches new requests (one outbound sidecar, fake reviews v1/v2/v3 upstreams)."""
+"""Issue 3 acceptance, real processes: request routing, traffic shifting, header matching, how fast
+a config change reaches new requests, two hops (one outbound sidecar, fake reviews v1/v2/v3
+upstreams)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from e2e_harness import dump_rules, fetch_many, require_tool, rule, served_by, w
 
 RULE_ALL_V1 = dump_rules(rule("reviews-default", "reviews", [{"labels": {"version": "v1"}}]))
 
-# samples/bookinfo/kube/route-rule-reviews-test-v2.yaml, as `istioctl get` shows it (traffic task §2.3)
+# samples/bookinfo/kube/route-rule-reviews-test-v2.yaml as `istioctl get` shows it (traffic §2.3)
 RULE_TEST_V2 = """\
 apiVersion: config.istio.io/v1alpha2
 kind: RouteRule
@@ -85,7 +86,8 @@ async def test_request_routing_all_v1_then_jason_then_round_robin(mesh):
     mesh.apply(RULE_ALL_V1 + "---\n" + RULE_TEST_V2)
     async with mesh.client() as client:
         jason = await fetch_many(client, 30, "/reviews/0", headers={"cookie": "user=jason"})
-        in_list = await fetch_many(client, 10, "/reviews/0", headers={"cookie": "a=b;user=jason;c=d"})
+        in_list = await fetch_many(client, 10, "/reviews/0",
+                                   headers={"cookie": "a=b;user=jason;c=d"})
         others = await fetch_many(client, 30, "/reviews/0", headers={"cookie": "user=alice"})
         spaced = await fetch_many(client, 10, "/reviews/0", headers={"cookie": "foo=1; user=jason"})
         anonymous = await fetch_many(client, 10, "/reviews/0")

@@ -1,8 +1,8 @@
 """A fake upstream HTTP/1.1 server for end-to-end tests and benchmarks.
 
 It stands in for an application behind a sidecar (BookInfo's ``reviews-v2``, httpbin, ...): a real
-Trio TCP listener on a loopback address, HTTP/1.1 with keep-alive, parsed by h11 (the reference codec;
-the point is to be an *independent* peer of the proxy's httptools codec, not a fast one).
+Trio TCP listener on a loopback address, HTTP/1.1 with keep-alive, parsed by h11 (the reference
+codec: the point is to be an *independent* peer of the proxy's httptools codec, not a fast one).
 
 Every answer is a small JSON document naming the instance and echoing the request, so a test can see
 which version served it and what the proxy sent (Host, ``x-request-id``, appended headers)::
@@ -84,7 +84,8 @@ class FakeUpstream:
     hang: bool = False
     close: bool = False
     record: bool = True
-    requests: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_RECORDED))
+    requests: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=MAX_RECORDED))
     _fail_counts: dict = field(default_factory=dict)
     _served: int = 0
     _connections: int = 0
