@@ -4,7 +4,10 @@
 Snapshot; ``table.decide(request, rng)`` returns a :class:`Forward`, :class:`Redirect` or
 :class:`Reject`. RouteRule matching by precedence, weighted backends, DestinationPolicy balancers,
 timeouts, retries, faults, mirroring and EgressRule host matching live here; the Trio proxy only
-carries them out. PURE: no I/O, no clock, no global randomness — ``rng`` and ``now`` are passed in.
+carries them out. Resilience (docs/resilience.md) is per :class:`Cluster`: circuit-breaker
+admission (``admit_request``/``admit_connection``/``admit_retry``), outlier ejection
+(``record_result``), active health (:class:`HealthState`) and the retry budget. PURE: no I/O, no
+clock, no global randomness — ``rng`` and ``now`` are passed in.
 """
 
 from ._balancers import BALANCER_NAMES as BALANCER_NAMES
@@ -12,9 +15,24 @@ from ._balancers import DEFAULT_BALANCER as DEFAULT_BALANCER
 from ._balancers import Balancer as Balancer
 from ._balancers import HostState as HostState
 from ._balancers import make_balancer as make_balancer
+from ._breaker import OVERFLOW_BODY as OVERFLOW_BODY
+from ._breaker import OVERFLOW_FLAG as OVERFLOW_FLAG
+from ._breaker import OVERFLOW_STATUS as OVERFLOW_STATUS
+from ._breaker import OVERLOADED_HEADER as OVERLOADED_HEADER
+from ._breaker import Admission as Admission
+from ._breaker import BreakerLimits as BreakerLimits
+from ._breaker import CircuitBreaker as CircuitBreaker
+from ._budget import RetryBudget as RetryBudget
 from ._cluster import PANIC_THRESHOLD as PANIC_THRESHOLD
 from ._cluster import Cluster as Cluster
+from ._cluster import ClusterState as ClusterState
+from ._health import HEALTHY_THRESHOLD as HEALTHY_THRESHOLD
+from ._health import IMMEDIATE_FAIL_STATUSES as IMMEDIATE_FAIL_STATUSES
+from ._health import UNHEALTHY_THRESHOLD as UNHEALTHY_THRESHOLD
+from ._health import HealthState as HealthState
 from ._match import host_pattern_matches as host_pattern_matches
+from ._outlier import OutlierConfig as OutlierConfig
+from ._outlier import OutlierDetector as OutlierDetector
 from ._policy import BASE_RETRY_INTERVAL as BASE_RETRY_INTERVAL
 from ._policy import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from ._policy import MAX_RETRY_INTERVAL as MAX_RETRY_INTERVAL
@@ -31,7 +49,12 @@ from ._types import SourceIdentity as SourceIdentity
 
 __all__ = [
     "BALANCER_NAMES", "DEFAULT_BALANCER", "Balancer", "HostState", "make_balancer",
-    "PANIC_THRESHOLD", "Cluster", "host_pattern_matches", "BASE_RETRY_INTERVAL", "DEFAULT_TIMEOUT",
+    "PANIC_THRESHOLD", "Cluster", "ClusterState", "host_pattern_matches", "BASE_RETRY_INTERVAL",
+    "DEFAULT_TIMEOUT",
     "MAX_RETRY_INTERVAL", "RETRIES_HEADER", "TIMEOUT_HEADER", "RetryPolicy", "RouteTable",
     "compile_routes", "Forward", "Redirect", "Reject", "RequestInfo", "SourceIdentity",
+    "OVERFLOW_BODY", "OVERFLOW_FLAG", "OVERFLOW_STATUS", "OVERLOADED_HEADER", "Admission",
+    "BreakerLimits", "CircuitBreaker", "RetryBudget", "HEALTHY_THRESHOLD",
+    "IMMEDIATE_FAIL_STATUSES", "UNHEALTHY_THRESHOLD", "HealthState", "OutlierConfig",
+    "OutlierDetector",
 ]

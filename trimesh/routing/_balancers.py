@@ -30,6 +30,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from ._health import HealthState
+
 ROUND_ROBIN = "ROUND_ROBIN"
 RANDOM = "RANDOM"
 LEAST_CONN = "LEAST_CONN"
@@ -42,15 +44,17 @@ DECAY = 10.0  # Finagle PeakEwma decayTime default: 10 s
 
 
 class HostState:
-    """Load of one endpoint: in-flight requests and the peak-EWMA round-trip estimate."""
+    """Load of one endpoint: in-flight requests and the peak-EWMA round-trip estimate, and its
+    active health-check state (:class:`~trimesh.routing.HealthState`, fed by the health-checker)."""
 
-    __slots__ = ("active", "requests", "ewma", "stamp")
+    __slots__ = ("active", "requests", "ewma", "stamp", "health")
 
     def __init__(self) -> None:
         self.active = 0
         self.requests = 0  # requests started, ever
         self.ewma: float | None = None  # seconds; None = no sample yet
         self.stamp: float | None = None  # the `now` of the last sample
+        self.health = HealthState()
 
     def observe(self, rtt: float, now: float | None) -> None:
         """Fold one round-trip time into the peak EWMA."""
@@ -73,7 +77,8 @@ class HostState:
         return rtt * (self.active + 1)
 
     def __repr__(self) -> str:
-        return f"<HostState active={self.active} requests={self.requests} ewma={self.ewma}>"
+        return (f"<HostState active={self.active} requests={self.requests} ewma={self.ewma} "
+                f"{self.health.state}>")
 
 
 class Balancer:

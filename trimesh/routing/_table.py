@@ -44,6 +44,7 @@ from ..config import DEFAULT_NAMESPACE, resolve_service
 from ..config._names import service_domain
 from ._balancers import DEFAULT_BALANCER, HostState, make_balancer
 from ._cluster import Cluster, ClusterState, cluster_name
+from ._health import HealthState
 from ._match import compile_string_match, host_pattern_matches, mesh_fqdn, source_matches, \
     split_host_port
 from ._policy import DEFAULT_TIMEOUT, RETRIES_HEADER, TIMEOUT_HEADER, FaultRoll, RetryPolicy, \
@@ -250,8 +251,10 @@ class RouteTable:
         c = self._clusters.get(name)
         if c is None:
             policy = self._policy_for(eg.pattern, {})
+            prev = self._prev_clusters.get(name)
             c = Cluster(eg.pattern, None, (), self._balancer_for(policy), policy=policy,
-                        host_states=self._host_states, name=name)
+                        host_states=self._host_states,
+                        state=prev.state if prev is not None else ClusterState(), name=name)
             self._clusters[name] = c
         return c
 
@@ -411,6 +414,12 @@ class RouteTable:
         """Every cluster built so far, by name (admin ``/clusters``)."""
         return dict(self._clusters)
 
+    def health_states(self) -> dict[tuple[str, int], HealthState]:
+        """Every mesh endpoint's active health-check state, by ``(address, port)``: what the
+        sidecar's health-checker probes and feeds (``record_probe``). Carried to the next table
+        with the endpoint, like the balancer's host state."""
+        return {ep: hs.health for ep, hs in self._host_states.items()}
+
     def destination_of(self, authority: str) -> str | None:
         """The service FQDN (or external host) a Host value routes to; ``None`` if refused."""
         dest = self._cache.get(authority) or self._resolve(authority)
@@ -482,6 +491,7 @@ def compile_routes(snapshot: Any, *, source: SourceIdentity | None = None,
                    previous: RouteTable | None = None) -> RouteTable:
     """Compile a Snapshot into the :class:`RouteTable` of the sidecar ``source`` (``None``: an
     unknown caller, e.g. the ingress). ``previous`` carries balancer state (round-robin cursors,
-    in-flight counts, latency estimates) over to clusters and hosts that still exist."""
+    in-flight counts, latency estimates, circuit-breaker accounting, outlier ejections, health)
+    over to clusters and hosts that still exist."""
     return RouteTable(snapshot, source, previous)
 
