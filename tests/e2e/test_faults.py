@@ -133,3 +133,20 @@ def test_per_try_timeout_holds(mesh):
     assert r.status_code == 504, r.status_code
     assert 0.85 <= took <= 2.5, took  # 3 tries x 0.3 s + backoff, not the 5 s overall timeout
     assert _count(mesh.upstreams["reviews-v1"], f"/hang-{key}") == 3
+
+
+def test_retry_budget_and_the_max_retries_header(mesh):
+    """attempts: 3 against an upstream that always fails → 503 after 1 + 3 tries;
+    ``x-envoy-max-retries: 0`` turns retries off for one request."""
+    mesh.apply(dump_rules(rule("reviews-default", "reviews", [{"labels": {"version": "v1"}}], 1,
+                               httpReqRetries={"simpleRetry": {"attempts": 3}})))
+    key = uuid.uuid4().hex
+    with httpx.Client(base_url=mesh.sidecar.proxy_url, headers={"host": "reviews:9080"},
+                      timeout=10) as client:
+        r = client.get(f"/always-{key}", headers={"x-upstream-status": "503"})
+        assert r.status_code == 503 and attempts_of(r) == 4, (r.status_code, dict(r.headers))
+        once = client.get(f"/once-{key}", headers={"x-upstream-status": "503",
+                                                   "x-envoy-max-retries": "0"})
+        assert once.status_code == 503 and attempts_of(once) == 1
+    upstream = mesh.upstreams["reviews-v1"]
+    assert (_count(upstream, f"/always-{key}"), _count(upstream, f"/once-{key}")) == (4, 1)
