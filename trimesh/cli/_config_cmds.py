@@ -81,10 +81,13 @@ def load_objects(path: str | None, namespace: str | None) -> tuple[str, list[Con
     A document's own ``metadata.namespace`` wins over ``-n``. Each object must also fit in one API
     request (``MAX_REQUEST_BYTES``)."""
     source = "<stdin>" if path in (None, "-") else str(path)
+    notes: list[str] = []
     try:
-        objects = load_file(path or "-", default_namespace=namespace)
+        objects = load_file(path or "-", default_namespace=namespace, notes=notes)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    for note in notes:  # repairs the loader made (e.g. the docs' unquoted `*.foo.com`)
+        click.echo(f"note: {note}", err=True)
     if not objects:
         raise click.ClickException(f"{source}: no config documents found")
     for index, obj in enumerate(objects):

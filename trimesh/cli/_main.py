@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,12 +15,6 @@ def cli() -> None:
 @cli.group()
 def run() -> None:
     """Run a mesh process: control, sidecar, ingress, ca, mixer."""
-
-
-@cli.command()
-def version() -> None:
-    """Print the client version."""
-    click.echo(f"trimesh {__version__}")
 
 
 def main() -> None:

@@ -31,6 +31,9 @@ def resolve_service(svc: IstioService, default_namespace: str, domain: str = DEF
         return svc.service.lower()
     if not svc.name:
         return None
+    if "." in svc.name and not svc.namespace and not svc.domain:
+        # ``name: reviews.default`` or a full name: the same service the host would name (§4).
+        return host_to_fqdn(svc.name, default_namespace, domain)
     namespace = svc.namespace or default_namespace
     sdomain = svc.domain or service_domain(domain)
     return f"{svc.name}.{namespace}.{sdomain}".lower()
