@@ -19,3 +19,13 @@ def test_reviews_default_loads():
     assert obj.spec.route[0].labels == {"version": "v1"}
     assert obj.to_dict()["spec"]["route"] == [{"labels": {"version": "v1"}, "weight": 100}]
     assert isinstance(obj.spec.route[0].weight, int) and not isinstance(obj.spec.route[0].weight, Duration)
+
+
+def test_dotted_destination_names_name_the_same_service():
+    from trimesh.config import IstioService, resolve_service
+
+    full = "reviews.default.svc.cluster.local"
+    assert resolve_service(IstioService(name="reviews"), "default") == full
+    assert resolve_service(IstioService(name="reviews.default"), "other") == full
+    assert resolve_service(IstioService(name=full), "other") == full
+    assert resolve_service(IstioService(name="reviews"), "other") == "reviews.other.svc.cluster.local"
