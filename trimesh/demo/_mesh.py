@@ -1,0 +1,610 @@
+"""The demo mesh launcher: a control and every instance with its sidecar, as real processes.
+
+``trimesh demo`` and the end-to-end tests (tests/demo/) start the same mesh with this module:
+
+1. :func:`find_checkout` locates the ``examples/`` directory of the checkout trimesh is installed
+   (editable) from; the example apps are not installed, they run as ``python -m examples…`` with
+   the checkout as working directory (examples/README.md).
+2. :func:`plan_mesh` (pure, :mod:`._layout`) gives each instance its loopback address.
+3. :meth:`DemoMesh.start` writes the shared ``--registry`` file, starts ``trimesh run control``
+   and waits for its API, then starts every ``trimesh run sidecar … -- APP`` at once (the sidecar
+   starts its app once it is ready, with ``HTTP_PROXY`` pointing at its outbound listener), and
+   reports each process as it becomes ready: a sidecar when its admin ``/ready`` answers 200, an
+   app when its port accepts connections, the control when its API answers. A process that exits
+   while starting, or a mesh not ready within :data:`READY_TIMEOUT`, is a :class:`DemoError`
+   carrying the tail of that process's log.
+4. :meth:`DemoMesh.stop` stops every process by PID: SIGTERM to the sidecars (each forwards it to its
+   app and drains), then to the control, waits up to :data:`STOP_TIMEOUT`, then SIGKILLs whatever
+   is left, apps included (their PIDs are read from ``/proc/<sidecar>/task/*/children`` when they
+   start). Children run in their own session, so a terminal's Ctrl-C reaches only the demo, which
+   then stops them in order; on Linux each also gets ``PR_SET_PDEATHSIG`` so a demo killed with
+   SIGKILL does not leave its sidecars behind.
+
+It is synchronous on purpose (``subprocess``, ``http.client``, polling): it supervises *processes*,
+and the same object must serve a plain CLI and a module-scoped pytest fixture, where no Trio run is
+active. Polling is bounded by deadlines everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import yaml
+
+from ..control import ControlClient
+from ..errors import NotFoundError, TrimeshError
+from ._layout import (CONTROL_PORT, DEFAULT_CONTROL_ADDRESS, DEMO_BLOCK, Member, MeshPlan,
+                      WorkloadLike, plan_mesh)
+from ._page import PageView, read_page
+
+READY_TIMEOUT = 60.0  # seconds for the whole mesh to be ready (13 cold Python starts on 2 cores)
+STOP_TIMEOUT = 8.0  # seconds between SIGTERM and SIGKILL (sidecars drain 1 s, then stop their app)
+SYNC_TIMEOUT = 10.0  # seconds for every sidecar to show the control's latest revision
+POLL_INTERVAL = 0.05  # seconds between readiness polls
+PAGE_TIMEOUT = 30.0  # seconds a page load may take (the fault task's page takes ~6 s)
+LOG_TAIL_LINES = 30
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+class DemoError(TrimeshError):
+    """The demo mesh could not start (or a scenario could not run); the message says why."""
+
+
+# -- where things are ------------------------------------------------------------------------
+
+
+def find_checkout() -> Path:
+    """The checkout trimesh runs from (the directory holding ``examples/bookinfo``).
+
+    trimesh is installed editable from a checkout, so the package's parent directory is the
+    checkout; the current directory is tried second. DemoError when neither has the examples."""
+    here = Path(__file__).resolve().parent.parent.parent
+    for root in (here, Path.cwd().resolve()):
+        if (root / "examples" / "bookinfo" / "productpage.py").is_file():
+            return root
+    raise DemoError(
+        f"cannot find the BookInfo examples: neither {here / 'examples'} nor "
+        f"{Path.cwd() / 'examples'} has bookinfo/productpage.py. `trimesh demo` runs the apps from a "
+        "checkout: clone the repository and `pip install -e .` in it (or run from its root).")
+
+
+def load_examples(root: Path) -> Any:
+    """The checkout's ``examples`` package (its ``BOOKINFO`` and ``HTTPBIN`` workload tables)."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    import examples
+
+    where = Path(examples.__file__).resolve().parent
+    if where != root / "examples":
+        raise DemoError(f"`import examples` found {where}, not the checkout's {root / 'examples'}")
+    return examples
+
+
+def trimesh_command() -> list[str]:
+    """How to run ``trimesh`` in a child: the console script beside this Python, else ``-c``."""
+    script = Path(sys.executable).with_name("trimesh")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "from trimesh.cli import main; main()"]
+
+
+def port_free(address: str, port: int) -> bool:
+    """Whether ``address:port`` can be bound for TCP now (a hint: another process may take it)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def default_control_address(block: str) -> str:
+    """``127.0.0.1`` when the default control port is free there (then ``trimesh create`` needs no
+    ``--control``), else the block's first address."""
+    if port_free(DEFAULT_CONTROL_ADDRESS, CONTROL_PORT):
+        return DEFAULT_CONTROL_ADDRESS
+    return f"{block}.1"
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def _child_setup() -> None:  # pragma: no cover - runs in the child between fork and exec
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class Process:
+    """One child of the demo (or an app, child of a sidecar, known by PID only)."""
+
+    name: str  # "control", "sidecar reviews-v2", "app reviews-v2"
+    pid: int
+    log_path: Path
+    popen: subprocess.Popen | None = None  # None for an app (the sidecar is its parent)
+    cmdline: bytes = b""  # an app's /proc cmdline, to never signal a reused PID
+    ready_at: float | None = None  # seconds after start
+    returncode: int | None = None
+    killed: bool = False
+
+    def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        return _pid_runs(self.pid, self.cmdline)
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _pid_runs(pid: int, cmdline: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            current = f.read()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[-1].split()[0]
+    except OSError:
+        return False
+    return state != b"Z" and (not cmdline or current == cmdline)
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs of ``pid``'s children (Linux ``/proc/<pid>/task/*/children``; [] elsewhere)."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(p) for p in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageLoad:
+    """One page load: what came back and how long it took."""
+
+    status: int
+    elapsed: float  # seconds
+    body: str
+    view: PageView
+
+
+def http_get(address: str, port: int, path: str, *, headers: dict[str, str] | None = None,
+             timeout: float = 5.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _port_open(address: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((address, port)) == 0
+
+
+# -- the mesh --------------------------------------------------------------------------------
+
+
+@dataclass
+class StopSummary:
+    """What :meth:`DemoMesh.stop` did to each process."""
+
+    processes: list[Process] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def killed(self) -> list[Process]:
+        return [p for p in self.processes if p.killed]
+
+    @property
+    def left(self) -> list[Process]:
+        return [p for p in self.processes if p.alive()]
+
+    def lines(self) -> list[str]:
+        out = []
+        for p in self.processes:
+            how = "killed (SIGKILL)" if p.killed else (
+                f"exited {p.returncode}" if p.returncode is not None else "stopped")
+            out.append(f"  {p.name:<22} pid {p.pid:<8} {how}")
+        clean = len(self.processes) - len(self.killed)
+        out.append(f"stopped {len(self.processes)} processes in {self.elapsed:.1f}s: {clean} "
+                   f"cleanly, {len(self.killed)} killed, {len(self.left)} still running")
+        return out
+
+
+class DemoMesh:
+    """A running (or startable) demo mesh. ``with DemoMesh(...) as mesh`` starts and stops it."""
+
+    def __init__(self, plan: MeshPlan, *, checkout: Path, workdir: Path,
+                 state_dir: Path | None = None, trimesh: Sequence[str] | None = None) -> None:
+        self.plan = plan
+        self.checkout = checkout
+        self.workdir = workdir
+        self.log_dir = workdir / "logs"
+        self.state_dir = state_dir if state_dir is not None else workdir / "state"
+        self.registry_path = workdir / "registry.yaml"
+        self.trimesh = list(trimesh or trimesh_command())
+        self.processes: list[Process] = []
+        self.control_proc: Process | None = None
+        self.sidecars: dict[str, Process] = {}
+        self.apps: dict[str, Process] = {}
+        self.started_at: float | None = None
+        self.ready = False
+        self.page_loads = 0
+        self.rules_applied = 0
+
+    # -- introspection ----------------------------------------------------------------------
+    @property
+    def control_url(self) -> str:
+        return self.plan.control_url
+
+    @property
+    def entry(self) -> Member:
+        """Where users reach the mesh: productpage's sidecar inbound port (no ingress yet)."""
+        return self.plan.member("productpage")
+
+    @property
+    def page_url(self) -> str:
+        return f"{self.entry.url}/productpage"
+
+    def pids(self) -> list[int]:
+        """Every PID the mesh started: control, sidecars and their apps."""
+        return [p.pid for p in self.processes]
+
+    def statistics(self) -> dict[str, Any]:
+        return {"members": len(self.plan.members), "processes": len(self.processes),
+                "running": sum(p.alive() for p in self.processes), "ready": self.ready,
+                "control": self.control_url, "page_loads": self.page_loads,
+                "rules_applied": self.rules_applied, "workdir": str(self.workdir)}
+
+    def __repr__(self) -> str:
+        running = sum(p.alive() for p in self.processes)
+        return (f"<DemoMesh {self.plan.block}.0/24 members={len(self.plan.members)} "
+                f"running={running}/{len(self.processes)} control={self.control_url}>")
+
+    def __enter__(self) -> DemoMesh:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- starting ---------------------------------------------------------------------------
+    def _elapsed(self) -> float:
+        assert self.started_at is not None
+        return time.monotonic() - self.started_at
+
+    def _spawn(self, name: str, argv: list[str], log_name: str) -> Process:
+        log_path = self.log_dir / f"{log_name}.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("TRIMESH_CONTROL", None)
+        with open(log_path, "wb") as log:
+            popen = subprocess.Popen(
+                argv, cwd=self.checkout, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_child_setup if sys.platform.startswith("linux") else None)
+        proc = Process(name=name, pid=popen.pid, log_path=log_path, popen=popen)
+        self.processes.append(proc)
+        return proc
+
+    def _failed(self, proc: Process, what: str) -> DemoError:
+        code = proc.popen.poll() if proc.popen is not None else None
+        status = f" (exit status {code})" if code is not None else ""
+        return DemoError(f"{proc.name} {what}{status}; its log ({proc.log_path}) ends with:\n"
+                         f"{proc.log_tail()}")
+
+    def start(self, progress: Callable[[Process, str], None] | None = None, *,
+              timeout: float = READY_TIMEOUT) -> None:
+        """Start every process; ``progress(process, detail)`` is called as each becomes ready."""
+        report = progress or (lambda proc, detail: None)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.registry_path.write_text(yaml.safe_dump(self.plan.registry_entries(), sort_keys=False))
+        self.started_at = time.monotonic()
+        deadline = self.started_at + timeout
+        plan = self.plan
+        self.control_proc = self._spawn("control", [
+            *self.trimesh, "run", "control", "--address", plan.control_address,
+            "--config-port", str(plan.control_port), "--state-dir", str(self.state_dir)],
+            "control")
+        self._wait(self.control_proc, self._control_ready, deadline, "control API answering")
+        self.control_proc.ready_at = self._elapsed()
+        report(self.control_proc, self.control_url)
+
+        for m in plan.members:
+            argv = m.sidecar_argv(self.trimesh, control_url=self.control_url,
+                                  registry=str(self.registry_path),
+                                  access_log=str(self.log_dir / f"{m.name}-access.log"))
+            self.sidecars[m.name] = self._spawn(f"sidecar {m.name}", argv, m.name)
+        pending = {m.name: m for m in plan.members}
+        apps_pending = {m.name: m for m in plan.members}
+        while pending or apps_pending:
+            for name, m in list(pending.items()):
+                proc = self.sidecars[name]
+                if not proc.alive():
+                    raise self._failed(proc, "exited while starting")
+                if self._sidecar_ready(m):
+                    proc.ready_at = self._elapsed()
+                    del pending[name]
+                    report(proc, f"{m.url} (proxy :{m.proxy_port}, admin :{m.admin_port})")
+            for name, m in list(apps_pending.items()):
+                if name in pending:
+                    continue
+                app = self._app_ready(m)
+                if app is not None:
+                    app.ready_at = self._elapsed()
+                    del apps_pending[name]
+                    report(app, f"{m.address}:{m.app_port}" if m.listens else "(client, no port)")
+            if time.monotonic() > deadline:
+                waiting = [f"sidecar {n}" for n in pending] + [f"app {n}" for n in apps_pending]
+                first = self.sidecars[(list(pending) or list(apps_pending))[0]]
+                raise self._failed(first, f"not ready after {timeout:.0f}s (waiting for "
+                                          f"{', '.join(waiting)})")
+            time.sleep(POLL_INTERVAL)
+        self.ready = True
+
+    def _wait(self, proc: Process, predicate: Callable[[], bool], deadline: float,
+              what: str) -> None:
+        while not predicate():
+            if not proc.alive():
+                raise self._failed(proc, f"exited before {what}")
+            if time.monotonic() > deadline:
+                raise self._failed(proc, f"timed out waiting for {what}")
+            time.sleep(POLL_INTERVAL)
+
+    def _control_ready(self) -> bool:
+        try:
+            status, _ = http_get(self.plan.control_address, self.plan.control_port,
+                                 "/v1/version", timeout=1.0)
+        except (OSError, http.client.HTTPException):
+            return False
+        return status == 200
+
+    def _sidecar_ready(self, m: Member) -> bool:
+        try:
+            status, _ = http_get(m.address, m.admin_port, "/ready", timeout=1.0)
+        except (OSError, http.client.HTTPException):
+            return False
+        return status == 200
+
+    def _app_ready(self, m: Member) -> Process | None:
+        """The app's Process once it runs (and, for a server, accepts connections)."""
+        sidecar = self.sidecars[m.name]
+        app = self.apps.get(m.name)
+        if app is None:
+            kids = _children(sidecar.pid)
+            if not kids:
+                if not sidecar.alive():
+                    raise self._failed(sidecar, "exited while starting its app")
+                return None
+            app = Process(name=f"app {m.name}", pid=kids[0], log_path=sidecar.log_path,
+                          cmdline=_cmdline(kids[0]))
+            self.apps[m.name] = app
+            self.processes.append(app)
+        if not app.alive():
+            raise self._failed(sidecar, f"app {m.name} exited while starting")
+        if m.listens and not _port_open(m.address, m.app_port):
+            return None
+        return app
+
+    # -- stopping ---------------------------------------------------------------------------
+    def stop(self, timeout: float = STOP_TIMEOUT) -> StopSummary:
+        """Stop every process by PID: SIGTERM, wait up to ``timeout``, then SIGKILL (idempotent)."""
+        began = time.monotonic()
+        sidecars = list(self.sidecars.values())
+        try:
+            self._terminate(sidecars, began + timeout)
+            # apps whose sidecar died without stopping them
+            self._terminate([a for a in self.apps.values() if a.alive()], began + timeout)
+            if self.control_proc is not None:
+                self._terminate([self.control_proc], time.monotonic() + timeout)
+        except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+            for p in self.processes:
+                if p.alive():
+                    p.killed = True
+                    p.signal(signal.SIGKILL)
+            self._reap(self.processes, time.monotonic() + 1.0)
+        self.ready = False
+        return StopSummary(list(self.processes), time.monotonic() - began)
+
+    def _terminate(self, procs: list[Process], deadline: float) -> None:
+        for p in procs:
+            p.signal(signal.SIGTERM)
+        while any(p.alive() for p in procs) and time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL)
+        for p in procs:
+            if p.alive():
+                p.killed = True
+                p.signal(signal.SIGKILL)
+        self._reap(procs, time.monotonic() + 2.0)
+
+    def _reap(self, procs: list[Process], deadline: float) -> None:
+        for p in procs:
+            if p.popen is not None:
+                try:
+                    p.returncode = p.popen.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+        # apps: their sidecar reaps them; give a killed one a moment to disappear
+        while any(a.alive() for a in procs if a.popen is None) and time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL)
+
+    # -- using it ---------------------------------------------------------------------------
+    def load_page(self, *, user: str | None = None, path: str = "/productpage",
+                  timeout: float = PAGE_TIMEOUT) -> PageLoad:
+        """GET the product page at the entry point, as ``user`` (the cookie /login sets)."""
+        headers = {"cookie": f"user={user}"} if user else {}
+        began = time.monotonic()
+        status, body = http_get(self.entry.address, self.entry.port, path, headers=headers,
+                                timeout=timeout)
+        elapsed = time.monotonic() - began
+        self.page_loads += 1
+        text = body.decode("utf-8", "replace")
+        return PageLoad(status, elapsed, text, read_page(text))
+
+    def login(self, user: str, *, timeout: float = 5.0) -> str:
+        """POST productpage's ``/login`` form; returns the cookie it sets (``user=jason``)."""
+        from urllib.parse import urlencode
+
+        conn = http.client.HTTPConnection(self.entry.address, self.entry.port, timeout=timeout)
+        try:
+            conn.request("POST", "/login", body=urlencode({"username": user}),
+                         headers={"content-type": "application/x-www-form-urlencoded"})
+            response = conn.getresponse()
+            response.read()
+            cookie = response.getheader("set-cookie") or ""
+        finally:
+            conn.close()
+        return cookie.split(";", 1)[0].strip()
+
+    def client(self) -> ControlClient:
+        return ControlClient(self.control_url)
+
+    def revision(self) -> int:
+        with self.client() as client:
+            return int(client.list()["revision"])
+
+    def wait_synced(self, revision: int | None = None, *, timeout: float = SYNC_TIMEOUT) -> float:
+        """Block until every sidecar's ``/config_dump`` shows the control's ``revision`` (default:
+        the latest). Returns the seconds it took; DemoError past ``timeout``."""
+        target = self.revision() if revision is None else revision
+        began = time.monotonic()
+        for m in self.plan.members:
+            while True:
+                try:
+                    status, body = http_get(m.address, m.admin_port, "/config_dump", timeout=2.0)
+                    seen = json.loads(body).get("control_revision") if status == 200 else None
+                except (OSError, http.client.HTTPException, ValueError):
+                    seen = None
+                if isinstance(seen, int) and seen >= target:
+                    break
+                if time.monotonic() - began > timeout:
+                    raise DemoError(f"sidecar {m.name} still at control revision {seen} after "
+                                    f"{timeout:.0f}s (want {target})")
+                time.sleep(POLL_INTERVAL)
+        return time.monotonic() - began
+
+    def apply(self, verb: str, path: str | Path) -> int:
+        """``trimesh create|replace|delete -f PATH`` in-process; waits until every sidecar has it.
+        Returns the control's revision after the change."""
+        from ..config import load_file
+
+        objects = load_file(str(path))
+        with self.client() as client:
+            for obj in objects:
+                if verb == "create":
+                    client.create(obj.to_dict())
+                elif verb == "replace":
+                    client.replace(obj.to_dict())
+                elif verb == "delete":
+                    client.delete(*obj.key)
+                else:
+                    raise ValueError(f"unknown verb {verb!r}")
+            revision = int(client.list()["revision"])
+        self.rules_applied += len(objects)
+        self.wait_synced(revision)
+        return revision
+
+    def delete_all(self) -> int:
+        """Delete every object the control holds (a clean slate between scenarios)."""
+        with self.client() as client:
+            for doc in client.list()["objects"]:
+                meta = doc.get("metadata") or {}
+                with contextlib.suppress(NotFoundError):
+                    client.delete(doc["kind"], meta.get("namespace") or "default", meta["name"])
+            revision = int(client.list()["revision"])
+        self.wait_synced(revision)
+        return revision
+
+    def access_records(self, member: Member) -> list[dict[str, Any]]:
+        """The JSON access-log records of a member's sidecar so far (flushed every 0.5 s)."""
+        path = self.log_dir / f"{member.name}-access.log"
+        out = []
+        with contextlib.suppress(OSError):
+            for line in path.read_text(errors="replace").splitlines():
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if isinstance(record, dict):
+                        out.append(record)
+        return out
+
+    def app_log(self, member: Member) -> str:
+        """The sidecar's log file, which also holds its app's output."""
+        return self.sidecars[member.name].log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def open_demo_mesh(workloads: Sequence[WorkloadLike] | None = None, *, block: str = DEMO_BLOCK,
+                   control_address: str | None = None, control_port: int = CONTROL_PORT,
+                   state_dir: Path | None = None, workdir: Path | None = None,
+                   progress: Callable[[Process, str], None] | None = None) -> Iterator[DemoMesh]:
+    """Start a mesh of ``workloads`` (default: BookInfo) and stop it on exit.
+
+    ``workdir`` (logs, registry, default state) is a new temporary directory unless given; a
+    temporary one is removed on exit."""
+    checkout = find_checkout()
+    if workloads is None:
+        workloads = load_examples(checkout).BOOKINFO
+    plan = plan_mesh(workloads, python=sys.executable, block=block,
+                     control_address=control_address, control_port=control_port)
+    own_workdir = workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="trimesh-demo-")) if workdir is None else workdir
+    try:
+        mesh = DemoMesh(plan, checkout=checkout, workdir=workdir, state_dir=state_dir)
+        try:
+            mesh.start(progress)
+            yield mesh
+        finally:
+            mesh.stop()
+    finally:
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
