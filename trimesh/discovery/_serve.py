@@ -77,13 +77,82 @@ def _frame(data: bytes) -> bytes:
     return len(data).to_bytes(_FRAME_HEADER, "big") + data
 
 
+class SocketTransport:
+    """Real UDP + TCP on one ``host:port`` (TCP frames: 4-byte length + sealed frame)."""
+
+    def __init__(self, udp: trio.socket.SocketType, listeners: list, host: str, port: int,
+                 max_frame: int) -> None:
+        self._udp = udp
+        self._listeners = listeners
+        self.addr = f"{host}:{port}"
+        self.port = port
+        self.max_frame = max_frame
+
+    @classmethod
+    async def open(cls, host: str, port: int, *, max_frame: int) -> SocketTransport:
+        """Bind UDP and TCP on the same port; with ``port=0`` retry until a free pair is found."""
+        attempts = 20 if port == 0 else 1
+        for attempt in range(attempts):
+            udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+            try:
+                await udp.bind((host, port))
+                bound = udp.getsockname()[1]
+                listeners = await trio.open_tcp_listeners(bound, host=host)
+            except OSError:
+                udp.close()
+                if attempt == attempts - 1:
+                    raise
+                continue
+            return cls(udp, listeners, host, bound, max_frame)
+        raise AssertionError("unreachable")
+
+    async def send(self, addr: str, data: bytes) -> None:
+        await self._udp.sendto(data, parse_addr(addr))
+
+    async def receive(self) -> bytes:
+        while True:
+            try:
+                data, _ = await self._udp.recvfrom(65536)
+                return data
+            except OSError:  # an ICMP error reported on the socket: not about a datagram
+                await trio.sleep(0)
+
+    async def serve_streams(self, handler, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async def serve_one(stream: trio.SocketStream) -> None:
+            async with stream:
+                with trio.move_on_after(TCP_TIMEOUT):  # a peer that stalls mid-frame is dropped
+                    frame = await _read_frame(stream, self.max_frame)
+                    if frame is not None:
+                        reply = await handler(frame)
+                        if reply is not None:
+                            await stream.send_all(_frame(reply))
+        await trio.serve_listeners(serve_one, self._listeners, task_status=task_status)
+
+    async def request(self, addr: str, data: bytes) -> bytes | None:
+        host, port = parse_addr(addr)
+        stream = await trio.open_tcp_stream(host, port)
+        async with stream:
+            await stream.send_all(_frame(data))
+            return await _read_frame(stream, self.max_frame)
+
+    def close(self) -> None:
+        self._udp.close()
+        for listener in self._listeners:
+            listener.socket.close()
+
+
 class GossipAgent:
-    """A running gossip member. Create with :func:`serve_discovery` (``nursery.start``)."""
+    """A running gossip member. Create with :func:`serve_discovery` (``nursery.start``).
+
+    ``transport`` replaces the real sockets (``trimesh.testing.TrioSimNet`` endpoints run
+    agents over a simulated network under ``MockClock``); ``rng`` (default ``SystemRandom``,
+    which also draws the AES-GCM nonces) can be seeded in tests."""
 
     def __init__(self, name: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  seeds: Iterable[str] = (), key: bytes | Keyring | None = None,
                  meta: Iterable[ServiceInstance] = (), config: GossipConfig | None = None,
-                 tcp_timeout: float = TCP_TIMEOUT, event_buffer: int = EVENT_BUFFER) -> None:
+                 tcp_timeout: float = TCP_TIMEOUT, event_buffer: int = EVENT_BUFFER,
+                 transport=None, rng: random.Random | None = None) -> None:
         self.name = name
         self.host = host
         self.port = port
@@ -93,75 +162,53 @@ class GossipAgent:
         self.config = config or GossipConfig()
         self.tcp_timeout = tcp_timeout
         self.event_buffer = event_buffer
+        self.transport = transport
+        self.rng = rng if rng is not None else random.SystemRandom()
         self.node: SwimNode | None = None
-        self._udp: trio.socket.SocketType | None = None
         self._nursery: trio.Nursery | None = None
         self._timers: list[tuple[float, int, tuple]] = []
         self._timer_seq = 0
         self._wake = trio.Event()
         self._subscribers: list[trio.MemorySendChannel] = []
         self.shell_counters = dict.fromkeys(
-            ("send_errors", "receive_errors", "stream_errors", "events_dropped", "streams_served"), 0)
+            ("send_errors", "stream_errors", "events_dropped", "streams_served"), 0)
 
     @property
     def addr(self) -> str:
-        return f"{self.host}:{self.port}"
+        return self.transport.addr if self.transport is not None else f"{self.host}:{self.port}"
 
     # -- running -------------------------------------------------------------------------------
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        udp, listeners = await self._bind()
-        with udp:
-            self._udp = udp
+        if self.transport is None:
+            self.transport = await SocketTransport.open(self.host, self.port,
+                                                        max_frame=self.config.max_stream_size)
+            self.port = self.transport.port
+        try:
             now = trio.current_time()
-            self.node = SwimNode(self.name, self.addr, rng=random.SystemRandom(),
+            self.node = SwimNode(self.name, self.addr, rng=self.rng,
                                  config=self.config, keyring=self.keyring, meta=self.meta,
                                  wall_offset=time.time() - now)
-            try:
-                await self._run(now, listeners, task_status)
-            finally:
-                for send in self._subscribers:
-                    send.close()
-
-    async def _bind(self) -> tuple[trio.socket.SocketType, list]:
-        """UDP and TCP on the same port; with ``port=0`` retry until a free pair is found."""
-        attempts = 20 if self.port == 0 else 1
-        for attempt in range(attempts):
-            udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-            try:
-                await udp.bind((self.host, self.port))
-                port = udp.getsockname()[1]
-                listeners = await trio.open_tcp_listeners(port, host=self.host)
-            except OSError:
-                udp.close()
-                if attempt == attempts - 1:
-                    raise
-                continue
-            self.port = port
-            return udp, listeners
-        raise AssertionError("unreachable")
-
-    async def _run(self, now: float, listeners: list, task_status) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._receive_loop)
-            nursery.start_soon(self._timer_loop)
-            await nursery.start(trio.serve_listeners, self._serve_stream, listeners)
-            await self._apply(self.node.start(now))
-            await self._apply(self.node.join(now, self.seeds))
-            logger.info("gossip member %s listening on %s (udp+tcp), %s, seeds %s", self.name,
-                        self.addr, "encrypted" if self.keyring else "PLAINTEXT",
-                        ", ".join(self.seeds) or "none")
-            task_status.started(self)
-            # runs until cancelled
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._receive_loop)
+                nursery.start_soon(self._timer_loop)
+                await nursery.start(self.transport.serve_streams, self._serve_stream)
+                await self._apply(self.node.start(now))
+                await self._apply(self.node.join(now, self.seeds))
+                logger.info("gossip member %s listening on %s (udp+tcp), %s, seeds %s", self.name,
+                            self.addr, "encrypted" if self.keyring else "PLAINTEXT",
+                            ", ".join(self.seeds) or "none")
+                task_status.started(self)
+                # runs until cancelled
+        finally:
+            self.transport.close()
+            for send in self._subscribers:
+                send.close()
 
     async def _receive_loop(self) -> None:
-        udp, node = self._udp, self.node
+        transport, node = self.transport, self.node
         while True:
-            try:
-                data, _ = await udp.recvfrom(65536)
-            except OSError:  # e.g. an ICMP error reported on the socket: not about this datagram
-                self.shell_counters["receive_errors"] += 1
-                continue
+            data = await transport.receive()
             await self._apply(node.receive_datagram(trio.current_time(), data))
 
     async def _timer_loop(self) -> None:
@@ -176,26 +223,16 @@ class GossipAgent:
                 _, _, timer = heapq.heappop(timers)
                 await self._apply(node.handle_timer(now, timer))
 
-    async def _serve_stream(self, stream: trio.SocketStream) -> None:
-        async with stream:
-            with trio.move_on_after(self.tcp_timeout):
-                frame = await _read_frame(stream, self.config.max_stream_size)
-                if frame is None:
-                    return
-                reply, fx = self.node.receive_stream(trio.current_time(), frame)
-                self.shell_counters["streams_served"] += 1
-                await self._apply(fx)
-                if reply is not None:
-                    await stream.send_all(_frame(reply))
+    async def _serve_stream(self, frame: bytes) -> bytes | None:
+        reply, fx = self.node.receive_stream(trio.current_time(), frame)
+        self.shell_counters["streams_served"] += 1
+        await self._apply(fx)
+        return reply
 
     async def _push_pull(self, addr: str, data: bytes) -> None:
         try:
-            host, port = parse_addr(addr)
             with trio.fail_after(self.tcp_timeout):
-                stream = await trio.open_tcp_stream(host, port)
-                async with stream:
-                    await stream.send_all(_frame(data))
-                    reply = await _read_frame(stream, self.config.max_stream_size)
+                reply = await self.transport.request(addr, data)
         except (OSError, trio.TooSlowError, trio.BrokenResourceError, ValueError):
             self.shell_counters["stream_errors"] += 1
             return
@@ -207,7 +244,7 @@ class GossipAgent:
             t = type(fx)
             if t is Send:
                 try:
-                    await self._udp.sendto(fx.data, parse_addr(fx.addr))
+                    await self.transport.send(fx.addr, fx.data)
                 except (OSError, ValueError):
                     self.shell_counters["send_errors"] += 1
             elif t is Schedule:
@@ -273,9 +310,11 @@ class GossipAgent:
 async def serve_discovery(name: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                           seeds: Iterable[str] = (), key: bytes | Keyring | None = None,
                           meta: Iterable[ServiceInstance] = (), config: GossipConfig | None = None,
+                          transport=None, rng: random.Random | None = None,
                           task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run a gossip member on ``host:port`` (UDP and TCP; ``port=0`` picks one) until
     cancelled. ``nursery.start(serve_discovery, ...)`` returns the :class:`GossipAgent` once it
     listens and has contacted its seeds."""
-    agent = GossipAgent(name, host=host, port=port, seeds=seeds, key=key, meta=meta, config=config)
+    agent = GossipAgent(name, host=host, port=port, seeds=seeds, key=key, meta=meta, config=config,
+                        transport=transport, rng=rng)
     await agent.serve(task_status=task_status)
