@@ -215,3 +215,26 @@ def test_public_surface():
             "ConfigEvent", "Send", "Stream", "Schedule", "Notify", "WireCodec"} <= names
     node = SwimNode("a", "a", rng=random.Random(1))
     assert node.start(0.0) and node.members()[0].state == ALIVE
+
+
+def test_typed_config_objects_travel_and_come_back_typed():
+    from trimesh.config import load_text
+    (obj,) = load_text("""apiVersion: config.istio.io/v1alpha2
+kind: RouteRule
+metadata: {name: reviews-v3, namespace: default}
+spec:
+  destination: {name: reviews}
+  precedence: 2
+  route: [{labels: {version: v3}}]
+""")
+    obj = msgspec.structs.replace(obj, revision=12)
+    cluster = SimCluster.converged(10, seed=4)
+    cluster._apply("n0", cluster.nodes["n0"].put_object(cluster.now, obj))
+    cluster.put_config("n1", "RouteRule", "default", "junk", 3, {"kind": "RouteRule", "spec": 5})
+    cluster.run_for(3.0)
+    node = cluster.nodes["n9"]
+    assert node.config_objects() == [obj]
+    assert node.statistics()["config_invalid"] == 1
+    cluster._apply("n2", cluster.nodes["n2"].delete_object(cluster.now, *obj.key, 13))
+    cluster.run_for(3.0)
+    assert node.config_objects() == [] and node.config_entry(*obj.key).deleted

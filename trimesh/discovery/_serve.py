@@ -279,6 +279,14 @@ class GossipAgent:
         await self._apply(self.node.put_config(trio.current_time(), kind, namespace, name,
                                                revision, obj))
 
+    async def put_object(self, obj) -> None:
+        """Publish a typed ``ConfigObject`` at its revision."""
+        await self._apply(self.node.put_object(trio.current_time(), obj))
+
+    async def delete_object(self, kind: str, namespace: str, name: str, revision: int) -> None:
+        await self._apply(self.node.delete_object(trio.current_time(), kind, namespace, name,
+                                                  revision))
+
     async def leave(self, timeout: float = LEAVE_TIMEOUT) -> bool:
         """Gossip our leave and wait (bounded) until it went out; the caller then cancels us."""
         await self._apply(self.node.leave(trio.current_time()))
@@ -296,6 +304,10 @@ class GossipAgent:
 
     def config_entries(self) -> list[ConfigEntry]:
         return self.node.config_entries()
+
+    def config_objects(self) -> list:
+        """Live config as typed ``ConfigObject`` values (see ``SwimNode.config_objects``)."""
+        return self.node.config_objects()
 
     def statistics(self) -> dict:
         stats = dict(self.node.statistics()) if self.node else {}

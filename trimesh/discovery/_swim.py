@@ -67,7 +67,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
-from ..config import ServiceInstance
+from ..config import ConfigObject, ServiceInstance, object_from_dict
+from ..errors import ConfigError
 from ._broadcast import BroadcastQueue
 from ._config import GossipConfig
 from ._keyring import Keyring
@@ -196,7 +197,7 @@ _COUNTERS = (
     "streams_received", "stream_bytes_sent", "stream_bytes_received", "probes", "probe_failures",
     "indirect_probes", "relayed_pings", "nacks_received", "suspicions", "confirmations",
     "deaths_declared", "refutations", "absurd_incarnation", "misdirected_pings",
-    "unexpected_messages", "config_applied", "config_stale", "tombstones_expired",
+    "unexpected_messages", "config_applied", "config_stale", "config_invalid", "tombstones_expired",
     "members_reaped",
 )
 
@@ -299,6 +300,15 @@ class SwimNode:
         self._on_config(now, entry, rebroadcast=True)
         return self._flush()
 
+    def put_object(self, now: float, obj: ConfigObject) -> list[Effect]:
+        """Publish a typed config object at its ``revision`` (the control store's counter)."""
+        return self.put_config(now, obj.kind, obj.namespace, obj.name, obj.revision, obj.to_dict())
+
+    def delete_object(self, now: float, kind: str, namespace: str, name: str,
+                      revision: int) -> list[Effect]:
+        """Publish a tombstone for the key at ``revision``."""
+        return self.put_config(now, kind, namespace, name, revision, None)
+
     def handle_timer(self, now: float, timer: tuple) -> list[Effect]:
         getattr(self, "_timer_" + timer[0])(now, *timer[1:])
         return self._flush()
@@ -371,6 +381,21 @@ class SwimNode:
 
     def config_entry(self, kind: str, namespace: str, name: str) -> ConfigEntry | None:
         return self._config.get((kind, namespace, name))
+
+    def config_objects(self) -> list[ConfigObject]:
+        """The live entries as typed objects (revision from the entry); an entry that does not
+        validate (a newer peer's kind, a bad writer) is skipped and counted ``config_invalid``."""
+        out = []
+        for entry in self._config.values():
+            if entry.obj is None:
+                continue
+            try:
+                obj = object_from_dict(entry.obj)
+            except ConfigError:
+                self.counters["config_invalid"] += 1
+                continue
+            out.append(msgspec.structs.replace(obj, revision=entry.revision))
+        return out
 
     def statistics(self) -> dict[str, Any]:
         states = [0, 0, 0, 0]
