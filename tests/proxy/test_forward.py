@@ -1,0 +1,295 @@
+"""End to end in one process: h11 fake upstreams on loopback behind the outbound proxy."""
+
+from __future__ import annotations
+
+import json
+
+import trio
+
+from trimesh.config import make_instance
+from trimesh.proxy import RETRY_BUFFER_LIMIT
+
+from .conftest import http_request, raw_exchange, rule, status_of
+
+V1 = rule("reviews-default", "reviews", "route:\n- labels: {version: v1}")
+
+
+def echoed(resp) -> dict:
+    return json.loads(resp.body)
+
+
+async def test_routes_by_rule_and_header_match(mesh):
+    mesh.apply(V1 + "---\n" + rule("reviews-jason", "reviews", """
+precedence: 2
+match:
+  request:
+    headers:
+      cookie: {regex: "^(.*?;)?(user=jason)(;.*)?$"}
+route:
+- labels: {version: v2}
+"""))
+    for _ in range(4):
+        assert (await mesh.get("/reviews/0")).name == "reviews-v1"
+    r = await mesh.get("/reviews/0", headers=[("cookie", "user=jason")])
+    assert r.name == "reviews-v2"
+    assert r.headers["x-trimesh-attempts"] == "1"
+    rec = mesh.log[-1]
+    assert (rec["status"], rec["rule"], rec["upstream"]) == (200, "reviews-jason",
+                                                             "%s:%d" % mesh.addrs["reviews-v2"])
+
+
+async def test_absolute_form_target_becomes_origin_form(mesh):
+    mesh.apply(V1)
+    r = await http_request(mesh.outbound, "GET", "http://reviews:9080/a/b?c=1", host="reviews:9080")
+    body = echoed(r)
+    assert (r.status, body["path"], body["host"]) == (200, "/a/b?c=1", "reviews:9080")
+
+
+async def test_request_headers_added_stripped_and_appended(mesh):
+    mesh.apply(rule("r", "reviews", "route:\n- labels: {version: v1}\nappendHeaders: {x-added: hello}"))
+    r = await mesh.get("/", headers=[("x-envoy-max-retries", "0"), ("x-forwarded-for", "10.0.0.1"),
+                                     ("connection", "x-hop"), ("x-hop", "1"),
+                                     ("keep-alive", "timeout=5"), ("x-b3-traceid", "abc")])
+    h = echoed(r)["headers"]
+    assert "x-envoy-max-retries" not in h and "x-hop" not in h and "keep-alive" not in h
+    assert h["x-forwarded-for"] == "10.0.0.1, 127.0.0.1"
+    assert len(h["x-request-id"]) == 36
+    assert h["x-b3-traceid"] == "abc"
+    assert h["x-added"] == "hello"
+    r = await mesh.get("/", headers=[("x-request-id", "given")])
+    assert echoed(r)["headers"]["x-request-id"] == "given"
+
+
+async def test_mesh_generated_responses_say_why(mesh):
+    mesh.apply(rule("nowhere", "reviews", "route:\n- labels: {version: v9}"))
+    r = await mesh.get("/", host="nosuch:9080")
+    assert (r.status, r.headers["x-trimesh-response-flags"]) == (404, "NR")
+    r = await mesh.get("/")
+    assert (r.status, r.headers["x-trimesh-response-flags"]) == (503, "UH")
+    assert mesh.log[-1]["flags"] == "UH"
+
+
+async def test_connect_failure_is_503_uf_after_retries(mesh, autojump_clock):
+    dead = make_instance("ratings", "127.0.9.200", 1, labels={"version": "v1"})
+    mesh.instances = (lambda orig: lambda: orig() + [dead])(mesh.instances)
+    mesh.apply(rule("r", "ratings", "httpReqRetries: {simpleRetry: {attempts: 2}}"))
+    r = await mesh.get("/", host="ratings:9080")
+    assert (r.status, r.headers["x-trimesh-response-flags"]) == (503, "UF")
+    assert r.headers["x-trimesh-attempts"] == "3"
+    assert mesh.pool.statistics()["connect_failures"] == 3
+
+
+async def test_timeout_is_504_ut(mesh, autojump_clock):
+    mesh.apply(rule("r", "reviews", """
+route:
+- labels: {version: v1}
+httpReqTimeout: {simpleTimeout: {timeout: 1s}}
+"""))
+    start = trio.current_time()
+    r = await mesh.get("/slow", headers=[("x-upstream-delay", "2")])
+    assert (r.status, r.body) == (504, b"upstream request timeout\n")
+    assert r.headers["x-trimesh-response-flags"] == "UT"
+    assert trio.current_time() - start == 1.0
+    # x-envoy-upstream-rq-timeout-ms overrides the rule
+    r = await mesh.get("/slow", headers=[("x-upstream-delay", "2"),
+                                         ("x-envoy-upstream-rq-timeout-ms", "3000")])
+    assert r.status == 200
+
+
+async def test_retry_until_success_reports_attempts(mesh, autojump_clock):
+    mesh.apply(rule("r", "reviews", """
+route:
+- labels: {version: v1}
+httpReqRetries: {simpleRetry: {attempts: 3}}
+"""))
+    r = await mesh.get("/x", headers=[("x-upstream-fail", "2"), ("x-upstream-key", "k1"),
+                                      ("x-upstream-fail-with", "503")])
+    assert (r.status, r.name, r.headers["x-trimesh-attempts"]) == (200, "reviews-v1", "3")
+    assert mesh.log[-1]["attempts"] == 3
+    # a reset (connection closed without answer) is retried too; on a fresh connection (a reused
+    # one closing first could just be stale, which is retried without counting an attempt)
+    mesh.pool.close()
+    r = await mesh.get("/x", headers=[("x-upstream-fail", "1"), ("x-upstream-key", "k2"),
+                                      ("x-upstream-fail-with", "close")])
+    assert (r.status, r.headers["x-trimesh-attempts"]) == (200, "2")
+    # out of attempts: the last 503 goes back to the client
+    r = await mesh.get("/x", headers=[("x-upstream-fail", "9"), ("x-upstream-key", "k3")])
+    assert (r.status, r.headers["x-trimesh-attempts"]) == (503, "4")
+
+
+async def test_per_try_timeout_retries(mesh, autojump_clock):
+    mesh.apply(rule("r", "reviews", """
+route:
+- labels: {version: v1}
+httpReqTimeout: {simpleTimeout: {timeout: 10s}}
+httpReqRetries: {simpleRetry: {attempts: 2, perTryTimeout: 1s}}
+"""))
+    start = trio.current_time()
+    r = await mesh.get("/x", headers=[("x-upstream-fail", "1"), ("x-upstream-key", "pt"),
+                                      ("x-upstream-fail-with", "delay:5")])
+    assert (r.status, r.headers["x-trimesh-attempts"]) == (200, "2")
+    assert 1.0 <= trio.current_time() - start < 1.5
+
+
+async def test_body_beyond_retry_buffer_gets_one_try(mesh, autojump_clock):
+    mesh.apply(rule("r", "reviews", """
+route:
+- labels: {version: v1}
+httpReqRetries: {simpleRetry: {attempts: 3}}
+"""))
+    big = b"x" * (RETRY_BUFFER_LIMIT + 10)
+    r = await http_request(mesh.outbound, "POST", "/big", body=big,
+                           headers=[("x-upstream-fail", "1"), ("x-upstream-key", "big")])
+    assert (r.status, r.headers["x-trimesh-attempts"]) == (503, "1")
+    small = b"y" * 1000
+    r = await http_request(mesh.outbound, "POST", "/small", body=small,
+                           headers=[("x-upstream-fail", "1"), ("x-upstream-key", "small")])
+    assert (r.status, r.headers["x-trimesh-attempts"]) == (200, "2")
+    sizes = [q["body_size"] for q in mesh.upstreams["reviews-v1"].requests]
+    assert sizes == [len(big), len(small), len(small)]
+
+
+async def test_fault_abort_and_delay(mesh, autojump_clock):
+    mesh.apply(rule("r", "reviews", """
+route:
+- labels: {version: v1}
+httpFault:
+  abort: {percent: 100, httpStatus: 418}
+"""))
+    r = await mesh.get("/")
+    assert (r.status, r.headers["x-trimesh-response-flags"]) == (418, "FI")
+    assert not mesh.upstreams["reviews-v1"].requests
+    mesh.apply(rule("r", "reviews", """
+route:
+- labels: {version: v1}
+httpFault:
+  delay: {percent: 100, fixedDelay: 7s}
+"""))
+    start = trio.current_time()
+    r = await mesh.get("/")
+    assert (r.status, r.name) == (200, "reviews-v1")
+    assert trio.current_time() - start == 7.0
+    assert mesh.log[-1]["flags"] == "DI"
+
+
+async def test_hanging_mirror_does_not_delay_primary(mesh, autojump_clock):
+    mesh.upstreams["httpbin-v2"].hang = True
+    mesh.apply(rule("mirror", "httpbin", """
+route:
+- labels: {version: v1}
+  weight: 100
+mirror:
+  name: httpbin
+  labels: {version: v2}
+"""))
+    start = trio.current_time()
+    for _ in range(3):
+        r = await mesh.get("/headers", host="httpbin:8000")
+        assert (r.status, r.name) == (200, "httpbin-v1")
+    assert trio.current_time() - start < 0.1
+    await trio.testing.wait_all_tasks_blocked()
+    mirrored = mesh.upstreams["httpbin-v2"].requests
+    assert len(mirrored) == 3
+    assert mirrored[0]["headers"]["host"] == "httpbin-shadow:8000"
+    assert mesh.proxy.statistics()["mirror_started"] == 3
+
+
+async def test_redirect_rewrite_and_cors(mesh):
+    mesh.apply(rule("redir", "reviews", "redirect: {uri: /v2/reviews, authority: newreviews}")
+               + "---\n" + rule("rw", "httpbin", """
+route:
+- labels: {version: v1}
+rewrite: {uri: /anything}
+corsPolicy:
+  allowOrigin: [http://example.com]
+  allowMethods: [GET, POST]
+  maxAge: 60s
+"""))
+    r = await mesh.get("/reviews/1")
+    assert r.status == 302 and r.headers["location"].endswith("newreviews/v2/reviews")
+    r = await mesh.get("/status/200", host="httpbin:8000", headers=[("origin", "http://example.com")])
+    assert echoed(r)["path"] == "/anything"
+    assert r.headers["access-control-allow-origin"] == "http://example.com"
+    r = await http_request(mesh.outbound, "OPTIONS", "/x", host="httpbin:8000",
+                           headers=[("origin", "http://example.com"),
+                                    ("access-control-request-method", "POST")])
+    assert r.status == 200 and r.headers["access-control-allow-methods"] == "GET,POST"
+    assert r.headers["access-control-max-age"] == "60"
+
+
+async def test_pipelined_requests_answered_in_order_and_pool_reused(mesh):
+    mesh.apply(V1)
+    reqs = b"".join(b"GET /p%d HTTP/1.1\r\nHost: reviews:9080\r\n\r\n" % i for i in range(5))
+    reqs += b"HEAD /h HTTP/1.1\r\nHost: reviews:9080\r\n\r\n"
+    reqs += (b"POST /c HTTP/1.1\r\nHost: reviews:9080\r\nTransfer-Encoding: chunked\r\n"
+             b"Connection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    raw = await raw_exchange(mesh.outbound, reqs)
+    paths = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])["path"]
+             for part in raw.split(b"HTTP/1.1 200 OK")[1:] if b'"path"' in part]
+    assert paths == ["/p0", "/p1", "/p2", "/p3", "/p4", "/c"]
+    assert raw.count(b"HTTP/1.1 200 OK") == 7
+    assert raw.rstrip().endswith(b"}")
+    stats = mesh.pool.statistics()
+    assert stats["connects"] == 1 and stats["reuses"] == 6
+    posted = mesh.upstreams["reviews-v1"].requests[-1]
+    assert (posted["method"], posted["body_size"]) == ("POST", 3)
+
+
+async def test_bad_requests_get_400_431(mesh):
+    mesh.apply(V1)
+    cases = [
+        (b"POST / HTTP/1.1\r\nHost: reviews\r\nContent-Length: 3\r\n"
+         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: reviews\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
+        (b"POST / HTTP/1.1\r\nHost: reviews\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: reviews\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: reviews\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/2.0\r\nHost: reviews\r\n\r\n", 505),
+    ]
+    for data, status in cases:
+        raw = await raw_exchange(mesh.outbound, data)
+        assert status_of(raw) == status, (data[:60], raw[:80])
+    assert mesh.server.statistics()["bad_requests"] == len(cases)
+    assert not mesh.upstreams["reviews-v1"].requests
+
+
+async def test_slow_head_is_cut_off(mesh, autojump_clock):
+    mesh.apply(V1)
+    start = trio.current_time()
+    raw = await raw_exchange(mesh.outbound, b"GET / HTTP/1.1\r\nHost: rev", timeout=60)
+    assert status_of(raw) == 408
+    assert trio.current_time() - start == 10.0
+    assert mesh.server.statistics()["header_timeouts"] == 1
+
+
+async def test_snapshot_swap_mid_request(mesh, autojump_clock):
+    """A request in flight finishes on the table it started with; the next one sees the new."""
+    mesh.apply(V1)
+    results = []
+
+    async def slow():
+        results.append(await mesh.get("/slow", headers=[("x-upstream-delay", "5")]))
+
+    async with trio.open_nursery() as n:
+        n.start_soon(slow)
+        await trio.sleep(1)
+        mesh.apply(rule("reviews-default", "reviews", "route:\n- labels: {version: v2}"))
+        assert (await mesh.get("/now")).name == "reviews-v2"
+    assert results[0].name == "reviews-v1"
+
+
+async def test_inbound_strips_envoy_headers(nursery):
+    import random as _random
+
+    from trimesh.proxy import AccessLog, HttpServer, InboundProxy, UpstreamPool
+    from trimesh.testing import FakeUpstream, serve_upstream
+
+    app = FakeUpstream(name="app")
+    port = await nursery.start(serve_upstream, app, "127.0.9.50", 0)
+    inbound = HttpServer("inbound", InboundProxy(("127.0.9.50", port), rng=_random.Random(1),
+                                                 pool=UpstreamPool(), access_log=AccessLog()))
+    addr = await nursery.start(inbound.serve, "127.0.9.51", 0)
+    r = await http_request(addr, headers=[("x-envoy-retry-on", "5xx"), ("x-request-id", "rid")])
+    h = echoed(r)["headers"]
+    assert r.status == 200 and "x-envoy-retry-on" not in h and h["x-request-id"] == "rid"
+    nursery.cancel_scope.cancel()
