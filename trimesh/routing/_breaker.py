@@ -193,7 +193,8 @@ class CircuitBreaker:
 
     # --- retries -------------------------------------------------------------------------------
 
-    def retry_limit(self, limits: BreakerLimits, budget: RetryBudget | None = DEFAULT_BUDGET) -> int:
+    def retry_limit(self, limits: BreakerLimits,
+                    budget: RetryBudget | None = DEFAULT_BUDGET) -> int:
         if budget is None:
             return limits.max_retries
         return budget.limit(self.rq_active + self.rq_pending, limits.max_retries)
@@ -218,8 +219,9 @@ class CircuitBreaker:
 
     def statistics(self, limits: BreakerLimits = DEFAULT_LIMITS,
                    budget: RetryBudget | None = DEFAULT_BUDGET) -> dict[str, int]:
-        """Envoy's cluster statistic names (traffic-tasks.md §8.5 shows the ``upstream_rq_pending_*``
-        ones) and the ``circuit_breakers.default.*_open`` gauges (1 while a limit is reached)."""
+        """Envoy's cluster statistic names (traffic-tasks.md §8.5 shows the
+        ``upstream_rq_pending_*`` ones) and the ``circuit_breakers.default.*_open`` gauges (1
+        while a limit is reached)."""
         return {
             "upstream_cx_total": self.cx_total,
             "upstream_cx_active": self.cx_active,
