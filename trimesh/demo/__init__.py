@@ -27,3 +27,5 @@ from ._page import read_page as read_page
 from ._scenarios import ScenarioResult as ScenarioResult
 from ._scenarios import run_scenarios as run_scenarios
 from ._verdicts import Verdict as Verdict
+from ._run import run_demo as run_demo
+from ._run import try_commands as try_commands
