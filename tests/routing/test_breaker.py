@@ -313,3 +313,50 @@ def test_egress_cluster_counters_survive_a_snapshot_change():
     t2 = table([eg], source=PRODUCTPAGE, previous=t1, version=2)
     c2 = t2.decide(req("httpbin.org"), random.Random(1)).cluster
     assert c2 is not c1 and c2.statistics()["upstream_rq_pending_total"] == 1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_invariants_under_random_operations(seed):
+    """Whatever order the proxy calls things in (double releases included), no gauge goes
+    negative or past its limit, and the counters add up."""
+    rng = random.Random(seed)
+    lim = limits(max_connections=rng.randint(1, 4), max_pending_requests=rng.randint(1, 4),
+                 max_requests=rng.randint(1, 6), max_retries=rng.randint(0, 3))
+    b, tokens, attempts = CircuitBreaker(), [], 0
+    for _ in range(500):
+        op = rng.choice(("req", "ready", "done", "cx", "cx-", "retry", "retry-"))
+        if op == "req":
+            attempts += 1
+            tok = b.admit_request(lim, 0.0)
+            if tok is not None:
+                tokens.append(tok)
+        elif op == "ready" and tokens:
+            b.connection_ready(rng.choice(tokens))
+        elif op == "done" and tokens:
+            b.release_request(rng.choice(tokens))
+        elif op == "cx":
+            b.admit_connection(lim)
+        elif op == "cx-":
+            b.release_connection()
+        elif op == "retry":
+            b.admit_retry(lim)
+        elif op == "retry-":
+            b.release_retry()
+        assert 0 <= b.rq_pending <= lim.max_pending_requests
+        assert 0 <= b.rq_active and b.rq_pending + b.rq_active <= lim.max_requests
+        assert 0 <= b.cx_active <= lim.max_connections
+        assert 0 <= b.retries_active <= max(lim.max_retries, 0)
+    s = b.statistics(lim)
+    assert s["upstream_rq_pending_total"] + s["upstream_rq_pending_overflow"] == attempts
+    live = [t for t in tokens if t.state != "released"]
+    assert sum(t.pending for t in live) == b.rq_pending
+    assert len(live) - b.rq_pending == b.rq_active
+
+
+def test_resilience_names_are_public():
+    import trimesh.routing as routing
+    for name in ("Admission", "BreakerLimits", "CircuitBreaker", "ClusterState", "HealthState",
+                 "OutlierConfig", "OutlierDetector", "RetryBudget", "OVERFLOW_STATUS",
+                 "OVERFLOW_FLAG", "OVERLOADED_HEADER", "OVERFLOW_BODY", "UNHEALTHY_THRESHOLD",
+                 "HEALTHY_THRESHOLD", "IMMEDIATE_FAIL_STATUSES", "PANIC_THRESHOLD"):
+        assert name in routing.__all__ and hasattr(routing, name), name
