@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from trimesh.config import (ConfigObject, Duration, all_kinds, dump_json, dump_yaml, format_duration,
                             load_text, object_from_dict, parse_duration)
 
-from .samples import SAMPLES
+from config_samples import SAMPLES
 
 
 def test_every_kind_has_a_sample():

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from trimesh.config import load_text, object_from_dict
 from trimesh.errors import ConfigError
 
-from .samples import SAMPLES
+from config_samples import SAMPLES
 
 _MAP_FIELDS = {"labels", "annotations", "dimensions", "variables", "appendHeaders", "append_headers",
                "headers", "severity_levels", "severityLevels", "attributes", "clause",

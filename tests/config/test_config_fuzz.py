@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from trimesh.config import load_text, object_from_dict
 from trimesh.errors import ConfigError
 
-from .samples import SAMPLES
+from config_samples import SAMPLES
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
                      st.floats(allow_nan=False), st.text(max_size=12))
