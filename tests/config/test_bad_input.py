@@ -30,6 +30,9 @@ CASES = [
      "Service is a Kubernetes kind"),
     ("kind alias is not a YAML kind", "kind: routerules\nmetadata: {name: x}\nspec: {destination: {name: a}}\n",
      "$.kind", 1, "write the kind as 'RouteRule'"),
+    ("istio's experimental IngressRule kind", "kind: IngressRule\nmetadata: {name: x}\n"
+     "spec: {destination: {name: productpage}, port: 80}\n", "$.kind", 1,
+     "is not supported: write a Kubernetes Ingress"),
     ("missing kind, looks like a policy",
      "apiVersion: config.istio.io/v1alpha2\nmetadata:\n  name: cb\nspec:\n  destination:\n    name: reviews\n"
      "  circuitBreaker:\n    simpleCb:\n      maxConnections: 100\n", "$.kind", 1,

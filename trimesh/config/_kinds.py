@@ -10,6 +10,12 @@ Plurals of Mixer kinds are Istio's CRD plurals (``prometheuses``, ``kuberneteses
 group serves ``v1alpha2`` (every example) and also accepts ``v1alpha1``/``v1beta1``, which the docs'
 circuit-breaker task and upstream samples use (traffic-tasks.md §8.2); objects are stored with the
 canonical version.
+
+``ingress-rule`` (istioctl 0.5's type list, guides-reference.md §6.3) names the ``Ingress`` kind on the
+command line: trimesh's ingress is configured with Kubernetes ``Ingress`` resources, as the docs'
+ingress task does. Istio's experimental ``IngressRule`` kind (concepts.md §8.15: upstream only, a
+different spec with ``destination``, ``port``, ``match``) is not a separate kind here; a document
+with ``kind: IngressRule`` is refused with a message that says to write an Ingress.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from . import _adapters, _mesh, _mixer, _quota_spec, _traffic
 ISTIO_API = "config.istio.io/v1alpha2"
 ISTIO_APIS = (ISTIO_API, "config.istio.io/v1alpha1", "config.istio.io/v1beta1")
 INGRESS_API = "extensions/v1beta1"
+# istioctl's 0.x ingress type names; on the command line they mean Ingress (see above).
+INGRESS_RULE_NAMES = ("ingressrule", "ingress-rule", "ingressrules", "ingress-rules")
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,8 @@ register_kind(KindInfo("DestinationPolicy", "destination-policy", "destinationpo
 register_kind(KindInfo("EgressRule", "egress-rule", "egressrules", _traffic.EgressRule,
                        api_versions=ISTIO_APIS, aliases=("er", "egress-rules")))
 register_kind(KindInfo("Ingress", "ingress", "ingresses", _traffic.Ingress,
-                       api_versions=(INGRESS_API, "networking.k8s.io/v1beta1"), aliases=("ing",)))
+                       api_versions=(INGRESS_API, "networking.k8s.io/v1beta1"),
+                       aliases=("ing", *INGRESS_RULE_NAMES)))
 
 
 def _mixer_kind(kind: str, plural: str, spec_type: type, role: str, *aliases: str) -> None:

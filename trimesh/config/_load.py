@@ -44,7 +44,7 @@ import msgspec.inspect as mi
 
 from ..errors import ConfigError
 from ._duration import Duration, parse_duration
-from ._kinds import KindInfo, all_kinds, lookup_kind
+from ._kinds import INGRESS_RULE_NAMES, KindInfo, all_kinds, lookup_kind
 from ._names import DEFAULT_NAMESPACE
 from ._object import ConfigObject
 from ._parse import (MAX_INPUT_BYTES, Segment, camel, decode_text, line_of, parse_json, parse_yaml,
@@ -370,6 +370,10 @@ def _kind_of(doc: dict[str, Any], default_kind: str | None, infer: bool) -> Kind
             names = [k.kind for k in all_kinds()]
             hint = _suggest(raw, names) or f" (known kinds: {', '.join(names)})"
         raise _error(f"unknown kind {raw!r}{hint}", ["kind"])
+    if raw.strip().lower() in INGRESS_RULE_NAMES:
+        raise _error(f"kind {raw!r} (Istio's experimental IngressRule, concepts.md §8.15) is not "
+                     "supported: write a Kubernetes Ingress (apiVersion: extensions/v1beta1, "
+                     "kind: Ingress, spec.rules[].http.paths[].backend)", ["kind"])
     if raw.strip().lower() != info.kind.lower():
         raise _error(f"write the kind as {info.kind!r}, not {raw!r}", ["kind"])
     return info
