@@ -66,19 +66,22 @@ class DemoError(TrimeshError):
 # -- where things are ------------------------------------------------------------------------
 
 
-def find_checkout() -> Path:
+def find_checkout(candidates: Sequence[Path] | None = None) -> Path:
     """The checkout trimesh runs from (the directory holding ``examples/bookinfo``).
 
     trimesh is installed editable from a checkout, so the package's parent directory is the
-    checkout; the current directory is tried second. DemoError when neither has the examples."""
-    here = Path(__file__).resolve().parent.parent.parent
-    for root in (here, Path.cwd().resolve()):
+    checkout; the current directory is tried second (``candidates`` replaces both, for tests).
+    DemoError when none has the examples."""
+    if candidates is None:
+        candidates = [Path(__file__).resolve().parent.parent.parent, Path.cwd().resolve()]
+    for root in candidates:
         if (root / "examples" / "bookinfo" / "productpage.py").is_file():
             return root
+    tried = " nor ".join(str(root / "examples") for root in candidates)
     raise DemoError(
-        f"cannot find the BookInfo examples: neither {here / 'examples'} nor "
-        f"{Path.cwd() / 'examples'} has bookinfo/productpage.py. `trimesh demo` runs the apps from a "
-        "checkout: clone the repository and `pip install -e .` in it (or run from its root).")
+        f"cannot find the BookInfo examples: neither {tried} has bookinfo/productpage.py. "
+        "`trimesh demo` runs the apps from a checkout: clone the repository and `pip install -e .` "
+        "in it (or run it from the checkout's root).")
 
 
 def load_examples(root: Path) -> Any:

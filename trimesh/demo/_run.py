@@ -64,10 +64,8 @@ def _progress(echo: Echo) -> Callable[[Process, str], None]:
 def try_commands(mesh: DemoMesh, *, cwd: Path) -> list[str]:
     """The docs' commands for this mesh, as a user would type them from ``cwd``."""
     rules = mesh.checkout / "examples" / "bookinfo"
-    try:
-        shown = str(rules.relative_to(cwd))
-    except ValueError:
-        shown = str(rules)
+    # relative from the checkout's root (as the docs write them), absolute from anywhere else
+    shown = str(rules.relative_to(mesh.checkout)) if cwd.resolve() == mesh.checkout else str(rules)
     control = ("" if mesh.control_url == f"http://{DEFAULT_CONTROL_ADDRESS}:{CONTROL_PORT}"
                else f" --control {mesh.control_url}")
     commands = [f"trimesh {cmd.format(rules=shown)}{control}" for cmd, _ in TRY_COMMANDS]

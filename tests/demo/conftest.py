@@ -1,0 +1,91 @@
+"""Fixtures of the demo's end-to-end tests: one real mesh per test module (trimesh.demo's
+launcher), driven through the ``trimesh`` command as a user would.
+
+Each module uses its own loopback block so a ``trimesh demo`` running on this machine (127.0.10.x)
+and the other suites (e2e: 127.77.x) never collide:
+
+====================  ==========
+module                block
+====================  ==========
+test_demo_tasks       127.0.12
+test_demo_mirroring   127.0.13
+test_demo_cli         127.0.15, 127.0.16
+====================  ==========
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trimesh.demo import DemoMesh, find_checkout, load_examples, plan_mesh
+from trimesh.demo._mesh import trimesh_command
+
+CHECKOUT = find_checkout()
+RULES = CHECKOUT / "examples" / "bookinfo"
+CLI_TIMEOUT = 30.0  # seconds for one `trimesh create|replace|delete|get`
+
+
+def pid_gone(pid: int) -> bool:
+    """No process ``pid`` (or only a zombie nobody reaped: not running anything)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+    except FileNotFoundError:
+        return True
+
+
+def trimesh_cli(mesh: DemoMesh, *args: str, check: bool = True,
+                wait: bool = True) -> subprocess.CompletedProcess:
+    """``trimesh ARGS --control URL`` from the checkout, as a user types it; then (``wait``) block
+    until every sidecar shows the control's latest revision (the docs' "wait a few seconds")."""
+    env = {k: v for k, v in os.environ.items() if k != "TRIMESH_CONTROL"}
+    out = subprocess.run([*trimesh_command(), *args, "--control", mesh.control_url],
+                         cwd=CHECKOUT, env=env, capture_output=True, text=True,
+                         timeout=CLI_TIMEOUT)
+    if check and out.returncode != 0:
+        pytest.fail(f"trimesh {' '.join(args)} exited {out.returncode}:\n{out.stderr}")
+    if wait:
+        mesh.wait_synced()
+    return out
+
+
+def start_mesh(workloads, block: str, workdir: Path) -> DemoMesh:
+    plan = plan_mesh(workloads, python=sys.executable, block=block)
+    mesh = DemoMesh(plan, checkout=CHECKOUT, workdir=workdir)
+    try:
+        mesh.start()
+    except BaseException:
+        mesh.stop()
+        raise
+    return mesh
+
+
+def stop_mesh(mesh: DemoMesh) -> None:
+    pids = mesh.pids()
+    summary = mesh.stop()
+    left = [p for p in pids if not pid_gone(p)]
+    assert not left, f"processes left behind: {left}\n" + "\n".join(summary.lines())
+
+
+@pytest.fixture(scope="module")
+def bookinfo_mesh(tmp_path_factory):
+    """BookInfo (productpage, details, reviews v1/v2/v3, ratings) with sidecars and a control."""
+    mesh = start_mesh(load_examples(CHECKOUT).BOOKINFO, "127.0.12",
+                      tmp_path_factory.mktemp("bookinfo-mesh"))
+    yield mesh
+    stop_mesh(mesh)
+
+
+def pytest_runtest_makereport(item, call):
+    """On a failure, attach the entry sidecar's log (app output included) to the report."""
+    if call.when == "call" and call.excinfo is not None:
+        for name in ("bookinfo_mesh", "httpbin_mesh"):
+            mesh = item.funcargs.get(name)
+            if isinstance(mesh, DemoMesh):
+                for proc in list(mesh.sidecars.values())[:1]:
+                    item.add_report_section("call", f"{proc.name} log", proc.log_tail(40))
