@@ -42,9 +42,9 @@ def test_memberlist_formulas(n, smin, smax, k, retransmit, pushpull):
 
 def test_dead_detection_bound_is_the_documented_sum():
     cfg = GossipConfig()
-    # 11 probe periods + Lifeguard max (48 s at n=100) + 8 gossip rounds (4 + 2 + 2) of 0.2 s
+    # 12 probe periods + Lifeguard max (48 s at n=100) + 8 gossip rounds (4 + 2 + 2) of 0.2 s
     assert cfg.dissemination_bound(100) == pytest.approx(0.2 * (4 + 2 + 2))
-    assert cfg.dead_detection_bound(100) == pytest.approx(11 + 48 + 1.6)
+    assert cfg.dead_detection_bound(100) == pytest.approx(12 + 48 + 1.6)
 
 
 def test_config_validation():
@@ -238,3 +238,38 @@ spec:
     cluster._apply("n2", cluster.nodes["n2"].delete_object(cluster.now, *obj.key, 13))
     cluster.run_for(3.0)
     assert node.config_objects() == [] and node.config_entry(*obj.key).deleted
+
+
+def test_unconfirmed_suspicion_is_verified_with_the_accused_before_the_verdict():
+    node = _node(10)  # n=10: max 24 s, k=2
+    node.receive_datagram(NOW, _seal([Suspect("n1", 0, "n2")], src="n2", nonce=b"a" * 12))
+    fx = node.handle_timer(NOW + 24, ("suspicion", "n1", 0))
+    sends = [f for f in fx if isinstance(f, Send)]
+    assert [f.addr for f in sends] == ["n1"] and node.member("n1").state == SUSPECT
+    assert node.statistics()["verifications"] == 1
+    # the accused answers the direct accusation with a refutation: no verdict
+    node.receive_datagram(NOW + 24.2, _seal([Alive("n1", 1, "n1")], src="n1", ts=NOW + 24.2,
+                                           nonce=b"b" * 12))
+    assert node.handle_timer(NOW + 25, ("suspicion", "n1", 0)) == []
+    assert node.member("n1").state == ALIVE
+    # a silent accused is declared dead one probe period after the Lifeguard timeout
+    node.receive_datagram(NOW + 26, _seal([Suspect("n3", 0, "n2")], src="n2", ts=NOW + 26,
+                                         nonce=b"c" * 12))
+    node.handle_timer(NOW + 50, ("suspicion", "n3", 0))
+    events = node.handle_timer(NOW + 51, ("suspicion", "n3", 0))
+    assert [f.event.kind for f in events if type(f).__name__ == "Notify"] == ["fail"]
+
+
+def test_a_stale_accuser_that_tells_us_directly_gets_our_current_alive():
+    node = _node(10)
+    node.receive_datagram(NOW, _seal([Suspect("n0", 0, "n2")], src="n2", nonce=b"a" * 12))
+    assert node.incarnation == 1
+    # n5 missed the refutation and pings us with its stale suspicion (the buddy system)
+    fx = node.receive_datagram(NOW + 1, _seal([Suspect("n0", 0, "n5")], src="n5", ts=NOW + 1,
+                                             nonce=b"b" * 12))
+    assert node.incarnation == 1 and [f.addr for f in fx if isinstance(f, Send)] == ["n5"]
+    assert node.statistics()["accusers_answered"] == 2
+    # relayed gossip of someone else's stale suspicion is not answered
+    fx = node.receive_datagram(NOW + 2, _seal([Suspect("n0", 0, "n6")], src="n7", ts=NOW + 2,
+                                             nonce=b"c" * 12))
+    assert fx == [] and node.statistics()["accusers_answered"] == 2

@@ -117,6 +117,7 @@ class GossipConfig(msgspec.Struct, frozen=True, kw_only=True):
         ``n``, no packet loss): some member probes it within ``FIRST_PROBE_INTERVALS`` periods
         (each period it escapes all ``n − 1`` probers with probability ``≈ 1/e``), that probe
         fails after one more period (direct + indirect), the suspicion then lasts at most the
-        Lifeguard maximum, and the ``dead`` message spreads within :meth:`dissemination_bound`."""
-        return ((FIRST_PROBE_INTERVALS + 1) * self.probe_interval
+        Lifeguard maximum plus one period of direct verification when it is unconfirmed, and the
+        ``dead`` message spreads within :meth:`dissemination_bound`."""
+        return ((FIRST_PROBE_INTERVALS + 2) * self.probe_interval
                 + self.suspicion_max_timeout(n) + self.dissemination_bound(n))

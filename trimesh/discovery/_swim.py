@@ -163,16 +163,22 @@ Effect = Send | Stream | Schedule | Notify
 
 class _Suspicion:
     """Lifeguard's dynamic suspicion timer for one suspect member."""
-    __slots__ = ("start", "k", "min", "max", "confirmers", "deadline")
+    __slots__ = ("start", "k", "min", "max", "confirmers", "deadline", "verifying")
 
     def __init__(self, start: float, k: int, lo: float, hi: float, source: str) -> None:
         self.start, self.k, self.min, self.max = start, k, lo, hi
         self.confirmers = {source}
         self.deadline = start + (hi if k >= 1 else lo)
+        self.verifying = False
+
+    @property
+    def confirmed(self) -> bool:
+        """All ``k`` wanted independent confirmations arrived."""
+        return self.k >= 1 and len(self.confirmers) - 1 >= self.k
 
     def confirm(self, source: str) -> bool:
         """Count an independent confirmation; True if it shortened the deadline."""
-        if len(self.confirmers) - 1 >= self.k or source in self.confirmers:
+        if self.verifying or len(self.confirmers) - 1 >= self.k or source in self.confirmers:
             return False
         self.confirmers.add(source)
         c = len(self.confirmers) - 1
@@ -196,7 +202,7 @@ _COUNTERS = (
     "packets_sent", "bytes_sent", "packets_received", "bytes_received", "streams_sent",
     "streams_received", "stream_bytes_sent", "stream_bytes_received", "probes", "probe_failures",
     "indirect_probes", "relayed_pings", "nacks_received", "suspicions", "confirmations",
-    "deaths_declared", "refutations", "absurd_incarnation", "misdirected_pings",
+    "deaths_declared", "verifications", "accusers_answered", "refutations", "absurd_incarnation", "misdirected_pings",
     "unexpected_messages", "config_applied", "config_stale", "config_invalid", "tombstones_expired",
     "members_reaped",
 )
@@ -243,6 +249,7 @@ class SwimNode:
         self._started = False
         self.leaving = False
         self._fx: list[Effect] = []
+        self._packet_src: str | None = None
         self.counters = dict.fromkeys(_COUNTERS, 0)
         self._header = len(_encoder.encode(_PacketOut(1, 0.0, name, []))) + 3 + self.codec.overhead
 
@@ -320,6 +327,7 @@ class SwimNode:
             return []
         self.counters["packets_received"] += 1
         self.counters["bytes_received"] += len(data)
+        self._packet_src = packet.src
         handlers = self._handlers
         for msg in packet.msgs:
             handler = handlers.get(type(msg))
@@ -508,8 +516,28 @@ class SwimNode:
         if (member is None or sus is None or member.state != SUSPECT
                 or member.incarnation != incarnation or now < sus.deadline - 1e-9):
             return
+        if not sus.verifying and not sus.confirmed:
+            # trimesh addition: an unconfirmed suspicion is checked with the accused directly
+            # before the verdict (it answers a direct accusation with its current Alive)
+            sus.verifying = True
+            sus.deadline = now + self.config.probe_interval * (self.lhm + 1)
+            self.counters["verifications"] += 1
+            self._verify(now, member)
+            self._schedule(now + self.config.probe_timeout * (self.lhm + 1),
+                           ("suspicion_verify", name, incarnation))
+            self._schedule(sus.deadline, ("suspicion", name, incarnation))
+            return
         self.counters["deaths_declared"] += 1
         self._on_dead(now, Dead(name, incarnation, self.name))
+
+    def _timer_suspicion_verify(self, now: float, name: str, incarnation: int) -> None:
+        member = self._members.get(name)
+        if member is not None and member.state == SUSPECT and member.incarnation == incarnation:
+            self._verify(now, member)
+
+    def _verify(self, now: float, member: Member) -> None:
+        self._send(now, member.addr, [encode_message(Suspect(member.name, member.incarnation,
+                                                             self.name))])
 
     def _timer_reap(self, now: float) -> None:
         self._schedule(now + REAP_INTERVAL, ("reap",))
@@ -563,10 +591,10 @@ class SwimNode:
         self._on_alive(now, msg, rebroadcast=True)
 
     def _handle_suspect(self, now: float, msg: Suspect) -> None:
-        self._on_suspect(now, msg)
+        self._on_suspect(now, msg, direct=self._packet_src == msg.source)
 
     def _handle_dead(self, now: float, msg: Dead) -> None:
-        self._on_dead(now, msg)
+        self._on_dead(now, msg, direct=self._packet_src == msg.source)
 
     def _handle_config(self, now: float, msg: ConfigEntry) -> None:
         self._on_config(now, msg, rebroadcast=True)
@@ -633,13 +661,9 @@ class SwimNode:
             self._broadcast(("m", msg.node), msg)
             self._arm_gossip(now)
 
-    def _on_suspect(self, now: float, msg: Suspect) -> None:
+    def _on_suspect(self, now: float, msg: Suspect, *, direct: bool = False) -> None:
         if msg.node == self.name:
-            if msg.incarnation < self.incarnation or self._absurd(
-                    msg.incarnation, self.incarnation, about_us=True):
-                return
-            if not self.leaving:
-                self._refute(now, msg.incarnation)
+            self._accused(now, msg.incarnation, msg.source, direct)
             return
         old = self._members.get(msg.node)
         if old is None or msg.incarnation < old.incarnation or old.state >= DEAD:
@@ -669,13 +693,9 @@ class SwimNode:
         if old.state != SUSPECT:
             self._notify(MemberEvent("suspect", member))
 
-    def _on_dead(self, now: float, msg: Dead) -> None:
-        if msg.node == self.name:
-            if msg.incarnation < self.incarnation or self._absurd(
-                    msg.incarnation, self.incarnation, about_us=True):
-                return
-            if not self.leaving:
-                self._refute(now, msg.incarnation)
+    def _on_dead(self, now: float, msg: Dead, *, direct: bool = False) -> None:
+        if msg.node == self.name:  # (our own leave echo is ignored inside: we are leaving)
+            self._accused(now, msg.incarnation, msg.source, direct)
             return
         old = self._members.get(msg.node)
         if old is None or msg.incarnation < old.incarnation or old.state >= DEAD:
@@ -690,6 +710,21 @@ class SwimNode:
         self._broadcast(("m", msg.node), msg)
         self._arm_gossip(now)
         self._notify(MemberEvent("leave" if state == LEFT else "fail", member))
+
+    def _accused(self, now: float, incarnation: int, source: str, direct: bool) -> None:
+        """A suspicion or death claim about us: refute a current one; answer an accuser that
+        tells us directly (a buddy-system ping, a verification) with our current Alive, even
+        when its claim is stale — it evidently missed our refutation."""
+        if self.leaving or self._absurd(incarnation, self.incarnation, about_us=True):
+            return
+        if incarnation >= self.incarnation:
+            self._refute(now, incarnation)
+        if direct:
+            accuser = self._members.get(source)
+            if accuser is not None:
+                self.counters["accusers_answered"] += 1
+                self._send(now, accuser.addr, [encode_message(
+                    Alive(self.name, self.incarnation, self.addr, self.meta))])
 
     def _refute(self, now: float, accused: int) -> None:
         inc = max(self.incarnation, accused) + 1
