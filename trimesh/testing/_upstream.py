@@ -85,12 +85,12 @@ class FakeUpstream:
     close: bool = False
     record: bool = True
     requests: collections.deque = field(
-        default_factory=lambda: collections.deque(maxlen=MAX_RECORDED))
-    _fail_counts: dict = field(default_factory=dict)
-    _served: int = 0
-    _connections: int = 0
-    _open_connections: int = 0
-    _hanging: int = 0
+        init=False, default_factory=lambda: collections.deque(maxlen=MAX_RECORDED))
+    _fail_counts: dict = field(init=False, default_factory=dict)
+    _served: int = field(init=False, default=0)
+    _connections: int = field(init=False, default=0)
+    _open_connections: int = field(init=False, default=0)
+    _hanging: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         _parse_fail_with(self.fail_with)  # validate early: a typo in a flag is a usage error
