@@ -257,12 +257,13 @@ def get(kind: str, names: tuple[str, ...], namespace: str | None, all_namespaces
         objects = [object_from_dict(doc) for doc in docs]
     except ConfigError as exc:  # the control is a different version that stores other fields
         raise _fail(f"cannot read the control's answer: {exc}") from None
-    if output == "short":
-        click.echo(format_short(objects))
-    elif output == "yaml":
-        click.echo(dump_yaml(objects), nl=False)
-    else:
-        click.echo(dump_json(objects[0] if len(names) == 1 and objects else objects), nl=False)
+    if objects or not names:  # when every NAME is missing, only the error below is printed
+        if output == "short":
+            click.echo(format_short(objects))
+        elif output == "yaml":
+            click.echo(dump_yaml(objects), nl=False)
+        else:
+            click.echo(dump_json(objects[0] if len(names) == 1 else objects), nl=False)
     if missing:
         raise _fail("; ".join(missing))
 
@@ -283,6 +284,7 @@ def validate(file: str | None, namespace: str | None) -> None:
 # -- version, completion -----------------------------------------------------------------------
 
 
+@cli.command()
 @_control_option
 def version(control_url: str) -> None:
     """Print the client version, and the control's if it is reachable."""
@@ -295,10 +297,6 @@ def version(control_url: str) -> None:
         return
     click.echo(f"control version {info.get('version', '?')} at {control_url} "
                f"(revision {info.get('revision', '?')})")
-
-
-# Replaces the offline placeholder `version` of _main.py (same name, same place in `trimesh --help`).
-cli.add_command(click.command("version")(version))
 
 
 @cli.command()
