@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import click
+import msgspec
 import pytest
 from click.testing import CliRunner
 
 from trimesh.cli._main import cli
-from trimesh.config import all_kinds, load_text, lookup_kind
+from trimesh.config import all_kinds, dump_yaml, load_text, lookup_kind
 from trimesh.control import ControlClient
 from trimesh.errors import ConfigError
 
@@ -244,33 +248,52 @@ def test_multi_document_create_stops_at_first_refused_write(run, tmp_path, contr
 BIG = ("kind: RouteRule\nmetadata:\n  name: big\n  annotations:\n    blob: " + "x" * (10 * 1024 * 1024)
        + "\nspec:\n  destination: {name: reviews}\n")
 H = "apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata:\n  name: bad\nspec:\n"
+# (id, text, what the message says, where: ":LINE, FIELD PATH: " or ":LINE: " after the file name)
 BAD_INPUTS = [
-    ("malformed-yaml", "kind: RouteRule\nmetadata: {name: x\nspec: {}\n", ":3: invalid YAML"),
-    ("non-mapping", "- a\n- b\n", "$: a config document must be a mapping"),
-    ("unknown-kind", "kind: Frobnicator\nmetadata: {name: x}\n", "$.kind"),
-    ("missing-kind", "metadata: {name: x}\nspec: {}\n", "$.kind"),
-    ("weights", H + "  destination: {name: reviews}\n  route:\n  - labels: {version: v1}\n    weight: 50\n"
-                    "  - labels: {version: v2}\n    weight: 20\n", "$.spec.route"),
+    ("malformed-yaml", "kind: RouteRule\nmetadata: {name: x\nspec: {}\n", "invalid YAML", ":3: "),
+    ("non-mapping", "- a\n- b\n", "a config document must be a mapping", ":1, $: "),
+    ("unknown-kind", "kind: Frobnicator\nmetadata: {name: x}\n", "unknown kind 'Frobnicator'", ":1, $.kind: "),
+    ("missing-kind", "metadata: {name: x}\nspec: {}\n", "missing 'kind'", ":1, $.kind: "),
+    ("missing-kind-looks-like", "apiVersion: config.istio.io/v1alpha2\nmetadata:\n  name: bad\nspec:\n"
+     "  destination: {name: reviews}\n  circuitBreaker:\n    simpleCb: {maxConnections: 100}\n",
+     "the spec looks like a DestinationPolicy (has circuitBreaker); add 'kind: DestinationPolicy'",
+     ":1, $.kind: "),
+    ("weight-above-100", H + "  destination: {name: reviews}\n  route:\n  - labels: {version: v1}\n"
+                             "    weight: 120\n", "weight 120 is outside 0–100", ":9, $.spec.route[0].weight: "),
+    ("negative-weight", H + "  destination: {name: reviews}\n  route:\n  - weight: -10\n  - weight: 110\n",
+     "weight -10 is outside 0–100", ":8, $.spec.route[0].weight: "),
+    ("weights-not-100", H + "  destination: {name: reviews}\n  route:\n  - labels: {version: v1}\n    weight: 50\n"
+                            "  - labels: {version: v2}\n    weight: 20\n", "add up to 70, not 100",
+     ":7, $.spec.route: "),
     ("bad-regex", H + "  destination: {name: reviews}\n  match:\n    request:\n      headers:\n"
-                      "        uri:\n          regex: '(['\n", "$.spec.match.request.headers"),
+                      "        uri:\n          regex: '(['\n", "does not compile",
+     ":11, $.spec.match.request.headers.uri.regex: "),
     ("bad-duration", H + "  destination: {name: reviews}\n  httpReqTimeout:\n    simpleTimeout:\n"
-                         "      timeout: 10x\n", "$.spec.httpReqTimeout.simpleTimeout.timeout"),
-    ("unknown-field", H + "  destination: {name: reviews}\n  bogusField: 1\n", "bogusField"),
-    ("no-destination", H + "  route:\n  - labels: {version: v1}\n", "$.spec.destination"),
-    ("10MB", BIG, "larger than the limit"),
-    ("binary", bytes(range(256)) * 64, "UTF-8"),
+                         "      timeout: 10x\n", "invalid duration '10x'",
+     ":9, $.spec.httpReqTimeout.simpleTimeout.timeout: "),
+    ("unknown-field", H + "  destination: {name: reviews}\n  bogusField: 1\n", "unknown field 'bogusField'",
+     ":7, $.spec.bogusField: "),
+    ("no-destination", H + "  route:\n  - labels: {version: v1}\n", "a destination is required",
+     ":5, $.spec.destination: "),
+    ("10MB", BIG, "larger than the limit of 2097152 bytes", ": "),  # refused unparsed: names the file
+    ("binary", bytes(range(256)) * 64, "not UTF-8", ":2: "),
 ]
 
 
-@pytest.mark.parametrize(("text", "fragment"), [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_is_refused_and_changes_nothing(run, tmp_path, control, text, fragment):
+@pytest.mark.parametrize(("text", "what", "where"), [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_refused_and_changes_nothing(run, tmp_path, control, text, what, where):
+    # An object the bad documents name exists, so a replace that slipped through would change it.
+    valid = H + "  destination: {name: reviews}\n"
+    created = run("create", "-f", "-", input=valid)
+    assert created.exit_code == 0 or "already exists" in created.stderr
     before = everything(control)
     path = write(tmp_path, "bad.yaml", text)
     for verb in ("create", "replace", "validate"):
         result = run(verb, "-f", path)
         assert result.exit_code == 1, (verb, result.output[:500])
-        assert fragment in result.stderr, result.stderr[:500]
-        assert path in result.stderr or "document" in result.stderr
+        assert result.stdout == ""  # errors go to stderr, nothing is reported as done
+        assert result.stderr.startswith(f"Error: {path}{where}"), result.stderr[:500]
+        assert what in result.stderr, result.stderr[:500]
         assert len(result.stderr) < 2000  # the message names the problem, it does not echo the input
     assert everything(control) == before
 
@@ -359,26 +382,108 @@ def test_docs_examples_round_trip_through_the_control(run, path):
         assert run("delete", "-f", str(path)).exit_code == 0
 
 
-def _uncovered_kinds() -> list[str]:
-    covered = {o.kind for text in SAMPLES.values() for o in load_text(text)}
-    for path in _loadable_fixtures():
-        covered |= {o.kind for o in load_text(path.read_bytes())}
-    return sorted({k.kind for k in all_kinds()} - covered)
+def _config_samples() -> dict[str, str]:
+    """tests/config/config_samples.py: one document per kind, setting fields beyond the defaults."""
+    path = Path(__file__).resolve().parent.parent / "config" / "config_samples.py"
+    spec = importlib.util.spec_from_file_location("cli_config_samples", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SAMPLES
 
 
-@pytest.mark.parametrize("kind", _uncovered_kinds())
-def test_every_other_kind_round_trips_with_a_minimal_spec(run, kind):
-    """Kinds with no example above: the smallest document (an empty spec, defaults filled in)."""
+CONFIG_SAMPLES = _config_samples()
+
+
+def test_config_samples_cover_every_kind():
+    assert sorted(CONFIG_SAMPLES) == sorted(k.kind for k in all_kinds())
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIG_SAMPLES))
+def test_every_kind_round_trips_through_the_control(run, kind):
+    """create -> get -o yaml gives the same object; replace bumps the revision; delete removes it."""
+    (original,) = load_text(CONFIG_SAMPLES[kind], default_namespace="every-kind")
     info = lookup_kind(kind)
-    text = (f"apiVersion: {info.api_version}\nkind: {kind}\nmetadata:\n  name: minimal\n"
-            "  namespace: istio-system\nspec: {}\n")
-    (original,) = load_text(text)
-    created = run("create", "-f", "-", input=text)
+    ref, ns = original.ref, original.namespace
+    created = run("create", "-n", "every-kind", "-f", "-", input=CONFIG_SAMPLES[kind])
     assert created.exit_code == 0, created.output
-    got = run("get", kind, "minimal", "-n", "istio-system", "-o", "yaml")
-    (back,) = load_text(got.stdout)
-    assert (back.key, back.spec) == (original.key, original.spec)
-    assert run("delete", kind, "minimal", "-n", "istio-system").exit_code == 0
+    match = re.fullmatch(rf"Created config {re.escape(ref)} at revision (\d+)\n", created.stdout)
+    assert match, created.stdout
+    revision = int(match.group(1))
+    try:
+        got = run("get", info.plural.upper(), original.name, "-n", ns, "-o", "yaml")
+        assert got.exit_code == 0, got.output
+        (back,) = load_text(got.stdout)
+        assert (back.key, back.spec, back.labels, back.annotations, back.revision) == (
+            original.key, original.spec, original.labels, original.annotations, revision)
+        replaced = run("replace", "-f", "-", input=got.stdout)
+        assert replaced.stdout == f"Updated config {ref} at revision {revision + 1}\n"
+        (again,) = load_text(run("get", kind, original.name, "-n", ns, "-o", "yaml").stdout)
+        assert again.revision == revision + 1 and again.spec == original.spec
+    finally:
+        deleted = run("delete", info.type_name, original.name, "-n", ns)
+    assert deleted.stdout == f"Deleted config {ref} at revision {revision + 2}\n"
+    gone = run("get", kind, original.name, "-n", ns, "-o", "yaml")
+    assert (gone.exit_code, gone.stdout, gone.stderr) == (1, "", f"Error: {ref} not found\n")
+
+
+# CLI.md: "KIND accepts the kind's name in any case, singular or plural, and the docs' short forms"
+CLI_MD_KIND_NAMES = [
+    ("routerule", "RouteRule"), ("routerules", "RouteRule"), ("destinationpolicy", "DestinationPolicy"),
+    ("destinationpolicies", "DestinationPolicy"), ("egressrule", "EgressRule"), ("egressrules", "EgressRule"),
+    ("ingress", "Ingress"), ("ingresses", "Ingress"), ("ingress-rules", "Ingress"), ("rule", "rule"),
+    ("rules", "rule"), ("metric", "metric"), ("metrics", "metric"), ("quota", "quota"), ("quotas", "quota"),
+    ("memquota", "memquota"), ("memquotas", "memquota"), ("denier", "denier"), ("deniers", "denier"),
+]
+
+
+@pytest.mark.parametrize(("name", "kind"), CLI_MD_KIND_NAMES, ids=[n for n, _ in CLI_MD_KIND_NAMES])
+def test_cli_md_kind_names_in_any_case(run, name, kind):
+    (obj,) = load_text(CONFIG_SAMPLES[kind])
+    obj = msgspec.structs.replace(obj, namespace=f"names-{name}")
+    assert run("create", "-f", "-", input=dump_yaml([obj])).exit_code == 0
+    try:
+        for spelling in (name, name.upper(), name.capitalize()):
+            result = run("get", spelling, "-n", obj.namespace)
+            assert (result.exit_code, result.stderr) == (0, ""), (spelling, result.output)
+            header, *rows = result.stdout.splitlines()
+            assert header.split() == ["NAME", "KIND", "NAMESPACE"]
+            assert [row.split() for row in rows] == [
+                [obj.name, f"{kind}.v1alpha2.config.istio.io" if kind != "Ingress"
+                 else "Ingress.v1beta1.extensions", obj.namespace]]
+    finally:
+        assert run("delete", kind, obj.name, "-n", obj.namespace).exit_code == 0
+
+
+def test_every_name_of_every_kind_is_a_kind_argument(run):
+    for info in all_kinds():
+        for name in sorted(info.names()):
+            for spelling in (name, name.upper()):
+                result = run("get", spelling, "-n", "no-objects-here")
+                assert (result.exit_code, result.stdout) == (0, "NAME   KIND   NAMESPACE\n"), spelling
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()):
+    for name, command in sorted(group.commands.items()):
+        yield (*path, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+
+
+@pytest.mark.parametrize("path", list(_commands(cli)), ids=" ".join)
+def test_help_on_every_command(path):
+    for flag in ("--help", "-h"):
+        result = CliRunner().invoke(cli, [*path, flag], prog_name="trimesh")
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith(f"Usage: trimesh {' '.join(path)} ")
+
+
+def test_usage_errors_exit_2_on_stderr(control):
+    for args in (["get"], ["get", "rr", "--no-such-flag"], ["create", "--no-such-flag"],
+                 ["get", "rr", "-o", "wide"], ["get", "nonsense"], ["delete", "rr"], ["nosuchverb"]):
+        result = CliRunner().invoke(cli, args, prog_name="trimesh", env={"TRIMESH_CONTROL": control.url})
+        assert result.exit_code == 2, args
+        assert result.stdout == "" and result.stderr.startswith("Usage: trimesh"), args
 
 
 def test_delete_of_one_missing_object_names_it_once(run):
