@@ -429,8 +429,11 @@ class DemoMesh:
                 if not sidecar.alive():
                     raise self._failed(sidecar, "exited while starting its app")
                 return None
+            cmdline = _cmdline(kids[0])
+            if not cmdline or cmdline == _cmdline(sidecar.pid):
+                return None  # forked, not yet exec'd: its cmdline is still the sidecar's
             app = Process(name=f"app {m.name}", pid=kids[0], log_path=sidecar.log_path,
-                          cmdline=_cmdline(kids[0]))
+                          cmdline=cmdline)
             self.apps[m.name] = app
             self.processes.append(app)
         if not app.alive():
