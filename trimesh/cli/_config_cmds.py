@@ -16,13 +16,12 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..config import (ConfigObject, all_kinds, dump_json, dump_yaml, load_file, lookup_kind,
-                      object_from_dict)
+from ..config import (DEFAULT_NAMESPACE, ConfigObject, all_kinds, dump_json, dump_yaml, load_file,
+                      lookup_kind, object_from_dict)
 from ..control import DEFAULT_CONTROL_URL, MAX_REQUEST_BYTES, ControlClient, key_ref
 from ..errors import ConfigError, ConflictError, NotFoundError, TrimeshError
 from ._main import cli
 
-DEFAULT_NAMESPACE = "default"
 VERSION_TIMEOUT = 3.0  # seconds `trimesh version` waits for the control
 
 

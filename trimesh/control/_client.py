@@ -13,6 +13,7 @@ import json
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from ..config import DEFAULT_NAMESPACE
 from ..errors import ConfigError, ConflictError, NotFoundError, TrimeshError
 
 DEFAULT_CONTROL_URL = "http://127.0.0.1:15010"  # CLI.md; overridden by --control / TRIMESH_CONTROL
@@ -74,7 +75,8 @@ class ControlClient:
 
     def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
-        path = _object_path(obj["kind"], meta.get("namespace") or "default", meta["name"])
+        path = _object_path(obj["kind"], meta.get("namespace") or DEFAULT_NAMESPACE,
+                            meta["name"])
         return self._request("PUT", path, obj)
 
     def delete(self, kind: str, namespace: str, name: str) -> int:
