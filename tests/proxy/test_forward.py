@@ -258,7 +258,7 @@ async def test_slow_head_is_cut_off(mesh, autojump_clock):
     start = trio.current_time()
     raw = await raw_exchange(mesh.outbound, b"GET / HTTP/1.1\r\nHost: rev", timeout=60)
     assert status_of(raw) == 408
-    assert trio.current_time() - start == 10.0
+    assert 10.0 <= trio.current_time() - start <= 10.5  # the watchdog's resolution
     assert mesh.server.statistics()["header_timeouts"] == 1
 
 

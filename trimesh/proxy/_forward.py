@@ -359,7 +359,8 @@ class OutboundProxy:
         # Attempts.
         retry = fwd.retry
         max_tries = 1 + retry.attempts if (retry is not None and complete) else 1
-        deadline = trio.current_time() + (fwd.timeout or math.inf)
+        now = trio.current_time() if fwd.delay else start
+        deadline = now + (fwd.timeout or math.inf)
         per_try = retry.per_try_timeout if retry is not None else None
         attempts = 0
         pool = self.pool
@@ -373,7 +374,7 @@ class OutboundProxy:
                 endpoint = (fwd.external_host, fwd.external_port or 80)
                 inst = None
             else:
-                inst = cluster.pick(rng, trio.current_time())
+                inst = cluster.pick(rng, now)
                 if inst is None:
                     if attempts == 0:
                         return await self._local_reply(
@@ -385,7 +386,6 @@ class OutboundProxy:
                 cluster.on_request_start(inst)
             attempts += 1
             upstream = f"{endpoint[0]}:{endpoint[1]}"
-            now = trio.current_time()
             try_deadline = deadline if per_try is None else min(deadline, now + per_try)
             conn = rh = None
             try:
@@ -400,7 +400,8 @@ class OutboundProxy:
                 fail_body = "upstream connect error or disconnect/reset before headers"
             finally:
                 if inst is not None:
-                    cluster.on_request_end(inst, trio.current_time() - now, trio.current_time())
+                    t = trio.current_time()
+                    cluster.on_request_end(inst, t - now, t)
             if rh is None and not fail_flag:
                 fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
             if rh is not None:
@@ -409,7 +410,8 @@ class OutboundProxy:
                     pool.discard(conn)
                     self.counters.inc("retries")
                     await self._backoff(retry, attempts, deadline)
-                    if trio.current_time() < deadline:
+                    now = trio.current_time()
+                    if now < deadline:
                         continue
                     fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
                     break
@@ -424,7 +426,8 @@ class OutboundProxy:
             if attempts < max_tries and trio.current_time() < deadline:
                 self.counters.inc("retries")
                 await self._backoff(retry, attempts, deadline)
-                if trio.current_time() < deadline:
+                now = trio.current_time()
+                if now < deadline:
                     fail_flag = ""
                     continue
                 fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"

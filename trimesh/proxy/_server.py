@@ -6,12 +6,14 @@ bool`` that reads the body through :meth:`Downstream.next_event`, writes the res
 ``down.stream`` and returns whether the connection may stay open. Pipelined requests are answered in
 order because the next head is only taken from the parser once the handler returned.
 
-Timeouts use one cancel scope per connection whose deadline is moved, not a scope per request:
+Timeouts cost nothing per request: each connection has one cancel scope, and a watchdog task wakes
+every :data:`WATCHDOG_INTERVAL` seconds, compares the connections waiting for a head with its coarse
+clock, and cancels those past their limit (resolution: the interval):
 
 - waiting for the first head, or for the rest of a head that has started: :data:`HEADER_READ_TIMEOUT`
   (a slow client is answered 408 and closed);
 - waiting idle between keep-alive requests: ``idle_timeout``;
-- while the handler runs: no deadline here (the handler applies the route's timeouts).
+- while the handler runs: nothing here (the handler applies the route's timeouts).
 
 Draining (:meth:`HttpServer.drain`): the listener closes, idle connections are cancelled, busy ones
 finish their current request and close.
@@ -20,7 +22,6 @@ finish their current request and close.
 from __future__ import annotations
 
 import logging
-import math
 
 import trio
 
@@ -28,6 +29,7 @@ from . import _io
 from ._http1 import (DATA, END, HEADER_READ_TIMEOUT, HTTPError, RequestParser, reason_phrase,
                      render_response_head)
 
+WATCHDOG_INTERVAL = 0.5  # seconds; resolution of the header and idle timeouts
 IDLE_TIMEOUT = 300.0  # seconds a keep-alive connection may sit idle (Envoy's is 1 h; apps reconnect)
 DRAIN_BODY_LIMIT = 65536  # bytes of an unread request body we read and drop to keep the connection
 
@@ -41,9 +43,14 @@ class ClientGone(Exception):
 class Downstream:
     """One client connection: its stream, request parser and address."""
 
-    __slots__ = ("stream", "parser", "client", "response_started", "server")
+    __slots__ = ("stream", "parser", "client", "response_started", "server", "scope",
+                 "wait_since", "head_timed", "timed_out")
 
     def __init__(self, stream, client: str, server: "HttpServer") -> None:
+        self.scope: trio.CancelScope | None = None
+        self.wait_since = 0.0
+        self.head_timed = True
+        self.timed_out = False
         self.stream = stream
         self.parser = RequestParser()
         self.client = client
@@ -99,7 +106,8 @@ class HttpServer:
         self.accepted = 0
         self.bad_requests = 0
         self.header_timeouts = 0
-        self._idle: set[trio.CancelScope] = set()
+        self._waiting: set[Downstream] = set()
+        self._tick = 0.0
         self._listener = None
         self._idle_event = trio.Event()
         self.address: tuple[str, int] | None = None
@@ -110,6 +118,8 @@ class HttpServer:
         self.address = listener.getsockname()[:2]
         try:
             async with trio.open_nursery() as nursery:
+                self._tick = trio.current_time()
+                nursery.start_soon(self._watchdog)
                 task_status.started(self.address)
                 while not self.draining:
                     try:
@@ -133,8 +143,9 @@ class HttpServer:
         if self._listener is not None:
             _io.close_listener(self._listener)
             self._listener = None
-        for scope in list(self._idle):
-            scope.cancel()
+        for down in list(self._waiting):
+            if not down.parser.in_head:
+                down.scope.cancel()
         if self.connections == 0:
             self._idle_event.set()
 
@@ -143,26 +154,36 @@ class HttpServer:
         if self.connections:
             await self._idle_event.wait()
 
+    async def _watchdog(self) -> None:
+        """Cut off connections that wait too long for a head (or sit idle too long)."""
+        while not (self.draining and self.connections == 0):
+            await trio.sleep(WATCHDOG_INTERVAL)
+            now = self._tick = trio.current_time()
+            for down in list(self._waiting):
+                limit = (self.header_timeout if down.head_timed or down.parser.in_head
+                         else self.idle_timeout)
+                if now - down.wait_since >= limit:
+                    down.timed_out = True
+                    down.scope.cancel()
+
     async def _serve_connection(self, sock, addr) -> None:
         stream = _io.make_stream(sock)
         down = Downstream(stream, addr[0] if addr else "", self)
         parser = down.parser
         events = parser.events
-        scope = trio.CancelScope()
-        idle_set = self._idle
+        scope = down.scope = trio.CancelScope()
+        waiting = self._waiting
         self.connections += 1
-        waiting_head = False
         try:
             with scope:
                 while True:
                     if not events:
-                        waiting_head = True
-                        now = trio.current_time()
-                        head_timed = parser.messages == 0 or parser.in_head
-                        scope.deadline = now + (self.header_timeout if head_timed
-                                                else self.idle_timeout)
-                        if not parser.in_head:
-                            idle_set.add(scope)
+                        # Wait for the next head. No deadline per request: the watchdog checks
+                        # waiting connections against the coarse clock it keeps (PERF.md: a
+                        # cancel-scope deadline change costs several microseconds).
+                        down.wait_since = self._tick
+                        down.head_timed = parser.messages == 0 or parser.in_head
+                        waiting.add(down)
                         try:
                             while not events:
                                 if self.draining and not parser.in_head:
@@ -171,14 +192,11 @@ class HttpServer:
                                 if not data:
                                     return
                                 parser.feed(data)
-                                if parser.in_head and not head_timed:
-                                    head_timed = True
-                                    idle_set.discard(scope)
-                                    scope.deadline = trio.current_time() + self.header_timeout
+                                if parser.in_head and not down.head_timed:
+                                    down.head_timed = True
+                                    down.wait_since = trio.current_time()
                         finally:
-                            idle_set.discard(scope)
-                        scope.deadline = math.inf
-                        waiting_head = False
+                            waiting.discard(down)
                     kind, head = events.popleft()
                     down.response_started = False
                     self.in_flight += 1
@@ -190,7 +208,7 @@ class HttpServer:
                         return
                     if parser.closed and not events:
                         return
-            if scope.cancelled_caught and waiting_head and not self.draining:
+            if down.timed_out and not self.draining:
                 self.header_timeouts += 1
                 if parser.in_head:
                     await self._try_send_error(down, 408, "request head not received in time")
