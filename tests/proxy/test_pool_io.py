@@ -161,3 +161,37 @@ async def test_fast_stream_checkpoints_periodically():
         assert len(ticks) == 5
     sa.close()
     sb.close()
+
+
+async def test_tls_origination(nursery):
+    """Egress to an https port: the pool originates TLS and verifies the server's name."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    server_ctx = __import__("ssl").create_default_context(__import__("ssl").Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    up = FakeUpstream(name="tls-upstream")
+    from trimesh.testing._upstream import _serve_connection
+
+    async def handler(stream):
+        tls = trio.SSLStream(stream, server_ctx, server_side=True)
+        await _serve_connection(tls, up)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    nursery.start_soon(trio.serve_listeners, handler, listeners)
+    client_ctx = __import__("ssl").create_default_context()
+    ca.configure_trust(client_ctx)
+    pool = UpstreamPool(tls_context=client_ctx)
+    ep = ("localhost", port, "tls")
+    for _ in range(2):
+        conn, head = await exchange(pool, ep, GET, head_request=False, replayable=True)
+        assert head.status == 200
+        await _drain(conn)
+        pool.release(conn)
+    assert pool.statistics()["connects"] == 1 and up.statistics()["served"] == 2
+    # an untrusted certificate is a connect failure
+    with pytest.raises(OSError):
+        await UpstreamPool().acquire(ep)
+    nursery.cancel_scope.cancel()

@@ -371,7 +371,8 @@ class OutboundProxy:
         upstream = ""
         while True:
             if fwd.external_host is not None:
-                endpoint = (fwd.external_host, fwd.external_port or 80)
+                endpoint = ((fwd.external_host, fwd.external_port or 443, "tls") if fwd.egress_tls
+                            else (fwd.external_host, fwd.external_port or 80))
                 inst = None
             else:
                 inst = cluster.pick(rng, now)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 
 import trio
 
@@ -130,6 +131,48 @@ class TrioStream:
 
     def close(self) -> None:
         self._s.socket.close()
+
+
+class TlsStream:
+    """TLS origination (egress to ``https`` ports): ``trio.SSLStream`` behind the same interface.
+    Not on the hot path; handshake failures surface as OSError (a connect failure)."""
+
+    __slots__ = ("_s", "receive_some", "send_all")
+
+    def __init__(self, ssl_stream: trio.SSLStream) -> None:
+        self._s = ssl_stream
+        self.receive_some = ssl_stream.receive_some
+        self.send_all = ssl_stream.send_all
+
+    def close(self) -> None:
+        self._s.transport_stream.socket.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+
+_client_tls_context: ssl.SSLContext | None = None
+
+
+async def connect_tls(host: str, port: int, *, context: ssl.SSLContext | None = None) -> TlsStream:
+    """Connect and complete a TLS handshake verifying ``host`` (system trust store)."""
+    global _client_tls_context
+    if context is None:
+        if _client_tls_context is None:
+            _client_tls_context = ssl.create_default_context()
+        context = _client_tls_context
+    tcp = await trio.open_tcp_stream(host, port)
+    stream = trio.SSLStream(tcp, context, server_hostname=host, https_compatible=True)
+    try:
+        await stream.do_handshake()
+    except trio.BrokenResourceError as exc:
+        tcp.socket.close()
+        raise OSError(f"TLS handshake with {host}:{port} failed: {exc.__cause__ or exc}") from None
+    except BaseException:
+        tcp.socket.close()
+        raise
+    return TlsStream(stream)
 
 
 def make_stream(sock: socket.socket):

@@ -2,9 +2,9 @@
 
 Theory of operation (PERF.md: connecting per request doubles CPU and latency):
 
-- One idle list per ``(address, port)``. :meth:`UpstreamPool.acquire` pops the most recently used
-  connection (LIFO: the warmest one, least likely to have hit the server's idle timeout; the cold tail
-  ages out), dropping any idle longer than ``idle_timeout``; with none left it connects.
+- One idle list per endpoint: ``(address, port)``, or ``(host, port, "tls")`` for TLS origination.
+  :meth:`UpstreamPool.acquire` pops the most recently used connection (LIFO: the warmest one,
+  least likely to have hit the server's idle timeout; the cold tail ages out), dropping any idle longer than ``idle_timeout``; with none left it connects.
 - :meth:`release` puts a connection whose last response allowed keep-alive back; at most
   ``max_idle_per_endpoint`` are kept (the oldest is closed), like Envoy's per-host pool bound.
 - A pooled connection can have been closed by the server while idle; the first use then fails with
@@ -63,7 +63,9 @@ class UpstreamConnection:
 
 class UpstreamPool:
     def __init__(self, *, max_idle_per_endpoint: int = MAX_IDLE_PER_ENDPOINT,
-                 idle_timeout: float = IDLE_TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT,
+                 tls_context=None) -> None:
+        self.tls_context = tls_context  # ssl.SSLContext for TLS origination (None: system trust)
         self.max_idle_per_endpoint = max_idle_per_endpoint
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
@@ -96,7 +98,11 @@ class UpstreamPool:
         self._connects += 1
         try:
             with trio.fail_after(self.connect_timeout):
-                stream = await _io.connect(endpoint[0], endpoint[1])
+                if len(endpoint) > 2 and endpoint[2] == "tls":
+                    stream = await _io.connect_tls(endpoint[0], endpoint[1],
+                                                   context=self.tls_context)
+                else:
+                    stream = await _io.connect(endpoint[0], endpoint[1])
         except trio.TooSlowError:
             self._connect_failures += 1
             raise OSError(f"connect to {endpoint[0]}:{endpoint[1]} timed out") from None
