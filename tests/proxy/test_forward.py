@@ -293,3 +293,29 @@ async def test_inbound_strips_envoy_headers(nursery):
     h = echoed(r)["headers"]
     assert r.status == 200 and "x-envoy-retry-on" not in h and h["x-request-id"] == "rid"
     nursery.cancel_scope.cancel()
+
+
+async def test_websocket_upgrade_is_relayed(mesh, nursery):
+    from trio_websocket import serve_websocket, wrap_client_stream
+
+    from trimesh.config import Snapshot
+    from trimesh.routing import SourceIdentity, compile_routes
+
+    async def echo(request):
+        ws = await request.accept()
+        while True:
+            msg = await ws.get_message()
+            await ws.send_message("echo:" + msg)
+
+    server = await nursery.start(serve_websocket, echo, "127.0.9.80", 0, None)
+    port = server.port
+    snapshot = Snapshot([], [make_instance("chat", "127.0.9.80", port)])
+    mesh.proxy.table = compile_routes(snapshot, source=SourceIdentity(service="productpage"))
+    stream = await trio.open_tcp_stream(*mesh.outbound)
+    ws = await wrap_client_stream(nursery, stream, "chat:9080", "/ws")
+    for text in ("hello", "x" * 100_000):
+        await ws.send_message(text)
+        assert await ws.get_message() == "echo:" + text
+    await ws.aclose()
+    assert mesh.log[-1]["status"] == 101
+    nursery.cancel_scope.cancel()

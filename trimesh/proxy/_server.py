@@ -113,7 +113,10 @@ class HttpServer:
         self.address: tuple[str, int] | None = None
 
     async def serve(self, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        listener = _io.open_listener(host, port)
+        try:
+            listener = _io.open_listener(host, port)
+        except OSError as exc:
+            raise OSError(exc.errno, f"{self.name} listener {host}:{port}: {exc.strerror}") from None
         self._listener = listener
         self.address = listener.getsockname()[:2]
         try:
