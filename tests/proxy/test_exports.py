@@ -1,0 +1,52 @@
+"""The public surface of trimesh.proxy and trimesh.sidecar, and the access-log line format."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import trimesh.proxy
+import trimesh.sidecar
+from trimesh.proxy import AccessLog
+
+PROXY = {"AccessLog", "ATTEMPTS_HEADER", "FLAGS_HEADER", "RETRY_BUFFER_LIMIT", "InboundProxy",
+         "OutboundProxy", "shadow_authority", "split_target", "HEADER_READ_TIMEOUT",
+         "MAX_HEADER_BYTES", "MAX_HEADERS", "HTTPError", "RequestHead", "RequestParser",
+         "ResponseHead", "ResponseParser", "forwardable_headers", "FastStream", "UpstreamPool",
+         "HttpServer"}
+SIDECAR = {"AdminApp", "DEFAULT_ADMIN_PORT", "DEFAULT_CONTROL_URL", "DEFAULT_DRAIN_TIMEOUT",
+           "DEFAULT_PROXY_PORT", "Sidecar", "SidecarConfig", "serve_sidecar", "ControlSource",
+           "FileSource", "load_registry_text"}
+
+
+def _public(mod):
+    return {n for n in vars(mod) if not n.startswith("_")} - {"annotations"}
+
+
+def test_public_names():
+    assert PROXY <= _public(trimesh.proxy)
+    assert SIDECAR <= _public(trimesh.sidecar)
+    for name in PROXY:
+        obj = getattr(trimesh.proxy, name)
+        if callable(obj):
+            assert obj.__module__.startswith("trimesh.proxy."), name
+
+
+def test_access_log_lines_are_json_and_batched(caplog):
+    logger = logging.getLogger("trimesh.test-access")
+    log = AccessLog(logger)
+    with caplog.at_level(logging.INFO, logger="trimesh.test-access"):
+        for i in range(3):
+            log.log("outbound", "GET", "reviews:9080", f"/r/{i}", 503, "UF", "127.0.0.2:9080",
+                    "reviews.default.svc.cluster.local", "reviews-default", 0.0123, 2, "rid")
+        assert not caplog.records  # buffered
+        log.flush()
+    (record,) = caplog.records
+    lines = [json.loads(line) for line in record.getMessage().splitlines()]
+    assert [ln["path"] for ln in lines] == ["/r/0", "/r/1", "/r/2"]
+    assert lines[0] | {"time": 0} == {
+        "time": 0, "direction": "outbound", "method": "GET", "authority": "reviews:9080",
+        "path": "/r/0", "status": 503, "flags": "UF", "upstream": "127.0.0.2:9080",
+        "cluster": "reviews.default.svc.cluster.local", "rule": "reviews-default",
+        "duration_ms": 12.3, "attempts": 2, "request_id": "rid"}
+    assert log.statistics()["records"] == 3
