@@ -76,7 +76,10 @@ def test_lifeguard_suspicion_timeout_shrinks_with_independent_confirmations():
     # k reached: more confirmations change nothing; the timer declares it dead at the floor
     fx = node.receive_datagram(NOW + 1, _seal([Suspect("n1", 0, "n5")], src="n5", ts=NOW + 1, nonce=b"e" * 12))
     assert not [f for f in fx if isinstance(f, Schedule)]
-    events = node.handle_timer(NOW + 4.0, ("suspicion", "n1", 0))
+    # at the floor the accused is asked directly once more; silent, it is dead a period later
+    fx = node.handle_timer(NOW + 4.0, ("suspicion", "n1", 0))
+    assert [f.addr for f in fx if isinstance(f, Send)] == ["n1"]
+    events = node.handle_timer(NOW + 5.0, ("suspicion", "n1", 0))
     assert [f.event.kind for f in events if type(f).__name__ == "Notify"] == ["fail"]
     assert node.statistics()["deaths_declared"] == 1
 

@@ -97,10 +97,12 @@ def test_partition_and_heal_converge_and_carry_config_written_during_the_split(s
            "metadata": {"name": "reviews-default", "namespace": "default"},
            "spec": {"destination": {"name": "reviews"}, "route": [{"labels": {"version": "v1"}}]}}
     cluster.put_config("n0", "RouteRule", "default", "reviews-default", 7, obj)
-    cluster.run_for(10.0)
-    has = {name for name, node in cluster.nodes.items()
-           if node.config_entry("RouteRule", "default", "reviews-default") is not None}
-    assert has == side_a, f"seed={seed}: config crossed the partition or missed side A"
+    def holders():
+        return {name for name, node in cluster.nodes.items()
+                if node.config_entry("RouteRule", "default", "reviews-default") is not None}
+    # gossip, then push/pull (30 s at this size) bring it to all of side A, never across
+    cluster.run_until(cluster.now + 60, until=lambda: holders() >= side_a, check_every=1.0)
+    assert holders() == side_a, f"seed={seed}: config crossed the partition or missed side A"
     cluster.network.heal()
     t1 = cluster.now
     healed = cluster.run_until(

@@ -516,9 +516,9 @@ class SwimNode:
         if (member is None or sus is None or member.state != SUSPECT
                 or member.incarnation != incarnation or now < sus.deadline - 1e-9):
             return
-        if not sus.verifying and not sus.confirmed:
-            # trimesh addition: an unconfirmed suspicion is checked with the accused directly
-            # before the verdict (it answers a direct accusation with its current Alive)
+        if not sus.verifying:
+            # trimesh addition: the accusation is checked with the accused directly before the
+            # verdict (it answers a direct accusation with its current Alive)
             sus.verifying = True
             sus.deadline = now + self.config.probe_interval * (self.lhm + 1)
             self.counters["verifications"] += 1
