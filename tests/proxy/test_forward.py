@@ -319,3 +319,53 @@ async def test_websocket_upgrade_is_relayed(mesh, nursery):
     await ws.aclose()
     assert mesh.log[-1]["status"] == 101
     nursery.cancel_scope.cancel()
+
+
+CB_POLICY = """apiVersion: config.istio.io/v1alpha2
+kind: DestinationPolicy
+metadata: {name: httpbin-cb}
+spec:
+  destination:
+    name: httpbin
+    labels: {version: v1}
+  circuitBreaker:
+    simpleCb:
+      maxConnections: 1
+      httpMaxPendingRequests: 1
+      httpConsecutiveErrors: 2
+      sleepWindow: 30s
+---
+""" + rule("httpbin-default-v1", "httpbin", "route:\n- labels: {version: v1}")
+
+
+async def test_circuit_breaker_overflow_is_503_uo(mesh, autojump_clock):
+    mesh.apply(CB_POLICY)
+    results = []
+
+    async def call(i):
+        await trio.sleep(i * 0.01)
+        results.append(await mesh.get("/", host="httpbin:8000",
+                                      headers=[("x-upstream-delay", "1")]))
+
+    start = trio.current_time()
+    async with trio.open_nursery() as n:
+        for i in range(3):
+            n.start_soon(call, i)
+    statuses = sorted((r.status, r.headers.get("x-trimesh-response-flags", "-")) for r in results)
+    assert statuses == [(200, "-"), (200, "-"), (503, "UO")]
+    overflow = [r for r in results if r.status == 503][0]
+    assert overflow.headers["x-envoy-overloaded"] == "true"
+    # the pending request waited for the only connection: the two 200s were served one by one
+    assert trio.current_time() - start >= 2.0
+    (cluster,) = [c for name, c in mesh.proxy.table.clusters().items() if "httpbin" in name
+                  and "v1" in name]
+    assert cluster.statistics()["upstream_rq_pending_overflow"] == 1
+
+
+async def test_outlier_detection_ejects_failing_instance(mesh, autojump_clock):
+    mesh.apply(CB_POLICY)
+    for _ in range(2):
+        r = await mesh.get("/", host="httpbin:8000", headers=[("x-upstream-status", "500")])
+        assert r.status == 500
+    r = await mesh.get("/", host="httpbin:8000")
+    assert (r.status, r.headers.get("x-trimesh-response-flags")) == (503, "UH")

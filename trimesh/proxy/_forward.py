@@ -46,7 +46,8 @@ ATTEMPTS_HEADER = "x-trimesh-attempts"
 FLAGS_HEADER = "x-trimesh-response-flags"
 
 try:  # routing is a sibling subsystem; the proxy needs its decision types
-    from ..routing import Forward, Redirect, Reject, RequestInfo
+    from ..routing import (OVERFLOW_BODY, OVERFLOW_FLAG, OVERFLOW_STATUS, OVERLOADED_HEADER,
+                           Forward, Redirect, Reject, RequestInfo)
 except ImportError:  # pragma: no cover - only while the routing package is being built
     Forward = Redirect = Reject = RequestInfo = None  # type: ignore[assignment]
 
@@ -143,7 +144,7 @@ def _frame_request(headers: list, head: RequestHead, body: bytes, complete: bool
 
 
 async def relay_response(down: Downstream, pool: UpstreamPool, conn, rh: ResponseHead,
-                         req: RequestHead, extra: list[tuple[str, str]]) -> bool:
+                         req: RequestHead, extra: list[tuple[str, str]], reuse: bool = True) -> bool:
     """Send the response (head rewritten, body re-framed) to the client; release or discard the
     upstream connection. Returns whether the client connection may stay open."""
     named = None
@@ -197,7 +198,7 @@ async def relay_response(down: Downstream, pool: UpstreamPool, conn, rh: Respons
     except BaseException:
         pool.discard(conn)
         raise
-    if rh.keep_alive and not events and not rh.close_delimited:
+    if reuse and rh.keep_alive and not events and not rh.close_delimited:
         pool.release(conn)
     else:
         pool.discard(conn)
@@ -222,6 +223,7 @@ class OutboundProxy:
         self.mirror_max_in_flight = mirror_max_in_flight
         self.mirrors_in_flight = 0
         self.counters = _Counters()
+        self._cx_waiters: dict[str, trio.Event] = {}
 
     # -- mesh-generated responses ---------------------------------------------------------------
     async def _local_reply(self, down, head, status, flag, body, start, authority, path, rule=None,
@@ -356,10 +358,30 @@ class OutboundProxy:
         streamer = None if complete else _body_streamer(down, chunked_up)
         if fwd.mirror is not None and complete:
             self._start_mirror(fwd, head, hdrs, out_path, out_authority, body)
-        # Attempts.
+        # Attempts, under the cluster's circuit breaker (docs/resilience.md §1).
+        now = trio.current_time() if fwd.delay else start
+        token = None
+        if cluster is not None:
+            token = cluster.admit_request(now)
+            if token is None:
+                return await self._local_reply(
+                    down, head, OVERFLOW_STATUS, OVERFLOW_FLAG, OVERFLOW_BODY, start, authority,
+                    path, rule=fwd.rule, cluster=cluster_name, extra=[OVERLOADED_HEADER],
+                    request_id=request_id, pending=not complete)
+        try:
+            return await self._attempts(down, head, fwd, cluster, cluster_name, token, payload,
+                                        complete, streamer, cors_extra, flags, start, now,
+                                        authority, path, request_id)
+        finally:
+            if token is not None:
+                cluster.release_request(token)
+
+    async def _attempts(self, down, head, fwd, cluster, cluster_name, token, payload, complete,
+                        streamer, cors_extra, flags, start, now, authority, path,
+                        request_id) -> bool:
+        rng = self.rng
         retry = fwd.retry
         max_tries = 1 + retry.attempts if (retry is not None and complete) else 1
-        now = trio.current_time() if fwd.delay else start
         deadline = now + (fwd.timeout or math.inf)
         per_try = retry.per_try_timeout if retry is not None else None
         attempts = 0
@@ -369,6 +391,7 @@ class OutboundProxy:
         fail_status = 0
         fail_body = ""
         upstream = ""
+        per_conn = cluster.limits.max_requests_per_connection if cluster is not None else 0
         while True:
             if fwd.external_host is not None:
                 endpoint = ((fwd.external_host, fwd.external_port or 443, "tls") if fwd.egress_tls
@@ -381,7 +404,7 @@ class OutboundProxy:
                         return await self._local_reply(
                             down, head, 503, "UH", "no healthy upstream", start, authority, path,
                             rule=fwd.rule, cluster=cluster_name, request_id=request_id,
-                            pending=False)
+                            pending=not complete)
                     break  # keep the previous attempt's failure
                 endpoint = (inst.address, inst.port)
                 cluster.on_request_start(inst)
@@ -389,28 +412,39 @@ class OutboundProxy:
             upstream = f"{endpoint[0]}:{endpoint[1]}"
             try_deadline = deadline if per_try is None else min(deadline, now + per_try)
             conn = rh = None
+            holds_cx = False
             try:
                 with trio.move_on_at(try_deadline):
+                    if cluster is not None:
+                        if not cluster.admit_connection():
+                            await self._wait_connection(cluster)
+                        holds_cx = True
+                        cluster.connection_ready(token)
                     conn, rh = await exchange(pool, endpoint, payload, head_request=head_request,
                                               replayable=complete, body_source=streamer)
-            except OSError:
-                fail_flag, fail_status = "UF", 503
-                fail_body = "upstream connect error or disconnect/reset before headers"
-            except (trio.BrokenResourceError, HTTPError):
+            except (OSError, trio.BrokenResourceError, HTTPError):
                 fail_flag, fail_status = "UF", 503
                 fail_body = "upstream connect error or disconnect/reset before headers"
             finally:
+                t = trio.current_time()
                 if inst is not None:
-                    t = trio.current_time()
                     cluster.on_request_end(inst, t - now, t)
+                    cluster.record_result(inst, rh.status if rh is not None else None, t)
+                if holds_cx and rh is None:
+                    self._release_connection(cluster)
             if rh is None and not fail_flag:
                 fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
             if rh is not None:
                 if (attempts < max_tries and retry.should_retry_status(rh.status)
-                        and trio.current_time() < deadline):
+                        and trio.current_time() < deadline and self._admit_retry(cluster)):
                     pool.discard(conn)
-                    self.counters.inc("retries")
-                    await self._backoff(retry, attempts, deadline)
+                    if holds_cx:
+                        self._release_connection(cluster)
+                    try:
+                        await self._backoff(retry, attempts, deadline)
+                    finally:
+                        if cluster is not None:
+                            cluster.release_retry()
                     now = trio.current_time()
                     if now < deadline:
                         continue
@@ -419,14 +453,23 @@ class OutboundProxy:
                 extra = [(ATTEMPTS_HEADER, str(attempts))]
                 if cors_extra:
                     extra.extend(cors_extra)
-                keep = await relay_response(down, pool, conn, rh, head, extra)
+                try:
+                    keep = await relay_response(down, pool, conn, rh, head, extra,
+                                                reuse=per_conn == 0 or conn.requests < per_conn)
+                finally:
+                    if holds_cx:
+                        self._release_connection(cluster)
                 self._done(rh.status, flags, start, head, authority, path, upstream,
                            cluster_name, fwd.rule, attempts, request_id)
                 return keep and not down.parser.upgraded
             # Failed attempt.
-            if attempts < max_tries and trio.current_time() < deadline:
-                self.counters.inc("retries")
-                await self._backoff(retry, attempts, deadline)
+            if (attempts < max_tries and trio.current_time() < deadline
+                    and self._admit_retry(cluster)):
+                try:
+                    await self._backoff(retry, attempts, deadline)
+                finally:
+                    if cluster is not None:
+                        cluster.release_retry()
                 now = trio.current_time()
                 if now < deadline:
                     fail_flag = ""
@@ -441,6 +484,31 @@ class OutboundProxy:
                                        path, rule=fwd.rule, cluster=cluster_name,
                                        upstream=upstream, attempts=attempts,
                                        request_id=request_id, pending=False)
+
+    # -- circuit-breaker plumbing ---------------------------------------------------------------
+    def _admit_retry(self, cluster) -> bool:
+        if cluster is None:
+            return True
+        if cluster.admit_retry():
+            self.counters.inc("retries")
+            return True
+        self.counters.inc("retry_overflow")
+        return False
+
+    async def _wait_connection(self, cluster) -> None:
+        """Wait (pending) until ``cluster`` may use one more connection."""
+        key = cluster.name
+        while not cluster.admit_connection():
+            event = self._cx_waiters.get(key)
+            if event is None:
+                event = self._cx_waiters[key] = trio.Event()
+            await event.wait()
+
+    def _release_connection(self, cluster) -> None:
+        cluster.release_connection()
+        event = self._cx_waiters.pop(cluster.name, None)
+        if event is not None:
+            event.set()
 
     async def _backoff(self, retry, attempts: int, deadline: float) -> None:
         delay = retry.backoff(attempts - 1, self.rng)
