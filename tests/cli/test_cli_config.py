@@ -199,20 +199,20 @@ def test_get_missing_object_exits_1_naming_it(run):
 def test_get_short_table_namespaces_and_aliases(run, tmp_path):
     base = SAMPLES["RouteRule"].replace("reviews-test-v2", "ns-rule")
     assert run("create", "-n", "bookinfo", "-f", write(tmp_path, "n.yaml", base)).exit_code == 0
+    other = base.replace("ns-rule", "a-ns-rule")
+    assert run("create", "-n", "bookinfo-2", "-f", write(tmp_path, "o.yaml", other)).exit_code == 0
     default = run("get", "routerules")
     assert default.stdout.splitlines()[0].split() == ["NAME", "KIND", "NAMESPACE"]
     assert "ns-rule" not in default.stdout
     for alias in ("routerule", "routerules", "route-rule", "RouteRule", "ROUTERULES"):
         result = run("get", alias, "-n", "bookinfo")
         assert result.exit_code == 0
-        assert result.stdout.splitlines()[1:] == [
-            line for line in result.stdout.splitlines()[1:] if line.split()[0] == "ns-rule"]
-        assert result.stdout.splitlines()[1].split() == [
-            "ns-rule", "RouteRule.v1alpha2.config.istio.io", "bookinfo"]
-    every = run("get", "rr", "--all-namespaces").stdout
-    assert "bookinfo" in every and "default" in every.splitlines()[1:][0] + "".join(every.splitlines())
-    names = [line.split()[0] for line in every.splitlines()[1:]]
-    assert names == sorted(names)
+        assert result.stdout == ("NAME      KIND                                 NAMESPACE\n"
+                                 "ns-rule   RouteRule.v1alpha2.config.istio.io   bookinfo\n")
+    rows = [line.split() for line in run("get", "rr", "--all-namespaces").stdout.splitlines()[1:]]
+    assert ["ns-rule", "RouteRule.v1alpha2.config.istio.io", "bookinfo"] in rows
+    assert ["a-ns-rule", "RouteRule.v1alpha2.config.istio.io", "bookinfo-2"] in rows
+    assert rows == sorted(rows, key=lambda r: (r[0], r[2]))  # by name, then namespace
 
 
 def test_multi_document_create_validates_all_first(run, tmp_path, control):
