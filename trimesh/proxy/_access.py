@@ -33,7 +33,8 @@ class AccessLog:
     def __init__(self, logger: logging.Logger | None = None, *, enabled: bool = True,
                  sink=None) -> None:
         self.logger = logger or logging.getLogger("trimesh.access")
-        self.enabled = enabled
+        # A disabled logger (``--access-log off``) costs nothing per request.
+        self.enabled = enabled and not self.logger.disabled
         self.sink = sink
         self._lines: list[str] = []
         self.records = 0
