@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import httpx
-from conftest import CHECKOUT, pid_gone
+from conftest import CHECKOUT, SEED, pid_gone
 
 from trimesh.demo import run_demo
 from trimesh.demo._mesh import trimesh_command
@@ -29,7 +29,8 @@ def _pids(text: str) -> list[int]:
 
 def test_demo_check_passes_and_leaves_no_process():
     began = time.monotonic()
-    out = subprocess.run([*trimesh_command(), "demo", "--check", "--addresses", "127.0.15"],
+    out = subprocess.run([*trimesh_command(), "demo", "--check", "--addresses", "127.0.15",
+                          "--seed", str(SEED)],
                          cwd=CHECKOUT, env=_env(), capture_output=True, text=True,
                          timeout=CHECK_TIMEOUT)
     assert out.returncode == 0, out.stdout + out.stderr

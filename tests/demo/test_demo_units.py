@@ -88,6 +88,10 @@ def test_plan_gives_each_instance_its_address_and_the_docs_ports():
     assert app[1:] == ["-m", "examples.bookinfo.reviews", "--address", "127.0.10.5", "--port",
                        "9081", "--version", "v2"]
     assert argv[argv.index("--app-port") + 1] == "9081"
+    assert "--seed" not in argv
+    seeded = plan.members[0].sidecar_argv(["trimesh"], control_url="u", registry="r",
+                                          access_log="a", seed=7)
+    assert seeded[seeded.index("--seed") + 1] == "7" and seeded.index("--seed") < seeded.index("--")
 
 
 @pytest.mark.parametrize("block", ["10.0.0", "127.0", "127.0.0.1", "127.300.0"])

@@ -21,7 +21,10 @@ from ._main import cli
               help="The loopback block the instances get addresses in (A.B.C.2, A.B.C.3, ...).")
 @click.option("--control-port", type=click.IntRange(1, 65535), default=CONTROL_PORT,
               show_default=True, help="The demo's control API port.")
-def demo(check: bool, state_dir: Path | None, block: str, control_port: int) -> None:
+@click.option("--seed", type=int, default=None, hidden=True,
+              help="Seed the sidecars' routing RNGs (reproducible weighted picks in tests).")
+def demo(check: bool, state_dir: Path | None, block: str, control_port: int,
+         seed: int | None) -> None:
     """The BookInfo mesh on this machine: a control and productpage, details, reviews v1/v2/v3 and
     ratings, each behind its own sidecar on its own loopback address.
 
@@ -30,6 +33,6 @@ def demo(check: bool, state_dir: Path | None, block: str, control_port: int) -> 
     from ..demo import run_demo
 
     status = run_demo(check=check, state_dir=state_dir, block=block, control_port=control_port,
-                      echo=lambda line: click.echo(line),
+                      seed=seed, echo=lambda line: click.echo(line),
                       error=lambda line: click.echo(line, err=True))
     sys.exit(status)

@@ -102,9 +102,11 @@ class Member:
                 "labels": {"app": self.service, "version": self.version}}
 
     def sidecar_argv(self, trimesh: Sequence[str], *, control_url: str, registry: str,
-                     access_log: str) -> list[str]:
-        """``trimesh run sidecar … -- APP`` for this instance."""
-        return [*trimesh, "run", "sidecar", "--service", self.service, "-n", self.namespace,
+                     access_log: str, seed: int | None = None) -> list[str]:
+        """``trimesh run sidecar … -- APP`` for this instance (``seed``: its routing RNG's seed,
+        for reproducible weighted picks in tests; None draws from the OS)."""
+        seeded = [] if seed is None else ["--seed", str(seed)]
+        return [*trimesh, "run", "sidecar", "--service", self.service, "-n", self.namespace, *seeded,
                 "--version", self.version, "--address", self.address, "--port", str(self.port),
                 "--app-address", self.address, "--app-port", str(self.app_port),
                 "--proxy-port", str(self.proxy_port), "--admin-port", str(self.admin_port),

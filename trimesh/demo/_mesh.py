@@ -265,7 +265,8 @@ class DemoMesh:
     """A running (or startable) demo mesh. ``with DemoMesh(...) as mesh`` starts and stops it."""
 
     def __init__(self, plan: MeshPlan, *, checkout: Path, workdir: Path,
-                 state_dir: Path | None = None, trimesh: Sequence[str] | None = None) -> None:
+                 state_dir: Path | None = None, trimesh: Sequence[str] | None = None,
+                 seed: int | None = None) -> None:
         self.plan = plan
         self.checkout = checkout
         self.workdir = workdir
@@ -273,6 +274,7 @@ class DemoMesh:
         self.state_dir = state_dir if state_dir is not None else workdir / "state"
         self.registry_path = workdir / "registry.yaml"
         self.trimesh = list(trimesh or trimesh_command())
+        self.seed = seed  # sidecar i's routing RNG gets seed + i (None: unseeded)
         self.processes: list[Process] = []
         self.control_proc: Process | None = None
         self.sidecars: dict[str, Process] = {}
@@ -363,10 +365,11 @@ class DemoMesh:
         self.control_proc.ready_at = self._elapsed()
         report(self.control_proc, self.control_url)
 
-        for m in plan.members:
+        for i, m in enumerate(plan.members):
             argv = m.sidecar_argv(self.trimesh, control_url=self.control_url,
                                   registry=str(self.registry_path),
-                                  access_log=str(self.log_dir / f"{m.name}-access.log"))
+                                  access_log=str(self.log_dir / f"{m.name}-access.log"),
+                                  seed=None if self.seed is None else self.seed + i)
             self.sidecars[m.name] = self._spawn(f"sidecar {m.name}", argv, m.name)
         pending = {m.name: m for m in plan.members}
         apps_pending = {m.name: m for m in plan.members}
@@ -592,7 +595,8 @@ class DemoMesh:
 def open_demo_mesh(workloads: Sequence[WorkloadLike] | None = None, *, block: str = DEMO_BLOCK,
                    control_address: str | None = None, control_port: int = CONTROL_PORT,
                    state_dir: Path | None = None, workdir: Path | None = None,
-                   progress: Callable[[Process, str], None] | None = None) -> Iterator[DemoMesh]:
+                   progress: Callable[[Process, str], None] | None = None,
+                   seed: int | None = None) -> Iterator[DemoMesh]:
     """Start a mesh of ``workloads`` (default: BookInfo) and stop it on exit.
 
     ``workdir`` (logs, registry, default state) is a new temporary directory unless given; a
@@ -605,7 +609,7 @@ def open_demo_mesh(workloads: Sequence[WorkloadLike] | None = None, *, block: st
     own_workdir = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="trimesh-demo-")) if workdir is None else workdir
     try:
-        mesh = DemoMesh(plan, checkout=checkout, workdir=workdir, state_dir=state_dir)
+        mesh = DemoMesh(plan, checkout=checkout, workdir=workdir, state_dir=state_dir, seed=seed)
         try:
             mesh.start(progress)
             yield mesh

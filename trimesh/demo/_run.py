@@ -83,8 +83,9 @@ def _busy(mesh: DemoMesh) -> list[str]:
 
 def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str = DEMO_BLOCK,
              control_port: int = CONTROL_PORT, echo: Echo = print,
-             error: Echo | None = None) -> int:
-    """Run the demo (or its check); returns the exit status. ``echo``/``error`` print a line."""
+             error: Echo | None = None, seed: int | None = None) -> int:
+    """Run the demo (or its check); returns the exit status. ``echo``/``error`` print a line;
+    ``seed`` seeds the sidecars' routing RNGs (reproducible weighted picks, for tests)."""
     err = error or echo
     try:
         check_block(block)
@@ -98,7 +99,7 @@ def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str =
     plan = plan_mesh(examples.BOOKINFO, python=sys.executable, block=block,
                      control_address=control_address, control_port=control_port)
     workdir = Path(tempfile.mkdtemp(prefix="trimesh-demo-"))
-    mesh = DemoMesh(plan, checkout=checkout, workdir=workdir, state_dir=state_dir)
+    mesh = DemoMesh(plan, checkout=checkout, workdir=workdir, state_dir=state_dir, seed=seed)
     busy = _busy(mesh)
     if busy:
         err(f"Error: {', '.join(busy)} already in use: is another `trimesh demo` running? Stop it "
