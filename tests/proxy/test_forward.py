@@ -369,3 +369,62 @@ async def test_outlier_detection_ejects_failing_instance(mesh, autojump_clock):
         assert r.status == 500
     r = await mesh.get("/", host="httpbin:8000")
     assert (r.status, r.headers.get("x-trimesh-response-flags")) == (503, "UH")
+
+
+async def test_expect_100_continue_is_answered_by_the_proxy(mesh):
+    mesh.apply(V1)
+    stream = await trio.open_tcp_stream(*mesh.outbound)
+    async with stream:
+        await stream.send_all(b"POST /up HTTP/1.1\r\nHost: reviews:9080\r\nContent-Length: 5\r\n"
+                              b"Expect: 100-continue\r\n\r\n")
+        interim = await stream.receive_some(65536)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        await stream.send_all(b"hello")
+        raw = b""
+        while b"}" not in raw:
+            raw += await stream.receive_some(65536)
+    assert status_of(raw) == 200
+    sent = mesh.upstreams["reviews-v1"].requests[-1]
+    assert sent["body_size"] == 5 and "expect" not in sent["headers"]
+
+
+async def test_http10_client_gets_close_unless_keep_alive(mesh):
+    mesh.apply(V1)
+    raw = await raw_exchange(mesh.outbound, b"GET /a HTTP/1.0\r\nHost: reviews:9080\r\n\r\n")
+    head = raw.split(b"\r\n\r\n")[0].lower()
+    assert status_of(raw) == 200 and b"connection: close" in head  # and the server closed
+    raw = await raw_exchange(mesh.outbound, b"GET /a HTTP/1.0\r\nHost: reviews:9080\r\n"
+                             b"Connection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\nHost: reviews:9080\r\n\r\n")
+    assert raw.count(b"HTTP/1.1 200 OK") == 2
+    assert b"connection: keep-alive" in raw.split(b"\r\n\r\n")[0].lower()
+
+
+async def test_response_hop_by_hop_dropped_and_close_delimited_rechunked(mesh, nursery):
+    from trimesh.config import Snapshot
+    from trimesh.proxy import _io
+    from trimesh.routing import SourceIdentity, compile_routes
+
+    listener = _io.open_listener("127.0.9.90", 0)
+    port = listener.getsockname()[1]
+
+    async def legacy_server():
+        while True:
+            sock, _ = await _io.accept(listener)
+            s = _io.FastStream(sock)
+            await s.receive_some()
+            await s.send_all(b"HTTP/1.0 200 OK\r\nConnection: close, x-private\r\nX-Private: 1\r\n"
+                             b"Keep-Alive: timeout=5\r\nX-Kept: yes\r\n\r\npart1")
+            await trio.sleep(0.01)
+            await s.send_all(b"part2")
+            s.close()
+
+    nursery.start_soon(legacy_server)
+    snapshot = Snapshot([], [make_instance("legacy", "127.0.9.90", port)])
+    mesh.proxy.table = compile_routes(snapshot, source=SourceIdentity(service="productpage"))
+    r = await mesh.get("/", host="legacy:9080")
+    assert r.status == 200 and r.body == b"part1part2"
+    assert r.headers["x-kept"] == "yes" and r.headers["transfer-encoding"] == "chunked"
+    assert "x-private" not in r.headers and "keep-alive" not in r.headers
+    assert mesh.pool.statistics()["idle"] == 0  # a close-delimited connection is not reused
+    listener.close()
+    nursery.cancel_scope.cancel()
