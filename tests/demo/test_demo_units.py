@@ -112,3 +112,22 @@ def test_try_commands_name_the_control_only_when_it_is_not_the_default(tmp_path)
         assert str(CHECKOUT / "examples" / "bookinfo" / "route-rule-all-v1.yaml") in elsewhere[0]
         assert repr(mesh).startswith("<DemoMesh 127.0.10.0/24")
         assert mesh.statistics()["processes"] == 0
+
+
+def test_public_surface_and_purity():
+    import ast
+
+    import trimesh.demo as demo
+
+    for name in ("DemoMesh", "DemoError", "open_demo_mesh", "plan_mesh", "run_demo",
+                 "run_scenarios", "read_page", "find_checkout", "SLEEP"):
+        assert hasattr(demo, name)
+    # the plan, the page reader and the verdicts are pure: no I/O, clock or randomness
+    for module in ("_layout", "_page", "_verdicts"):
+        tree = ast.parse((Path(demo.__file__).parent / f"{module}.py").read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, (ast.Import, ast.ImportFrom))
+                    for alias in (node.names if isinstance(node, ast.Import) else
+                                  [ast.alias(node.module or "")])}
+        assert not imported & {"trio", "socket", "ssl", "time", "random", "subprocess", "os"}, (
+            module, imported)

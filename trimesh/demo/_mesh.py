@@ -126,13 +126,24 @@ def default_control_address(block: str) -> str:
 # -- processes -------------------------------------------------------------------------------
 
 
-def _child_setup() -> None:  # pragma: no cover - runs in the child between fork and exec
+def _pdeathsig_setter() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGTERM the child when the demo dies (``PR_SET_PDEATHSIG``).
+
+    The libc function is resolved here, in the parent, so the child (between fork and exec, where
+    taking a lock another thread held at fork time could deadlock) only makes the one call."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+
+    def setup() -> None:  # pragma: no cover - runs in the child
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return setup
 
 
 @dataclass
@@ -275,6 +286,7 @@ class DemoMesh:
         self.registry_path = workdir / "registry.yaml"
         self.trimesh = list(trimesh or trimesh_command())
         self.seed = seed  # sidecar i's routing RNG gets seed + i (None: unseeded)
+        self._preexec = _pdeathsig_setter()
         self.processes: list[Process] = []
         self.control_proc: Process | None = None
         self.sidecars: dict[str, Process] = {}
@@ -336,8 +348,7 @@ class DemoMesh:
         with open(log_path, "wb") as log:
             popen = subprocess.Popen(
                 argv, cwd=self.checkout, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_child_setup if sys.platform.startswith("linux") else None)
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=self._preexec)
         proc = Process(name=name, pid=popen.pid, log_path=log_path, popen=popen)
         self.processes.append(proc)
         return proc
