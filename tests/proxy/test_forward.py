@@ -428,3 +428,81 @@ async def test_response_hop_by_hop_dropped_and_close_delimited_rechunked(mesh, n
     assert mesh.pool.statistics()["idle"] == 0  # a close-delimited connection is not reused
     listener.close()
     nursery.cancel_scope.cancel()
+
+
+async def test_large_bodies_stream_both_ways_intact(mesh, nursery):
+    """A 4 MiB chunked response and a 1 MiB chunked upload pass through byte for byte."""
+    import hashlib
+    import os as _os
+
+    from trimesh.config import Snapshot
+    from trimesh.proxy import _io
+    from trimesh.routing import SourceIdentity, compile_routes
+
+    blob = _os.urandom(4 * 1024 * 1024)
+    listener = _io.open_listener("127.0.9.91", 0)
+    port = listener.getsockname()[1]
+    uploads = []
+
+    async def server():
+        from trimesh.proxy import RequestParser
+        from trimesh.proxy._http1 import DATA, END, encode_chunk
+        sock, _ = await _io.accept(listener)
+        s = _io.FastStream(sock)
+        parser = RequestParser()
+        while True:
+            got = b""
+            done = False
+            while not done:
+                while not parser.events:
+                    data = await s.receive_some()
+                    if not data:
+                        return
+                    parser.feed(data)
+                kind, ev = parser.events.popleft()
+                if kind == DATA:
+                    got += ev
+                done = kind == END
+            uploads.append(hashlib.sha256(got).hexdigest())
+            await s.send_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for i in range(0, len(blob), 100_000):
+                await s.send_all(encode_chunk(blob[i:i + 100_000]))
+            await s.send_all(b"0\r\n\r\n")
+
+    nursery.start_soon(server)
+    snapshot = Snapshot([], [make_instance("blob", "127.0.9.91", port)])
+    mesh.proxy.table = compile_routes(snapshot, source=SourceIdentity(service="productpage"))
+    stream = await trio.open_tcp_stream(*mesh.outbound)
+    upload = _os.urandom(1024 * 1024)
+    async with stream:
+        async def send_upload():
+            await stream.send_all(b"POST /u HTTP/1.1\r\nHost: blob\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for i in range(0, len(upload), 65536):
+                await stream.send_all(encode(upload[i:i + 65536]))
+            await stream.send_all(b"0\r\n\r\n")
+
+        from trimesh.proxy._http1 import encode_chunk as encode
+        from trimesh.proxy import ResponseParser
+        from trimesh.proxy._http1 import DATA, END, HEAD
+        rp = ResponseParser()
+        rp.expect()
+        body = bytearray()
+        async with trio.open_nursery() as n:
+            n.start_soon(send_upload)
+            done = False
+            while not done:
+                data = await stream.receive_some(65536)
+                assert data
+                rp.feed(data)
+                while rp.events:
+                    kind, ev = rp.events.popleft()
+                    if kind == HEAD:
+                        assert ev.status == 200 and ev.chunked
+                    elif kind == DATA:
+                        body += ev
+                    elif kind == END:
+                        done = True
+    assert hashlib.sha256(body).digest() == hashlib.sha256(blob).digest()
+    assert uploads == [hashlib.sha256(upload).hexdigest()]
+    listener.close()
+    nursery.cancel_scope.cancel()
