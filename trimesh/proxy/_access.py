@@ -45,10 +45,10 @@ class AccessLog:
         self.records += 1
         if not self.enabled:
             return
-        rec = {"time": round(time.time(), 3), "direction": direction, "method": method,
+        rec = {"time": int(time.time() * 1000) / 1000, "direction": direction, "method": method,
                "authority": authority, "path": path, "status": status, "flags": flags or "-",
                "upstream": upstream or "-", "cluster": cluster or "-", "rule": rule or "-",
-               "duration_ms": round(duration * 1000.0, 3), "attempts": attempts,
+               "duration_ms": int(duration * 1e6) / 1000, "attempts": attempts,
                "request_id": request_id or "-"}
         if self.sink is not None:
             self.sink(rec)

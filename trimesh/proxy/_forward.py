@@ -90,9 +90,20 @@ def shadow_authority(authority: str) -> str:
     return authority + "-shadow"
 
 
-def _request_id(rng) -> str:
-    h = "%032x" % rng.getrandbits(128)
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+class RequestIds:
+    """``x-request-id`` values shaped like UUID4s: a random 74-bit prefix drawn once per proxy,
+    then a counter in the last group — unique without drawing 128 random bits per request."""
+
+    __slots__ = ("_prefix", "_n")
+
+    def __init__(self, rng) -> None:
+        h = "%020x" % rng.getrandbits(80)
+        self._prefix = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-"
+        self._n = rng.getrandbits(32)
+
+    def next(self) -> str:
+        self._n += 1
+        return f"{self._prefix}{self._n & 0xFFFFFFFFFFFF:012x}"
 
 
 async def read_request_body(down: Downstream, head: RequestHead, limit: int) -> tuple[bytes, bool]:
@@ -224,6 +235,7 @@ class OutboundProxy:
         self.mirrors_in_flight = 0
         self.counters = _Counters()
         self._cx_waiters: dict[str, trio.Event] = {}
+        self._ids = RequestIds(rng)
 
     # -- mesh-generated responses ---------------------------------------------------------------
     async def _local_reply(self, down, head, status, flag, body, start, authority, path, rule=None,
@@ -340,7 +352,7 @@ class OutboundProxy:
             hdrs.append((n, v))
         hdrs.append(("x-forwarded-for", f"{xff}, {down.client}" if xff else down.client))
         if request_id is None:
-            request_id = _request_id(rng)
+            request_id = self._ids.next()
             hdrs.append(("x-request-id", request_id))
         if fwd.append_headers:
             hdrs.extend(fwd.append_headers)

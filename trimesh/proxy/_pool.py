@@ -22,7 +22,7 @@ from collections import deque
 import trio
 
 from . import _io
-from ._http1 import DATA, END, HEAD, INFO, HTTPError, ResponseParser
+from ._http1 import HEAD, INFO, HTTPError, ResponseParser
 
 MAX_IDLE_PER_ENDPOINT = 64  # idle keep-alive connections kept per endpoint
 IDLE_TIMEOUT = 55.0  # seconds; below common server keep-alive timeouts (nginx 75 s, Node 5 s → set low)
@@ -186,20 +186,16 @@ async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], payload: bytes
                 if kind == INFO:
                     continue  # 100 Continue and friends: the proxy answers those itself
                 raise HTTPError(502, "unexpected response event")
-        except (trio.BrokenResourceError, HTTPError) as exc:
+        except (trio.BrokenResourceError, HTTPError):
             stale = (conn.reused and not conn.parser.mid_message and replayable
                      and not tried_fresh)
             pool.discard(conn)
             if stale:
                 pool.note_stale_retry()
                 continue
-            if isinstance(exc, HTTPError):
-                raise
             raise
         except BaseException:
             pool.discard(conn)
             raise
     raise AssertionError("unreachable")
 
-
-__all__ = ["UpstreamPool", "UpstreamConnection", "exchange", "DATA", "END"]
