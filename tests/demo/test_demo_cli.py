@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import httpx
-from conftest import CHECKOUT, SEED, pid_gone
+from demo_testkit import CHECKOUT, SEED, pid_gone
 
 from trimesh.demo import run_demo
 from trimesh.demo._mesh import trimesh_command

@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from conftest import CHECKOUT, start_mesh, stop_mesh, trimesh_cli
+from demo_testkit import CHECKOUT, start_mesh, stop_mesh, trimesh_cli
 
 from trimesh.demo import SLEEP, load_examples
 

@@ -11,7 +11,7 @@ from collections import Counter
 
 import httpx
 import pytest
-from conftest import RULES, trimesh_cli
+from demo_testkit import RULES, trimesh_cli
 
 from trimesh.demo import read_page
 from trimesh.demo._scenarios import load_many

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CHECKOUT
+from demo_testkit import CHECKOUT
 
 from trimesh.demo import (DemoMesh, check_block, load_examples, plan_mesh, read_page,
                           try_commands)

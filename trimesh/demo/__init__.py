@@ -24,8 +24,8 @@ from ._mesh import load_examples as load_examples
 from ._mesh import open_demo_mesh as open_demo_mesh
 from ._page import PageView as PageView
 from ._page import read_page as read_page
+from ._run import run_demo as run_demo
+from ._run import try_commands as try_commands
 from ._scenarios import ScenarioResult as ScenarioResult
 from ._scenarios import run_scenarios as run_scenarios
 from ._verdicts import Verdict as Verdict
-from ._run import run_demo as run_demo
-from ._run import try_commands as try_commands

@@ -1,0 +1,65 @@
+"""Helpers of the demo's end-to-end tests (fixtures are in conftest.py): where the checkout is,
+``trimesh`` as a user runs it, starting and stopping a mesh with trimesh.demo's launcher.
+
+A uniquely named module, because every directory's conftest.py is a module named "conftest"."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trimesh.demo import DemoMesh, find_checkout, plan_mesh
+from trimesh.demo._mesh import trimesh_command
+
+CHECKOUT = find_checkout()
+RULES = CHECKOUT / "examples" / "bookinfo"
+CLI_TIMEOUT = 30.0  # seconds for one `trimesh create|replace|delete|get`
+
+
+def pid_gone(pid: int) -> bool:
+    """No process ``pid`` (or only a zombie nobody reaped: not running anything)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+    except FileNotFoundError:
+        return True
+
+
+def trimesh_cli(mesh: DemoMesh, *args: str, check: bool = True,
+                wait: bool = True) -> subprocess.CompletedProcess:
+    """``trimesh ARGS --control URL`` from the checkout, as a user types it; then (``wait``) block
+    until every sidecar shows the control's latest revision (the docs' "wait a few seconds")."""
+    env = {k: v for k, v in os.environ.items() if k != "TRIMESH_CONTROL"}
+    out = subprocess.run([*trimesh_command(), *args, "--control", mesh.control_url],
+                         cwd=CHECKOUT, env=env, capture_output=True, text=True,
+                         timeout=CLI_TIMEOUT)
+    if check and out.returncode != 0:
+        pytest.fail(f"trimesh {' '.join(args)} exited {out.returncode}:\n{out.stderr}")
+    if wait:
+        mesh.wait_synced()
+    return out
+
+
+SEED = 20180207  # the sidecars' routing RNGs are seeded: the 50 % split test is reproducible
+
+
+def start_mesh(workloads, block: str, workdir: Path) -> DemoMesh:
+    plan = plan_mesh(workloads, python=sys.executable, block=block)
+    mesh = DemoMesh(plan, checkout=CHECKOUT, workdir=workdir, seed=SEED)
+    try:
+        mesh.start()
+    except BaseException:
+        mesh.stop()
+        raise
+    return mesh
+
+
+def stop_mesh(mesh: DemoMesh) -> None:
+    pids = mesh.pids()
+    summary = mesh.stop()
+    left = [p for p in pids if not pid_gone(p)]
+    assert not left, f"processes left behind: {left}\n" + "\n".join(summary.lines())
