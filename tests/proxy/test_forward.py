@@ -506,3 +506,49 @@ async def test_large_bodies_stream_both_ways_intact(mesh, nursery):
     assert uploads == [hashlib.sha256(upload).hexdigest()]
     listener.close()
     nursery.cancel_scope.cancel()
+
+
+async def test_upstream_dying_mid_body_closes_client_and_frees_pool(mesh, nursery):
+    from trimesh.config import Snapshot
+    from trimesh.proxy import _io
+    from trimesh.routing import SourceIdentity, compile_routes
+
+    listener = _io.open_listener("127.0.9.92", 0)
+    port = listener.getsockname()[1]
+
+    async def server():
+        sock, _ = await _io.accept(listener)
+        s = _io.FastStream(sock)
+        await s.receive_some()
+        await s.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+        s.close()
+
+    nursery.start_soon(server)
+    snapshot = Snapshot([], [make_instance("flaky", "127.0.9.92", port)])
+    mesh.proxy.table = compile_routes(snapshot, source=SourceIdentity(service="productpage"))
+    raw = await raw_exchange(mesh.outbound, b"GET / HTTP/1.1\r\nHost: flaky\r\n\r\n")
+    assert status_of(raw) == 200 and raw.endswith(b"0123456789")  # truncated, then closed
+    s = mesh.pool.statistics()
+    assert (s["active"], s["idle"]) == (0, 0)
+    listener.close()
+    nursery.cancel_scope.cancel()
+
+
+async def test_mirror_copies_are_bounded(mesh, autojump_clock):
+    mesh.proxy.mirror_max_in_flight = 2
+    mesh.upstreams["httpbin-v2"].hang = True
+    mesh.apply(rule("mirror", "httpbin", """
+route:
+- labels: {version: v1}
+mirror:
+  name: httpbin
+  labels: {version: v2}
+"""))
+    for _ in range(4):
+        assert (await mesh.get("/", host="httpbin:8000")).status == 200
+    await trio.testing.wait_all_tasks_blocked()
+    stats = mesh.proxy.statistics()
+    assert (stats["mirror_started"], stats["mirror_dropped"], stats["mirrors_in_flight"]) == (2, 2, 2)
+    await trio.sleep(20)  # the route timeout (15 s default) ends the hanging copies
+    stats = mesh.proxy.statistics()
+    assert (stats["mirrors_in_flight"], stats["mirror_timeout"]) == (0, 2)
