@@ -451,7 +451,7 @@ class DemoMesh:
             self.apps[m.name] = app
             self.processes.append(app)
         if not app.alive():
-            raise self._failed(sidecar, f"app {m.name} exited while starting")
+            raise self._failed(sidecar, "started its app, which exited at once")
         if m.listens and not _port_open(m.address, m.app_port):
             return None
         return app
