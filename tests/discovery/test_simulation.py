@@ -164,3 +164,28 @@ def test_duplication_and_reordering_change_nothing():
     replays = sum(n.statistics()["dropped_replay"] for n in cluster.nodes.values())
     # every duplicate delivered is caught by the replay cache (a few are still in flight)
     assert 0.99 * network.stats["duplicated"] <= replays <= network.stats["duplicated"], f"seed={seed}"
+
+
+def test_rolling_key_rotation_keeps_the_group_whole():
+    """Serf's procedure, one member at a time with gossip running: install the new key
+    everywhere, use it everywhere, remove the old one. Nobody is declared dead."""
+    seed = 91
+    cluster = SimCluster.converged(20, seed=seed, own_keyrings=True)
+    failed = _record(cluster, "fail")
+    new_key = b"N" * 32
+    cluster.run_for(2.0)
+    for step in ("install", "use", "remove"):
+        for node in cluster.nodes.values():
+            keyring = node.codec.keyring
+            getattr(keyring, step)(new_key if step != "remove" else cluster.key)
+            cluster.run_for(0.5)
+        cluster.run_for(5.0)
+    cluster.run_for(60.0)
+    assert failed == {} and cluster.views_agree(), f"seed={seed}: {failed}"
+    assert all(n.codec.keyring.keys == (new_key,) for n in cluster.nodes.values())
+    assert sum(n.statistics()["dropped_auth"] for n in cluster.nodes.values()) == 0
+    # and a member still on the old key alone is now shut out
+    cluster.add_node("stale", seeds=["n0"])  # its keyring holds only the old key
+    cluster.run_for(5.0)
+    assert cluster.count_knowing("stale") == 0
+    assert cluster.nodes["n0"].statistics()["dropped_auth"] >= 1

@@ -33,10 +33,12 @@ class SimCluster:
 
     def __init__(self, *, seed: int = 0, config: GossipConfig | None = None,
                  network: SimNetwork | None = None, key: bytes | None = SIM_KEY,
-                 start: float = 0.0) -> None:
+                 start: float = 0.0, own_keyrings: bool = False) -> None:
         self.seed = seed
         self.config = config or GossipConfig()
         self.network = network if network is not None else SimNetwork(seed)
+        self.key = key
+        self.own_keyrings = own_keyrings  # one Keyring per member (to test key rotation)
         self.keyring = Keyring(key) if key is not None else None
         self.now = start
         self.nodes: dict[str, SwimNode] = {}
@@ -62,8 +64,9 @@ class SimCluster:
         return cluster
 
     def _make(self, name: str, meta: Iterable[ServiceInstance], **kw) -> SwimNode:
+        keyring = Keyring(self.key) if self.own_keyrings and self.key else self.keyring
         node = SwimNode(name, name, rng=random.Random(self._rng.getrandbits(64)),
-                        config=self.config, keyring=self.keyring, meta=meta, **kw)
+                        config=self.config, keyring=keyring, meta=meta, **kw)
         self.nodes[name] = node
         self.down.discard(name)
         return node
