@@ -16,7 +16,6 @@ import trimesh.discovery as discovery
 from trimesh.discovery import BroadcastQueue, GossipConfig, Schedule, Send, SwimNode, WireCodec
 from trimesh.discovery._messages import ALIVE, SUSPECT, Alive, Suspect, encode_message
 from trimesh.testing import SimCluster
-from trimesh.testing._cluster import SIM_KEY
 
 from .test_hostile import _seal
 
