@@ -38,6 +38,11 @@ member whose own overload makes it accuse healthy peers:
 * **Buddy system** (§4.3): a ping to a suspect member carries the ``Suspect`` message, so the
   accused hears it at once and can refute.
 
+Two trimesh additions close the gap left by gossip's fixed retransmit limit (a member can miss a
+refutation by chance): an accusation received *directly from its author* is answered with our
+current ``Alive`` even when stale, and an expired suspicion is first sent to the accused directly
+(twice) with one more probe period to answer before the verdict (docs/gossip.md §1).
+
 The formulas and defaults are memberlist's LAN profile (:mod:`._config`). Member metadata is the
 mesh registry: each member announces its service instances in ``Alive``; a metadata change bumps
 the incarnation so it wins everywhere like any other membership change. Config objects ride the
