@@ -140,3 +140,14 @@ async def test_real_agents_over_a_lossy_simulated_network(autojump_clock):
         assert trio.current_time() - t0 <= config.dead_detection_bound(n) + 5, f"seed={seed}"
         assert {f[1] for f in fails} == {"m7"}, f"seed={seed}: {fails}"
         nursery.cancel_scope.cancel()
+
+
+async def test_one_ready_line_naming_the_address(autojump_clock, caplog):
+    import logging
+    caplog.set_level(logging.INFO, logger="trimesh.discovery")
+    async with trio.open_nursery() as nursery:
+        agent = await nursery.start(lambda task_status: serve_discovery(
+            "solo", port=0, key=KEY, task_status=task_status))
+        lines = [r.getMessage() for r in caplog.records if r.name == "trimesh.discovery"]
+        assert len(lines) == 1 and agent.addr in lines[0] and "encrypted" in lines[0]
+        nursery.cancel_scope.cancel()
