@@ -114,8 +114,9 @@ class SocketTransport:
             try:
                 data, _ = await self._udp.recvfrom(65536)
                 return data
-            except OSError:  # an ICMP error reported on the socket: not about a datagram
-                await trio.sleep(0)
+            except (ConnectionRefusedError, ConnectionResetError):
+                # an ICMP error about an earlier send, reported on this socket: not a datagram
+                await trio.lowlevel.checkpoint()
 
     async def serve_streams(self, handler, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async def serve_one(stream: trio.SocketStream) -> None:
