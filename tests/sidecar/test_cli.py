@@ -101,3 +101,23 @@ def test_help_lists_the_contract_flags(flag):
                  "--proxy-port", "--admin-port", "--gossip-port", "--join", "--control",
                  "--registry", "--config", "--drain-timeout"):
         assert name in res.stdout, name
+
+
+def test_sigterm_is_forwarded_to_the_app(tmp_path):
+    marker = tmp_path / "got-term"
+    app = ("import signal, sys, time\n"
+           f"def bye(*a):\n    open({str(marker)!r}, 'w').write('term'); sys.exit(0)\n"
+           "signal.signal(signal.SIGTERM, bye)\n"
+           "print('app up', flush=True)\n"
+           "time.sleep(30)\n")
+    proc = _start("--service", "a", "--port", "0", "--app-port", "1", "--address", "127.0.8.63",
+                  "--proxy-port", "0", "--admin-port", "0", "--control", "none",
+                  "--drain-timeout", "0.5", "--", sys.executable, "-c", app)
+    try:
+        _wait_ready(proc)
+        assert proc.stdout.readline().strip() == "app up"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert marker.read_text() == "term"
+    finally:
+        _stop(proc)
