@@ -552,3 +552,39 @@ mirror:
     await trio.sleep(20)  # the route timeout (15 s default) ends the hanging copies
     stats = mesh.proxy.statistics()
     assert (stats["mirrors_in_flight"], stats["mirror_timeout"]) == (0, 2)
+
+
+async def test_deadline_timer_orders_routes_with_different_timeouts(mesh, autojump_clock):
+    """The request deadline timer: a short timeout armed after a long one still fires on time;
+    the 504 closes the connection; finished requests leave nothing armed."""
+    mesh.apply(rule("slow-route", "reviews", """
+route:
+- labels: {version: v1}
+httpReqTimeout: {simpleTimeout: {timeout: 10s}}
+""") + "---\n" + rule("fast-route", "httpbin", """
+route:
+- labels: {version: v1}
+httpReqTimeout: {simpleTimeout: {timeout: 1s}}
+"""))
+    done = {}
+    start = trio.current_time()
+
+    async def call(name, host, delay, after):
+        await trio.sleep(after)
+        raw = await raw_exchange(mesh.outbound, b"GET / HTTP/1.1\r\nHost: %s\r\n"
+                                 b"x-upstream-delay: %d\r\n\r\n" % (host.encode(), delay),
+                                 timeout=60)
+        done[name] = (status_of(raw), trio.current_time() - start, raw)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(call, "long", "reviews:9080", 20, 0)
+        n.start_soon(call, "short", "httpbin:8000", 5, 0.5)
+        n.start_soon(call, "ok", "httpbin:8000", 0, 0.7)
+    assert done["short"][:2] == (504, 1.5)
+    assert done["long"][:2] == (504, 10.0)
+    assert done["ok"][0] == 200
+    assert b"connection: close" in done["short"][2] and b"x-trimesh-response-flags: UT" in done[
+        "short"][2]
+    assert mesh.server.request_timeouts == 2
+    assert all(not bucket for bucket in mesh.server._buckets.values())
+    assert [r["flags"] for r in mesh.log if r["status"] == 504] == ["UT", "UT"]

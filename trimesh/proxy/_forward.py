@@ -394,7 +394,6 @@ class OutboundProxy:
         rng = self.rng
         retry = fwd.retry
         max_tries = 1 + retry.attempts if (retry is not None and complete) else 1
-        deadline = now + (fwd.timeout or math.inf)
         per_try = retry.per_try_timeout if retry is not None else None
         attempts = 0
         pool = self.pool
@@ -404,54 +403,105 @@ class OutboundProxy:
         fail_body = ""
         upstream = ""
         per_conn = cluster.limits.max_requests_per_connection if cluster is not None else 0
-        while True:
-            if fwd.external_host is not None:
-                endpoint = ((fwd.external_host, fwd.external_port or 443, "tls") if fwd.egress_tls
-                            else (fwd.external_host, fwd.external_port or 80))
-                inst = None
-            else:
-                inst = cluster.pick(rng, now)
-                if inst is None:
-                    if attempts == 0:
-                        return await self._local_reply(
-                            down, head, 503, "UH", "no healthy upstream", start, authority, path,
-                            rule=fwd.rule, cluster=cluster_name, request_id=request_id,
-                            pending=not complete)
-                    break  # keep the previous attempt's failure
-                endpoint = (inst.address, inst.port)
-                cluster.on_request_start(inst)
-            attempts += 1
-            upstream = f"{endpoint[0]}:{endpoint[1]}"
-            try_deadline = deadline if per_try is None else min(deadline, now + per_try)
-            conn = rh = None
-            holds_cx = False
-            try:
-                with trio.move_on_at(try_deadline):
-                    if cluster is not None:
-                        if not cluster.admit_connection():
-                            await self._wait_connection(cluster)
-                        holds_cx = True
-                        cluster.connection_ready(token)
-                    conn, rh = await exchange(pool, endpoint, payload, head_request=head_request,
-                                              replayable=complete, body_source=streamer)
-            except (OSError, trio.BrokenResourceError, HTTPError):
-                fail_flag, fail_status = "UF", 503
-                fail_body = "upstream connect error or disconnect/reset before headers"
-            finally:
-                t = trio.current_time()
-                if inst is not None:
-                    cluster.on_request_end(inst, t - now, t)
-                    cluster.record_result(inst, rh.status if rh is not None else None, t)
-                if holds_cx and rh is None:
-                    self._release_connection(cluster)
-            if rh is None and not fail_flag:
-                fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
-            if rh is not None:
-                if (attempts < max_tries and retry.should_retry_status(rh.status)
-                        and trio.current_time() < deadline and self._admit_retry(cluster)):
-                    pool.discard(conn)
-                    if holds_cx:
+        server = down.server
+        # The route timeout runs from the end of the request (Envoy). Without a per-try timeout
+        # it is enforced by the server's deadline timer (no cancel scope per request, see
+        # HttpServer.arm); with one, each attempt gets a cancel scope.
+        timeout = fwd.timeout
+        timed = bool(timeout) and per_try is None
+        if timeout:
+            now = trio.current_time()
+            deadline = now + timeout
+            if timed:
+                server.arm(down, timeout, deadline)
+        else:
+            deadline = math.inf
+        try:
+            while True:
+                if fwd.external_host is not None:
+                    endpoint = ((fwd.external_host, fwd.external_port or 443, "tls")
+                                if fwd.egress_tls else (fwd.external_host, fwd.external_port or 80))
+                    inst = None
+                else:
+                    inst = cluster.pick(rng, now)
+                    if inst is None:
+                        if attempts == 0:
+                            server.disarm(down)
+                            return await self._local_reply(
+                                down, head, 503, "UH", "no healthy upstream", start, authority,
+                                path, rule=fwd.rule, cluster=cluster_name, request_id=request_id,
+                                pending=not complete)
+                        break  # keep the previous attempt's failure
+                    endpoint = (inst.address, inst.port)
+                    cluster.on_request_start(inst)
+                attempts += 1
+                upstream = f"{endpoint[0]}:{endpoint[1]}"
+                conn = rh = None
+                holds_cx = False
+                try:
+                    if timed or not timeout:
+                        if cluster is not None:
+                            if not cluster.admit_connection():
+                                await self._wait_connection(cluster)
+                            holds_cx = True
+                            cluster.connection_ready(token)
+                        conn, rh = await exchange(pool, endpoint, payload,
+                                                  head_request=head_request, replayable=complete,
+                                                  body_source=streamer)
+                    else:
+                        with trio.move_on_at(min(deadline, now + per_try)):
+                            if cluster is not None:
+                                if not cluster.admit_connection():
+                                    await self._wait_connection(cluster)
+                                holds_cx = True
+                                cluster.connection_ready(token)
+                            conn, rh = await exchange(pool, endpoint, payload,
+                                                      head_request=head_request,
+                                                      replayable=complete, body_source=streamer)
+                except (OSError, trio.BrokenResourceError, HTTPError):
+                    fail_flag, fail_status = "UF", 503
+                    fail_body = "upstream connect error or disconnect/reset before headers"
+                finally:
+                    t = trio.current_time()
+                    if inst is not None:
+                        cluster.on_request_end(inst, t - now, t)
+                        cluster.record_result(inst, rh.status if rh is not None else None, t)
+                    if holds_cx and rh is None:
                         self._release_connection(cluster)
+                if rh is None and not fail_flag:
+                    fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
+                if rh is not None:
+                    if (attempts < max_tries and retry.should_retry_status(rh.status)
+                            and trio.current_time() < deadline and self._admit_retry(cluster)):
+                        pool.discard(conn)
+                        if holds_cx:
+                            self._release_connection(cluster)
+                        try:
+                            await self._backoff(retry, attempts, deadline)
+                        finally:
+                            if cluster is not None:
+                                cluster.release_retry()
+                        now = trio.current_time()
+                        if now < deadline:
+                            continue
+                        fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
+                        break
+                    server.disarm(down)  # the timeout covers the wait for the response head
+                    extra = [(ATTEMPTS_HEADER, str(attempts))]
+                    if cors_extra:
+                        extra.extend(cors_extra)
+                    try:
+                        keep = await relay_response(down, pool, conn, rh, head, extra,
+                                                    reuse=per_conn == 0 or conn.requests < per_conn)
+                    finally:
+                        if holds_cx:
+                            self._release_connection(cluster)
+                    self._done(rh.status, flags, start, head, authority, path, upstream,
+                               cluster_name, fwd.rule, attempts, request_id)
+                    return keep and not down.parser.upgraded
+                # Failed attempt.
+                if (attempts < max_tries and trio.current_time() < deadline
+                        and self._admit_retry(cluster)):
                     try:
                         await self._backoff(retry, attempts, deadline)
                     finally:
@@ -459,43 +509,47 @@ class OutboundProxy:
                             cluster.release_retry()
                     now = trio.current_time()
                     if now < deadline:
+                        fail_flag = ""
                         continue
                     fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
-                    break
-                extra = [(ATTEMPTS_HEADER, str(attempts))]
-                if cors_extra:
-                    extra.extend(cors_extra)
-                try:
-                    keep = await relay_response(down, pool, conn, rh, head, extra,
-                                                reuse=per_conn == 0 or conn.requests < per_conn)
-                finally:
-                    if holds_cx:
-                        self._release_connection(cluster)
-                self._done(rh.status, flags, start, head, authority, path, upstream,
-                           cluster_name, fwd.rule, attempts, request_id)
-                return keep and not down.parser.upgraded
-            # Failed attempt.
-            if (attempts < max_tries and trio.current_time() < deadline
-                    and self._admit_retry(cluster)):
-                try:
-                    await self._backoff(retry, attempts, deadline)
-                finally:
-                    if cluster is not None:
-                        cluster.release_retry()
-                now = trio.current_time()
-                if now < deadline:
-                    fail_flag = ""
-                    continue
-                fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
-            break
-        if not complete:
-            # The body was streaming when the attempt failed: the connection cannot be reused.
-            head.keep_alive = False
-        flags = fail_flag if not flags else f"{flags},{fail_flag}"
-        return await self._local_reply(down, head, fail_status, flags, fail_body, start, authority,
-                                       path, rule=fwd.rule, cluster=cluster_name,
-                                       upstream=upstream, attempts=attempts,
-                                       request_id=request_id, pending=False)
+                break
+            server.disarm(down)
+            if not complete:
+                # The body was streaming when the attempt failed: the connection cannot be reused.
+                head.keep_alive = False
+            flags = fail_flag if not flags else f"{flags},{fail_flag}"
+            return await self._local_reply(down, head, fail_status, flags, fail_body, start,
+                                           authority, path, rule=fwd.rule, cluster=cluster_name,
+                                           upstream=upstream, attempts=attempts,
+                                           request_id=request_id, pending=False)
+        except trio.Cancelled:
+            if down.expired:  # the deadline timer fired: answer without awaiting, then unwind
+                self._expired_reply(down, head, flags, start, authority, path, upstream,
+                                    cluster_name, fwd.rule, attempts, request_id)
+            raise
+        finally:
+            server.disarm(down)
+
+    def _expired_reply(self, down, head, flags, start, authority, path, upstream, cluster_name,
+                       rule, attempts, request_id) -> None:
+        """504 UT written straight to the socket (the connection's scope is cancelled, so no
+        await is possible); the connection closes afterwards."""
+        flags = "UT" if not flags else f"{flags},UT"
+        if not down.response_started:
+            body = b"upstream request timeout\n"
+            hdrs = [("content-type", "text/plain"), ("content-length", str(len(body))),
+                    (FLAGS_HEADER, flags), (ATTEMPTS_HEADER, str(attempts)),
+                    ("connection", "close")]
+            data = render_response_head(504, hdrs)
+            if head.method != "HEAD":
+                data += body
+            down.response_started = True
+            try:
+                down.stream.sock.send(data)
+            except OSError:
+                pass
+        self._done(504, flags, start, head, authority, path, upstream, cluster_name, rule,
+                   attempts, request_id)
 
     # -- circuit-breaker plumbing ---------------------------------------------------------------
     def _admit_retry(self, cluster) -> bool:
