@@ -80,6 +80,11 @@ def split_target(head: RequestHead) -> tuple[str, str, str]:
     return "http", head.host or "", target  # "*" (OPTIONS) and other forms pass through
 
 
+def _tokens(value: str) -> frozenset[str]:
+    """The field names a Connection header lists (lower-case)."""
+    return frozenset(t.strip().lower() for t in value.split(","))
+
+
 def shadow_authority(authority: str) -> str:
     """Envoy's mirror host: ``-shadow`` appended to the host, before any port."""
     if authority.startswith("["):
@@ -158,12 +163,11 @@ async def relay_response(down: Downstream, pool: UpstreamPool, conn, rh: Respons
                          req: RequestHead, extra: list[tuple[str, str]], reuse: bool = True) -> bool:
     """Send the response (head rewritten, body re-framed) to the client; release or discard the
     upstream connection. Returns whether the client connection may stay open."""
-    named = None
-    for n, v in rh.headers:
-        if n == "connection":
-            named = {t.strip().lower() for t in v.split(",")}
-    headers = [(n, v) for n, v in rh.headers
-               if n not in HOP_BY_HOP and (named is None or n not in named)]
+    if rh.connection is None:
+        headers = [(n, v) for n, v in rh.headers if n not in HOP_BY_HOP]
+    else:
+        named = _tokens(rh.connection)
+        headers = [(n, v) for n, v in rh.headers if n not in HOP_BY_HOP and n not in named]
     headers.extend(extra)
     keep = req.keep_alive and not down.server.draining
     chunked_out = False
@@ -332,11 +336,8 @@ class OutboundProxy:
         out_path = fwd.rewrite_path or path
         websocket = head.upgrade == "websocket"
         hdrs = [("host", out_authority)]
-        named = None
+        named = _tokens(head.connection) if head.connection is not None else None
         xff = None
-        for n, v in head.headers:
-            if n == "connection":
-                named = {t.strip().lower() for t in v.split(",")}
         for n, v in head.headers:
             if n in HOP_BY_HOP:
                 if websocket and n == "upgrade":
@@ -733,10 +734,7 @@ class InboundProxy(OutboundProxy):
         _, authority, path = split_target(head)
         websocket = head.upgrade == "websocket"
         hdrs = []
-        named = None
-        for n, v in head.headers:
-            if n == "connection":
-                named = {t.strip().lower() for t in v.split(",")}
+        named = _tokens(head.connection) if head.connection is not None else None
         request_id = None
         for n, v in head.headers:
             if n in HOP_BY_HOP:

@@ -58,6 +58,10 @@ HOP_BY_HOP = frozenset({
     "upgrade", "content-length",  # content-length is re-emitted by the serialiser from the framing
 })
 
+# Fields the codec itself interprets; collected while parsing so heads are scanned only once.
+_SPECIAL = frozenset({"content-length", "transfer-encoding", "host", "upgrade", "connection",
+                      "expect"})
+
 _STATUS_REASONS = {
     100: "Continue", 101: "Switching Protocols", 200: "OK", 201: "Created", 204: "No Content",
     301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
@@ -89,11 +93,12 @@ class RequestHead:
     protocol when the request asks for one with ``Connection: upgrade``."""
 
     __slots__ = ("method", "target", "version", "headers", "keep_alive", "content_length",
-                 "chunked", "upgrade", "expect_continue", "host")
+                 "chunked", "upgrade", "expect_continue", "host", "connection")
 
     def __init__(self, method: str, target: str, version: str, headers: list[tuple[str, str]],
                  keep_alive: bool, content_length: int | None, chunked: bool, upgrade: str | None,
-                 expect_continue: bool, host: str | None) -> None:
+                 expect_continue: bool, host: str | None, connection: str | None = None) -> None:
+        self.connection = connection  # the Connection field's value(s), comma-joined
         self.method = method
         self.target = target
         self.version = version
@@ -123,11 +128,12 @@ class ResponseHead:
     """A parsed response head; ``close_delimited`` when the body runs to EOF (no framing)."""
 
     __slots__ = ("status", "reason", "version", "headers", "keep_alive", "content_length",
-                 "chunked", "close_delimited", "no_body")
+                 "chunked", "close_delimited", "no_body", "connection")
 
     def __init__(self, status: int, reason: str, version: str, headers: list[tuple[str, str]],
                  keep_alive: bool, content_length: int | None, chunked: bool,
-                 close_delimited: bool, no_body: bool) -> None:
+                 close_delimited: bool, no_body: bool, connection: str | None = None) -> None:
+        self.connection = connection  # the Connection field's value(s), comma-joined
         self.status = status
         self.reason = reason
         self.version = version
@@ -190,7 +196,7 @@ class RequestParser:
     """
 
     __slots__ = ("events", "upgraded", "leftover", "closed", "_p", "_url", "_headers", "_hbytes",
-                 "_in_head", "_pending_head", "_error", "_head", "messages")
+                 "_in_head", "_pending_head", "_error", "_head", "messages", "_special")
 
     def __init__(self) -> None:
         self.events: deque = deque()
@@ -201,6 +207,7 @@ class RequestParser:
         self._p = httptools.HttpRequestParser(self)
         self._url: list[bytes] = []
         self._headers: list[tuple[str, str]] = []
+        self._special: list[tuple[str, str]] = []
         self._hbytes = 0
         self._in_head = False
         self._pending_head = 0
@@ -218,6 +225,7 @@ class RequestParser:
         self._in_head = True
         self._url = []
         self._headers = []
+        self._special = []
         self._hbytes = 0
 
     def on_url(self, url: bytes) -> None:
@@ -238,7 +246,10 @@ class RequestParser:
         if self._hbytes > MAX_HEADER_BYTES:
             self._error = HTTPError(431, "request head larger than %d bytes" % MAX_HEADER_BYTES)
             raise self._error
-        headers.append((name.decode("latin-1").lower(), value.decode("latin-1").rstrip(" \t")))
+        field = (name.decode("latin-1").lower(), value.decode("latin-1").rstrip(" \t"))
+        headers.append(field)
+        if field[0] in _SPECIAL:
+            self._special.append(field)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -249,8 +260,9 @@ class RequestParser:
             self._error = HTTPError(505, f"HTTP version {version} not supported")
             raise self._error
         headers = self._headers
+        special = self._special
         try:
-            cl, chunked = _framing(headers, version)
+            cl, chunked = _framing(special, version)
         except HTTPError as exc:
             self._error = exc
             raise
@@ -258,14 +270,16 @@ class RequestParser:
         upgrade = None
         expect = False
         conn_upgrade = False
+        connection = None
         nhost = 0
-        for n, v in headers:
+        for n, v in special:
             if n == "host":
                 host = v
                 nhost += 1
             elif n == "upgrade":
                 upgrade = v.lower()
             elif n == "connection":
+                connection = v if connection is None else f"{connection}, {v}"
                 if "upgrade" in v.lower():
                     conn_upgrade = True
             elif n == "expect":
@@ -275,7 +289,8 @@ class RequestParser:
             raise self._error
         self._head = RequestHead(p.get_method().decode("ascii"), b"".join(self._url).decode("latin-1"),
                                  version, headers, p.should_keep_alive(), cl, chunked,
-                                 upgrade if conn_upgrade else None, expect and version == "1.1", host)
+                                 upgrade if conn_upgrade else None, expect and version == "1.1", host,
+                                 connection)
         self.events.append((HEAD, self._head))
 
     def on_body(self, body: bytes) -> None:
@@ -334,7 +349,7 @@ class ResponseParser:
     closes (ends a close-delimited body, or raises if a message was cut short)."""
 
     __slots__ = ("events", "_p", "_headers", "_reason", "_head_request", "_buf", "_in_msg",
-                 "_head", "_body_to_eof", "_hbytes", "_done_head_request", "_error")
+                 "_head", "_body_to_eof", "_hbytes", "_done_head_request", "_error", "_special")
 
     def __init__(self) -> None:
         self.events: deque = deque()
@@ -349,6 +364,7 @@ class ResponseParser:
         self._hbytes = 0
         self._done_head_request = False
         self._error: HTTPError | None = None
+        self._special: list[tuple[str, str]] = []
 
     def expect(self, *, head_request: bool = False) -> None:
         self._head_request = head_request
@@ -358,6 +374,7 @@ class ResponseParser:
     def on_message_begin(self) -> None:
         self._in_msg = True
         self._headers = []
+        self._special = []
         self._reason = []
         self._hbytes = 0
         self._head = None
@@ -372,7 +389,10 @@ class ResponseParser:
         if len(self._headers) >= MAX_HEADERS or self._hbytes > MAX_HEADER_BYTES:
             self._error = HTTPError(502, "upstream response head too large")
             raise self._error
-        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1").rstrip(" \t")))
+        field = (name.decode("latin-1").lower(), value.decode("latin-1").rstrip(" \t"))
+        self._headers.append(field)
+        if field[0] in _SPECIAL:
+            self._special.append(field)
 
     def on_headers_complete(self) -> None:
         p = self._p
@@ -380,15 +400,19 @@ class ResponseParser:
         version = p.get_http_version()
         headers = self._headers
         try:
-            cl, chunked = _framing(headers, version)
+            cl, chunked = _framing(self._special, version)
         except HTTPError as exc:
             self._error = HTTPError(502, f"malformed upstream response: {exc.message}")
             raise
         no_body = (self._head_request or status < 200 or status == 204 or status == 304)
         close_delimited = not no_body and not chunked and cl is None
+        connection = None
+        for n, v in self._special:
+            if n == "connection":
+                connection = v if connection is None else f"{connection}, {v}"
         head = ResponseHead(status, b"".join(self._reason).decode("latin-1"), version, headers,
                             p.should_keep_alive() and not close_delimited, cl, chunked,
-                            close_delimited, no_body)
+                            close_delimited, no_body, connection)
         self._head = head
         self._body_to_eof = close_delimited
         if 100 <= status < 200 and status != 101:
