@@ -588,3 +588,18 @@ httpReqTimeout: {simpleTimeout: {timeout: 1s}}
     assert mesh.server.request_timeouts == 2
     assert all(not bucket for bucket in mesh.server._buckets.values())
     assert [r["flags"] for r in mesh.log if r["status"] == 504] == ["UT", "UT"]
+
+
+async def test_a_handler_bug_answers_500_and_keeps_the_listener(mesh, caplog):
+    class Broken:
+        def decide(self, req, rng):
+            raise KeyError("routing bug")
+
+    good = mesh.proxy.table
+    mesh.proxy.table = Broken()
+    r = await mesh.get("/")
+    assert r.status == 500
+    assert mesh.server.statistics()["internal_errors"] == 1
+    assert "routing bug" in caplog.text
+    mesh.proxy.table = good
+    assert (await mesh.get("/")).status == 200

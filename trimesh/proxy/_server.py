@@ -109,6 +109,7 @@ class HttpServer:
         self.accepted = 0
         self.bad_requests = 0
         self.header_timeouts = 0
+        self.internal_errors = 0
         self._waiting: set[Downstream] = set()
         self._tick = 0.0
         self._buckets: dict[object, dict[Downstream, float]] = {}
@@ -275,6 +276,14 @@ class HttpServer:
                 await self._try_send_error(down, exc.status, exc.message)
         except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+        except Exception:
+            # A bug in a handler must not take the listener (and every other connection) down:
+            # log it with its traceback, answer 500 if nothing was sent yet, close this one.
+            # (Exception only: Cancelled and KeyboardInterrupt propagate.)
+            self.internal_errors += 1
+            log.exception("%s: internal error on a connection from %s", self.name, down.client)
+            if not down.response_started:
+                await self._try_send_error(down, 500, "internal error in the proxy")
         finally:
             self.connections -= 1
             stream.close()
@@ -294,7 +303,8 @@ class HttpServer:
     def statistics(self) -> dict[str, object]:
         return {"connections": self.connections, "accepted": self.accepted,
                 "in_flight": self.in_flight, "bad_requests": self.bad_requests,
-                "header_timeouts": self.header_timeouts, "draining": self.draining}
+                "header_timeouts": self.header_timeouts, "request_timeouts": self.request_timeouts,
+                "internal_errors": self.internal_errors, "draining": self.draining}
 
     def __repr__(self) -> str:
         return (f"<HttpServer {self.name} on {self.address} connections={self.connections} "
