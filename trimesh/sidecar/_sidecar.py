@@ -107,6 +107,7 @@ class Sidecar:
         self.draining = False
         self.version = 0
         self.rebuilds = 0
+        self.rebuild_errors = 0
         self.addresses: dict[str, tuple[str, int]] = {}
         self.app_status: int | None = None
         self._shutdown = trio.Event()
@@ -122,9 +123,19 @@ class Sidecar:
             if not any(i.address == own.address and i.port == own.port and i.fqdn == own.fqdn
                        for i in instances):
                 instances.append(own)
+        try:
+            snapshot = Snapshot(objects, instances, version=self.version + 1,
+                                domain=self.config.domain)
+            table = compile_routes(snapshot, source=self.source, previous=self.table)
+        except Exception:
+            if self.table is None:
+                raise  # at startup: the error is the user's to see
+            # Later: keep serving the last good snapshot rather than stop the data plane.
+            self.rebuild_errors += 1
+            log.exception("sidecar %s: keeping snapshot v%d, the new config does not compile",
+                          self.config.name, self.version)
+            return
         self.version += 1
-        snapshot = Snapshot(objects, instances, version=self.version, domain=self.config.domain)
-        table = compile_routes(snapshot, source=self.source, previous=self.table)
         self.snapshot = snapshot
         self.table = table
         self.outbound.table = table  # the swap: requests in flight keep the table they read
@@ -139,7 +150,7 @@ class Sidecar:
         return {
             "name": self.config.name, "ready": self.ready, "draining": self.draining,
             "snapshot": self.snapshot.statistics() if self.snapshot else None,
-            "rebuilds": self.rebuilds,
+            "rebuilds": self.rebuilds, "rebuild_errors": self.rebuild_errors,
             "outbound": self.outbound.statistics(), "inbound": self.inbound.statistics(),
             "listeners": {"outbound": self.outbound_server.statistics(),
                           "inbound": self.inbound_server.statistics()},
