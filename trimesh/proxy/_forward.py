@@ -80,9 +80,18 @@ def split_target(head: RequestHead) -> tuple[str, str, str]:
     return "http", head.host or "", target  # "*" (OPTIONS) and other forms pass through
 
 
+_TOKENS: dict[str, frozenset[str]] = {}
+
+
 def _tokens(value: str) -> frozenset[str]:
-    """The field names a Connection header lists (lower-case)."""
-    return frozenset(t.strip().lower() for t in value.split(","))
+    """The field names a Connection header lists (lower-case); the few distinct values peers send
+    (``keep-alive``, ``close``) are parsed once."""
+    tokens = _TOKENS.get(value)
+    if tokens is None:
+        if len(_TOKENS) > 256:
+            _TOKENS.clear()
+        tokens = _TOKENS[value] = frozenset(t.strip().lower() for t in value.split(","))
+    return tokens
 
 
 def shadow_authority(authority: str) -> str:
