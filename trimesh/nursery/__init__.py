@@ -16,6 +16,10 @@ from ._policy import ExitKind as ExitKind
 from ._policy import RestartPolicy as RestartPolicy
 from ._policy import RestartTracker as RestartTracker
 from ._policy import RestartTrackerStatistics as RestartTrackerStatistics
+from ._process import DEFAULT_APP_STOP_TIMEOUT as DEFAULT_APP_STOP_TIMEOUT
+from ._process import AppProcess as AppProcess
+from ._process import local_no_proxy as local_no_proxy
+from ._process import serve_signals as serve_signals
 from ._spec import DEFAULT_SHUTDOWN_TIMEOUT as DEFAULT_SHUTDOWN_TIMEOUT
 from ._spec import ChildSpec as ChildSpec
 from ._spec import dependents_of as dependents_of

@@ -1,32 +1,58 @@
-"""The sidecar: inbound + outbound proxies, admin server and config sources in one nursery.
+"""The sidecar: one supervision tree of sources, snapshot builder, proxies, telemetry and admin.
 
-``serve_sidecar(config)`` is the programmatic ``trimesh run sidecar``:
+``serve_sidecar(config)`` is the programmatic ``trimesh run sidecar``. The sidecar is a
+:class:`~trimesh.nursery.Supervisor` (docs/supervision.md) whose children start in this order and
+stop in the reverse one::
 
-1. load ``--registry`` / ``--config`` files (a bad file is a user error at startup);
-2. build the first Snapshot — config objects from files and the control, instances from the
-   registry file plus the sidecar's own instance (its service, address, ``--port``, labels) — and
-   compile it into a RouteTable for this sidecar's identity (``trimesh.routing.compile_routes``);
-3. start inbound (``--address:--port`` → ``--app-address:--app-port``), outbound
-   (``--address:--proxy-port``), admin (``--address:--admin-port``), the file poller and the control
-   long-poll, then log one ready line and report ``task_status.started(sidecar)``;
-4. on any source change, rebuild Snapshot + RouteTable and swap ``outbound.table`` — one reference,
-   so requests in flight finish on the table they started with, new requests see the change at once
-   (file changes within the 1 s poll, control changes as soon as the long poll answers);
-5. :meth:`Sidecar.shutdown` (SIGTERM/SIGINT in the CLI): ``/ready`` turns 503, listeners stop
-   accepting, idle connections close, busy ones finish up to ``drain_timeout``, then everything is
-   cancelled (DESIGN.md: graceful shutdown is nested nurseries with a deadline).
+    files       --registry/--config files, re-read when they change (FileSource)
+    control     the control's config API long poll (ControlSource; only with --control)
+    <sources>   children added with add_child(spec, stage="source")      (e.g. gossip)
+    snapshot    the snapshot builder: rebuilds Snapshot + RouteTable from ALL sources at once
+    inbound     --address:--port -> --app-address:--app-port
+    outbound    --address:--proxy-port (HTTP_PROXY for the app)
+    <services>  children added with add_child(spec)  (stage="service"; e.g. the health checker)
+    telemetry   the access log's batch flusher
+    admin       /ready /stats /config_dump /clusters /metrics on --admin-port
 
-With ``app_argv`` the app is started once the sidecar is ready, with ``HTTP_PROXY``/``http_proxy``
-pointing at the outbound listener; SIGTERM/SIGINT are forwarded to it; when it exits the sidecar
-drains and ``serve_sidecar`` returns the app's exit status.
+No child declares ``depends_on``: a crashed control poll must not restart the proxies, so restarts
+are per child (start order is declaration order). A child that keeps crashing beyond
+:data:`SIDECAR_INTENSITY` takes the whole sidecar down with :class:`RestartIntensityError` naming
+the child and its cause (the CLI exits 1); there is no half-alive sidecar.
+
+Hooks for other subsystems (stable API; register them BEFORE ``serve()`` starts the tree):
+
+- ``sidecar.add_child(ChildSpec(name, serve, ...), stage="service" | "source")`` adds a supervised
+  child at the place above; ``serve(*, task_status)`` must call ``task_status.started()`` when ready
+  and may watch :func:`trimesh.nursery.wait_stop_requested` to stop gracefully.
+- ``sidecar.add_source(source)`` feeds the snapshot builder: ``source.objects`` (ConfigObjects) and
+  ``source.instances`` (ServiceInstances) are read at every rebuild (either attribute may be
+  missing); the source calls ``sidecar.request_rebuild()`` after changing them. Rebuilds are
+  coalesced: many changes in one scheduling tick give one new Snapshot. ``sidecar.own_instance``
+  is this sidecar's instance once ``inbound`` is up (what a gossip member announces).
+- ``sidecar.on_drained.append(async_fn)``: ``await async_fn()`` runs after the drain (listeners
+  closed, in-flight requests finished or ``drain_timeout`` passed), before the tree stops — the
+  place for gossip's graceful leave. Each hook gets :data:`ON_DRAINED_TIMEOUT` seconds; an
+  exception is logged and the next hook still runs.
+
+Shutdown (:meth:`Sidecar.shutdown`, SIGTERM/SIGINT in the CLI, or the app exiting):
+``/ready`` turns 503; the inbound listener stops accepting and its in-flight requests finish (up
+to ``drain_timeout``); if an app runs, it gets SIGTERM (unless the signal was already forwarded)
+and the sidecar waits for it (its outbound calls keep working meanwhile, up to
+:data:`APP_STOP_TIMEOUT`, then SIGKILL); the outbound listener drains likewise; the ``on_drained``
+hooks run; the tree stops in reverse order. ``serve`` returns the app's exit status.
+
+Test-only: ``TRIMESH_TEST_CRASH="CHILD[:TIMES[:AFTER]]"`` (comma-separated for several) makes
+child CHILD raise ``RuntimeError`` AFTER seconds (default 0.2) after each start, for its first
+TIMES runs (default: every run). Used by tests/lifecycle to exercise restarts and escalation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
-import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +60,15 @@ import msgspec
 import trio
 
 from ..config import DEFAULT_DOMAIN, DEFAULT_NAMESPACE, Snapshot, make_instance
+from ..nursery import (
+    AppProcess,
+    ChildSpec,
+    Supervisor,
+    SupervisorError,
+    local_no_proxy,
+    serve_signals,
+    wait_stop_requested,
+)
 from ..proxy import AccessLog, HttpServer, InboundProxy, OutboundProxy, UpstreamPool
 from ..routing import SourceIdentity, compile_routes
 from ._admin import AdminApp, serve_admin
@@ -43,7 +78,14 @@ DEFAULT_PROXY_PORT = 15001  # Istio's outbound capture port (DESIGN.md §1)
 DEFAULT_ADMIN_PORT = 15000  # Envoy's admin port
 DEFAULT_CONTROL_URL = "http://127.0.0.1:15010"  # CLI.md
 DEFAULT_DRAIN_TIMEOUT = 5.0  # seconds; Envoy's --drain-time-s default is 600, too long for tests
-APP_STOP_TIMEOUT = 10.0  # seconds an app gets after SIGTERM before SIGKILL
+APP_STOP_TIMEOUT = 10.0  # seconds an app gets after SIGTERM before SIGKILL (Kubernetes gives 30)
+ON_DRAINED_TIMEOUT = 5.0  # seconds each on_drained hook may take
+# A sidecar child may be restarted 3 times within 10 s; a 4th crash means it will not recover and
+# the sidecar exits (OTP's default 1 in 5 s is for trees whose parent restarts them; nothing
+# restarts a sidecar process but its operator, so it tolerates a little more).
+SIDECAR_INTENSITY = (3, 10.0)
+CRASH_ENV = "TRIMESH_TEST_CRASH"  # test-only crash hook (module docstring)
+STAGES = ("source", "service")
 
 log = logging.getLogger("trimesh.sidecar")
 
@@ -77,8 +119,25 @@ class SidecarConfig:
         return f"{self.service}-{version}" if version else self.service
 
 
+def parse_crash_plan(text: str | None) -> dict[str, tuple[int, float]]:
+    """``"a:2:0.5,b"`` -> ``{"a": (2, 0.5), "b": (0, 0.2)}`` (0 times = every run). Test-only."""
+    plan: dict[str, tuple[int, float]] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        parts = item.strip().split(":")
+        try:
+            times = int(parts[1]) if len(parts) > 1 and parts[1] else 0
+            after = float(parts[2]) if len(parts) > 2 and parts[2] else 0.2
+        except ValueError:
+            raise ValueError(f"{CRASH_ENV}: expected CHILD[:TIMES[:AFTER]], got {item!r}") from None
+        plan[parts[0]] = (times, after)
+    return plan
+
+
 class Sidecar:
-    """One sidecar's state. Built by :func:`serve_sidecar`; tests drive it in-process."""
+    """One sidecar's state and its supervision tree. Built by :func:`serve_sidecar`; tests drive
+    it in-process. Hooks: :meth:`add_child`, :meth:`add_source`, :attr:`on_drained`."""
 
     def __init__(self, config: SidecarConfig, *, access_log: AccessLog | None = None) -> None:
         self.config = config
@@ -91,8 +150,10 @@ class Sidecar:
         self.access_log = access_log or AccessLog()
         self.pool = UpstreamPool()
         self.app_pool = UpstreamPool()
-        self.files = FileSource(config.registry, config.config_files, self._rebuild)
-        self.control = ControlSource(config.control, self._rebuild) if config.control else None
+        self.files = FileSource(config.registry, config.config_files, self.request_rebuild)
+        self.control = (ControlSource(config.control, self.request_rebuild)
+                        if config.control else None)
+        self.sources: list[Any] = [self.files] + ([self.control] if self.control else [])
         self.snapshot: Snapshot | None = None
         self.table = None
         self.own_instance = None
@@ -103,21 +164,54 @@ class Sidecar:
         self.outbound_server = HttpServer("outbound", self.outbound)
         self.inbound_server = HttpServer("inbound", self.inbound)
         self.admin = AdminApp(self)
-        self.ready = False
+        self.supervisor: Supervisor | None = None
+        self.on_drained: list[Callable[[], Awaitable[None]]] = []
         self.draining = False
+        self.started = False
         self.version = 0
         self.rebuilds = 0
         self.rebuild_errors = 0
         self.addresses: dict[str, tuple[str, int]] = {}
+        self.app: AppProcess | None = None
         self.app_status: int | None = None
+        self._extra: dict[str, list[ChildSpec]] = {stage: [] for stage in STAGES}
+        self._dirty = trio.Event()
         self._shutdown = trio.Event()
+        self._crash_plan = parse_crash_plan(os.environ.get(CRASH_ENV))
+        self._crash_runs: dict[str, int] = {}
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def add_child(self, spec: ChildSpec, *, stage: str = "service") -> None:
+        """Add a supervised child before the tree starts (module docstring: where it goes)."""
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        if self.supervisor is not None:
+            raise RuntimeError(f"{self!r}: add_child({spec.name!r}) after the tree was built")
+        self._extra[stage].append(spec)
+
+    def add_source(self, source: Any) -> None:
+        """Feed ``source.objects`` / ``source.instances`` into every snapshot rebuild."""
+        self.sources.append(source)
+        self.request_rebuild()
+
+    def request_rebuild(self) -> None:
+        """Ask the snapshot builder for a rebuild (coalesced; call after a source changed)."""
+        self._dirty.set()
+
+    @property
+    def ready(self) -> bool:
+        """What ``/ready`` says: started, every child up, a snapshot loaded, not draining."""
+        sup = self.supervisor
+        return (self.started and not self.draining and sup is not None and sup.all_up
+                and self.snapshot is not None)
 
     # -- snapshots ------------------------------------------------------------------------------
     def _rebuild(self) -> None:
-        objects = list(self.files.objects)
-        if self.control is not None:
-            objects.extend(self.control.objects)
-        instances = list(self.files.instances)
+        objects: list[Any] = []
+        instances: list[Any] = []
+        for src in self.sources:
+            objects.extend(getattr(src, "objects", ()))
+            instances.extend(getattr(src, "instances", ()))
         if self.own_instance is not None:
             own = self.own_instance
             if not any(i.address == own.address and i.port == own.port and i.fqdn == own.fqdn
@@ -146,9 +240,15 @@ class Sidecar:
         self._shutdown.set()
 
     # -- admin views ----------------------------------------------------------------------------
+    def tree_statistics(self) -> dict[str, Any] | None:
+        if self.supervisor is None:
+            return None
+        return dataclasses.asdict(self.supervisor.statistics())
+
     def statistics(self) -> dict[str, Any]:
         return {
             "name": self.config.name, "ready": self.ready, "draining": self.draining,
+            "tree": self.tree_statistics(),
             "snapshot": self.snapshot.statistics() if self.snapshot else None,
             "rebuilds": self.rebuilds, "rebuild_errors": self.rebuild_errors,
             "outbound": self.outbound.statistics(), "inbound": self.inbound.statistics(),
@@ -157,6 +257,7 @@ class Sidecar:
             "upstream_pool": self.pool.statistics(), "app_pool": self.app_pool.statistics(),
             "access_log": self.access_log.statistics(), "files": self.files.statistics(),
             "control": self.control.statistics() if self.control else None,
+            "app": self.app.statistics() if self.app else None,
         }
 
     def config_dump(self) -> dict[str, Any]:
@@ -186,93 +287,244 @@ class Sidecar:
         return (f"<Sidecar {self.config.name} ready={self.ready} draining={self.draining} "
                 f"snapshot={self.snapshot!r}>")
 
+    # -- the tree -------------------------------------------------------------------------------
+    def child_specs(self) -> list[ChildSpec]:
+        """The tree's children in start order (module docstring)."""
+        timeout = self.config.drain_timeout + 1.0
+        # children with nothing to finish are cancelled at once when stopped (shutdown_timeout=0)
+        specs = [ChildSpec("files", self._serve_files, shutdown_timeout=0,
+                           description="--registry/--config files")]
+        if self.control is not None:
+            specs.append(ChildSpec("control", self._serve_control, shutdown_timeout=0,
+                                   description=f"config API long poll {self.control.url}"))
+        specs.extend(self._extra["source"])
+        specs.append(ChildSpec("snapshot", self._serve_snapshots, shutdown_timeout=0,
+                               description="rebuilds Snapshot + RouteTable from all sources"))
+        specs.append(ChildSpec("inbound", self._serve_inbound, shutdown_timeout=timeout,
+                               description="inbound listener -> app"))
+        specs.append(ChildSpec("outbound", self._serve_outbound, shutdown_timeout=timeout,
+                               description="outbound listener (HTTP_PROXY)"))
+        specs.extend(self._extra["service"])
+        specs.append(ChildSpec("telemetry", self._serve_telemetry,
+                               description="access log batch flusher"))
+        specs.append(ChildSpec("admin", self._serve_admin, description="admin server"))
+        return [self._crashable(spec) for spec in specs]
+
+    def _crashable(self, spec: ChildSpec) -> ChildSpec:
+        plan = self._crash_plan.get(spec.name)
+        if plan is None:
+            return spec
+        times, after = plan
+        inner = spec.serve
+
+        async def serve(*, task_status=trio.TASK_STATUS_IGNORED) -> None:
+            crash = False
+            async with trio.open_nursery() as nursery:
+                task_status.started(await nursery.start(inner))
+                runs = self._crash_runs[spec.name] = self._crash_runs.get(spec.name, 0) + 1
+                if times == 0 or runs <= times:
+                    await trio.sleep(after)
+                    crash = True
+                    nursery.cancel_scope.cancel()
+            if crash:
+                raise RuntimeError(f"test crash of child {spec.name!r} ({CRASH_ENV})")
+
+        return dataclasses.replace(spec, serve=serve)
+
+    async def _serve_files(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        await self.files.serve(task_status=task_status)
+
+    async def _serve_control(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        assert self.control is not None
+        await self.control.serve(task_status=task_status)
+
+    async def _serve_snapshots(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self._dirty = trio.Event()
+        self._rebuild()  # the first build; a ConfigError here fails the start (a user error)
+        task_status.started(self.version)
+        while True:
+            await self._dirty.wait()
+            self._dirty = trio.Event()
+            self._rebuild()
+
+    async def _serve_listener(self, server: HttpServer, port: int, *, task_status) -> None:
+        """Run ``server`` until stopped; on stop, drain it (close the listener, finish requests)."""
+        cfg = self.config
+        # a restarted listener keeps the address it had (ports may be 0 = any)
+        host, port = self.addresses.get(server.name, (cfg.address, port))
+        async with trio.open_nursery() as nursery:
+            if server.name == "outbound":
+                self.outbound.mirror_nursery = nursery
+            bound = await nursery.start(server.serve, host, port)
+            self.addresses[server.name] = bound
+            task_status.started(bound)
+            await wait_stop_requested()
+            server.drain()
+            with trio.move_on_after(cfg.drain_timeout):
+                await server.wait_drained()
+            nursery.cancel_scope.cancel()
+
+    async def _serve_inbound(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        cfg = self.config
+        if self.inbound_server.address is not None:  # a restart: a fresh server object
+            self.inbound_server = HttpServer("inbound", self.inbound)
+        await self._serve_listener(self.inbound_server, cfg.port,
+                                   task_status=_Then(task_status, self._announce_own))
+
+    def _announce_own(self, inbound: tuple[str, int]) -> None:
+        cfg = self.config
+        own = make_instance(cfg.service, inbound[0], inbound[1], labels=dict(cfg.labels),
+                            namespace=cfg.namespace, protocol=cfg.protocol,
+                            service_account=cfg.service_account, domain=cfg.domain)
+        if own != self.own_instance:
+            self.own_instance = own
+            self._rebuild()
+
+    async def _serve_outbound(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        if self.outbound_server.address is not None:
+            self.outbound_server = HttpServer("outbound", self.outbound)
+        await self._serve_listener(self.outbound_server, self.config.proxy_port,
+                                   task_status=task_status)
+
+    async def _serve_telemetry(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.access_log.serve_flusher)
+            task_status.started()
+            await wait_stop_requested()
+            nursery.cancel_scope.cancel()  # the flusher flushes on its way out
+
+    async def _serve_admin(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        host, port = self.addresses.get("admin", (self.config.address, self.config.admin_port))
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(serve_admin, self.admin, host, port)
+            self.addresses["admin"] = bound
+            task_status.started(bound)
+            await wait_stop_requested()
+            nursery.cancel_scope.cancel()
+
     # -- running --------------------------------------------------------------------------------
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> int | None:
+        """Start the tree, report ``started(self)`` when ready, run until shutdown; returns the
+        app's exit status. Raises ChildStartError / RestartIntensityError (not in a group)."""
         cfg = self.config
-        self.files.load_initial()
-        async with trio.open_nursery() as nursery:
-            self.outbound.mirror_nursery = nursery
-            inbound = await nursery.start(self.inbound_server.serve, cfg.address, cfg.port)
-            self.own_instance = make_instance(
-                cfg.service, inbound[0], inbound[1], labels=dict(cfg.labels),
-                namespace=cfg.namespace, protocol=cfg.protocol,
-                service_account=cfg.service_account, domain=cfg.domain)
-            self._rebuild()
-            outbound = await nursery.start(self.outbound_server.serve, cfg.address, cfg.proxy_port)
-            admin = await nursery.start(serve_admin, self.admin, cfg.address, cfg.admin_port)
-            self.addresses = {"inbound": inbound, "outbound": outbound, "admin": admin}
-            await nursery.start(self.files.serve)
-            if self.control is not None:
-                await nursery.start(self.control.serve)
-            await nursery.start(self.access_log.serve_flusher)
-            self.ready = True
-            log.info("sidecar %s ready: inbound %s:%d -> %s:%d, outbound %s:%d, admin %s:%d",
-                     cfg.name, inbound[0], inbound[1], cfg.app_address, cfg.app_port,
-                     outbound[0], outbound[1], admin[0], admin[1])
-            task_status.started(self)
-            if cfg.app_argv:
-                nursery.start_soon(self._run_app, outbound)
-            await self._shutdown.wait()
-            await self._drain()
-            nursery.cancel_scope.cancel()
-        self.pool.close()
-        self.app_pool.close()
+        self.files.load_initial()  # a bad file is a user error before anything listens
+        self.supervisor = Supervisor(self.child_specs(), intensity=SIDECAR_INTENSITY,
+                                     name=f"sidecar {cfg.name}")
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.supervisor.serve)
+                self.started = True
+                inbound, outbound, admin = (self.addresses[k]
+                                            for k in ("inbound", "outbound", "admin"))
+                log.info("sidecar %s ready: inbound %s:%d -> %s:%d, outbound %s:%d, admin %s:%d",
+                         cfg.name, inbound[0], inbound[1], cfg.app_address, cfg.app_port,
+                         outbound[0], outbound[1], admin[0], admin[1])
+                task_status.started(self)
+                if cfg.app_argv:
+                    proxy = f"http://{outbound[0]}:{outbound[1]}"
+                    self.app = AppProcess(cfg.app_argv, env=app_environment(
+                        proxy, [cfg.address, cfg.app_address]), stop_timeout=APP_STOP_TIMEOUT,
+                        name=f"app of sidecar {cfg.name}")
+                    nursery.start_soon(self._run_app)
+                await self._shutdown.wait()
+                await self._drain()
+                self.supervisor.stop()
+        except BaseExceptionGroup as group:
+            leaf = _single(group)
+            if isinstance(leaf, SupervisorError):
+                raise leaf from leaf.__cause__
+            raise
+        finally:
+            self.draining = True
+            self.pool.close()
+            self.app_pool.close()
         return self.app_status
 
-    async def _drain(self) -> None:
-        self.draining = True
-        log.info("sidecar %s draining (up to %.1fs)", self.config.name, self.config.drain_timeout)
-        self.inbound_server.drain()
-        self.outbound_server.drain()
-        with trio.move_on_after(self.config.drain_timeout):
-            await self.inbound_server.wait_drained()
-            await self.outbound_server.wait_drained()
-        self.access_log.flush()
-
-    async def _run_app(self, outbound: tuple[str, int]) -> None:
-        proxy = f"http://{outbound[0]}:{outbound[1]}"
-        env = dict(os.environ, HTTP_PROXY=proxy, http_proxy=proxy)
-        env.setdefault("NO_PROXY", "")
-        proc = await trio.lowlevel.open_process(self.config.app_argv, env=env)
-        self._app = proc
-        try:
-            self.app_status = await proc.wait()
-        finally:
-            if proc.returncode is None:
-                proc.terminate()
-                with trio.move_on_after(APP_STOP_TIMEOUT) as scope:
-                    scope.shield = True
-                    await proc.wait()
-                if proc.returncode is None:
-                    proc.kill()
+    async def _run_app(self) -> None:
+        assert self.app is not None
+        self.app_status = await self.app.run()
         log.info("sidecar %s: app exited with status %s", self.config.name, self.app_status)
         self.shutdown()
 
+    async def _drain(self) -> None:
+        cfg = self.config
+        self.draining = True
+        log.info("sidecar %s draining (up to %.1fs)", cfg.name, cfg.drain_timeout)
+        self.inbound_server.drain()
+        with trio.move_on_after(cfg.drain_timeout):
+            await self.inbound_server.wait_drained()
+        if self.app is not None:
+            await self.app.stop()  # SIGTERM unless already signalled; outbound still serves
+            if self.app.returncode is not None:
+                self.app_status = self.app.returncode
+        self.outbound_server.drain()
+        with trio.move_on_after(cfg.drain_timeout):
+            await self.outbound_server.wait_drained()
+        self.access_log.flush()
+        for hook in list(self.on_drained):
+            with trio.move_on_after(ON_DRAINED_TIMEOUT) as scope:
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("sidecar %s: on_drained hook %r failed", cfg.name, hook)
+            if scope.cancelled_caught:
+                log.warning("sidecar %s: on_drained hook %r took over %gs", cfg.name, hook,
+                            ON_DRAINED_TIMEOUT)
+
     def forward_signal(self, signum: int) -> bool:
         """Send ``signum`` to the app if one runs; True when it was forwarded."""
-        proc = getattr(self, "_app", None)
-        if proc is not None and proc.returncode is None:
-            proc.send_signal(signum)
-            return True
-        return False
+        return self.app is not None and self.app.send_signal(signum)
+
+
+class _Then:
+    """A task_status that calls ``fn(value)`` just before reporting started."""
+
+    def __init__(self, status, fn: Callable[[Any], None]) -> None:
+        self._status = status
+        self._fn = fn
+
+    def started(self, value: Any = None) -> None:
+        self._fn(value)
+        self._status.started(value)
+
+
+def _single(group: BaseException) -> BaseException:
+    while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
+        group = group.exceptions[0]
+    return group
+
+
+def app_environment(proxy_url: str, local: list[str]) -> dict[str, str]:
+    """The app's environment: ours plus HTTP_PROXY/http_proxy at the outbound listener and
+    NO_PROXY/no_proxy naming local addresses (the app's own calls to itself skip the mesh)."""
+    env = dict(os.environ, HTTP_PROXY=proxy_url, http_proxy=proxy_url)
+    no_proxy = local_no_proxy(local, env.get("NO_PROXY") or env.get("no_proxy") or "")
+    env["NO_PROXY"] = env["no_proxy"] = no_proxy
+    return env
 
 
 async def serve_sidecar(config: SidecarConfig, *, handle_signals: bool = False,
                         access_log: AccessLog | None = None,
+                        setup: Callable[[Sidecar], None] | None = None,
                         task_status=trio.TASK_STATUS_IGNORED) -> int | None:
-    """Run a sidecar until :meth:`Sidecar.shutdown` (or SIGTERM/SIGINT with ``handle_signals``).
-    ``task_status.started(sidecar)`` once ready. Returns the app's exit status when it ran one."""
+    """Run a sidecar until :meth:`Sidecar.shutdown` (or SIGTERM/SIGINT with ``handle_signals``:
+    forwarded to the app, and the sidecar drains). ``setup(sidecar)`` runs before the tree starts
+    (register hooks there). ``task_status.started(sidecar)`` once ready. Returns the app's exit
+    status when it ran one."""
     sidecar = Sidecar(config, access_log=access_log)
+    if setup is not None:
+        setup(sidecar)
     if not handle_signals:
         return await sidecar.serve(task_status=task_status)
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            async def watch() -> None:
-                async for signum in signals:
-                    if sidecar.forward_signal(signum):
-                        continue  # the app exits; the sidecar drains after it
-                    sidecar.shutdown()
-            nursery.start_soon(watch)
+
+    def on_signal(signum: int) -> None:
+        sidecar.forward_signal(signum)
+        sidecar.shutdown()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_signals, on_signal)
+        try:
             status = await sidecar.serve(task_status=task_status)
+        finally:
             nursery.cancel_scope.cancel()
     return status
