@@ -14,6 +14,7 @@ PUBLIC = {
     "RestartTrackerStatistics", "Supervisor", "SupervisorError", "SupervisorPhase",
     "SupervisorStatistics", "dependents_of", "open_supervisor", "serve_supervisor", "start_order",
     "stop_requested", "wait_stop_requested",
+    "AppProcess", "DEFAULT_APP_STOP_TIMEOUT", "local_no_proxy", "serve_signals",
 }
 
 FORBIDDEN = {"trio", "socket", "ssl", "time", "random", "asyncio", "anyio"}
