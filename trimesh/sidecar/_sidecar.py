@@ -291,14 +291,12 @@ class Sidecar:
     def child_specs(self) -> list[ChildSpec]:
         """The tree's children in start order (module docstring)."""
         timeout = self.config.drain_timeout + 1.0
-        # children with nothing to finish are cancelled at once when stopped (shutdown_timeout=0)
-        specs = [ChildSpec("files", self._serve_files, shutdown_timeout=0,
-                           description="--registry/--config files")]
+        specs = [ChildSpec("files", self._serve_files, description="--registry/--config files")]
         if self.control is not None:
-            specs.append(ChildSpec("control", self._serve_control, shutdown_timeout=0,
+            specs.append(ChildSpec("control", self._serve_control,
                                    description=f"config API long poll {self.control.url}"))
         specs.extend(self._extra["source"])
-        specs.append(ChildSpec("snapshot", self._serve_snapshots, shutdown_timeout=0,
+        specs.append(ChildSpec("snapshot", self._serve_snapshots,
                                description="rebuilds Snapshot + RouteTable from all sources"))
         specs.append(ChildSpec("inbound", self._serve_inbound, shutdown_timeout=timeout,
                                description="inbound listener -> app"))
@@ -332,13 +330,16 @@ class Sidecar:
         return dataclasses.replace(spec, serve=serve)
 
     async def _serve_files(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        await self.files.serve(task_status=task_status)
+        await _until_stopped(self.files.serve, task_status)
 
     async def _serve_control(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         assert self.control is not None
-        await self.control.serve(task_status=task_status)
+        await _until_stopped(self.control.serve, task_status)
 
     async def _serve_snapshots(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        await _until_stopped(self._build_snapshots, task_status)
+
+    async def _build_snapshots(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self._dirty = trio.Event()
         self._rebuild()  # the first build; a ConfigError here fails the start (a user error)
         task_status.started(self.version)
@@ -474,6 +475,14 @@ class Sidecar:
     def forward_signal(self, signum: int) -> bool:
         """Send ``signum`` to the app if one runs; True when it was forwarded."""
         return self.app is not None and self.app.send_signal(signum)
+
+
+async def _until_stopped(serve: Callable[..., Awaitable[Any]], task_status) -> None:
+    """Run ``serve`` (a task with nothing to finish) until the supervisor asks us to stop."""
+    async with trio.open_nursery() as nursery:
+        task_status.started(await nursery.start(serve))
+        await wait_stop_requested()
+        nursery.cancel_scope.cancel()
 
 
 class _Then:
