@@ -12,6 +12,9 @@ import trio
 
 from ..config import DEFAULT_DOMAIN
 from ..control import DEFAULT_CONFIG_PORT, serve_control
+from ..discovery import DEFAULT_PORT as DEFAULT_GOSSIP_PORT
+from ..discovery import PROFILES, parse_addr
+from ..discovery import gossip_profile as gossip_profile_config
 from ..errors import TrimeshError
 from ._main import run
 
@@ -45,15 +48,37 @@ async def _serve_until_signal(**options: object) -> None:
               show_default=True, help="Port of the config API (0 picks a free port).")
 @click.option("--domain", default=DEFAULT_DOMAIN, show_default=True,
               help="The mesh's DNS domain (service names are NAME.NAMESPACE.svc.DOMAIN).")
-def run_control(state_dir: Path | None, address: str, config_port: int, domain: str) -> None:
-    """Run the control process: the config store and its API.
+@click.option("--gossip-port", type=click.IntRange(0, 65535), default=None,
+              help="Gossip port (UDP and TCP) on --address [default: 7946; a free port when "
+                   "--config-port is 0].")
+@click.option("--join", multiple=True, metavar="HOST:PORT",
+              help="A gossip member to join (repeatable).")
+@click.option("--gossip-profile", type=click.Choice(sorted(PROFILES)), default="lan",
+              show_default=True,
+              help="Gossip timing: lan (memberlist's LAN defaults) or local (faster failure "
+                   "detection for one host).")
+@click.option("--no-gossip", is_flag=True, help="Run without a gossip member.")
+def run_control(state_dir: Path | None, address: str, config_port: int, domain: str,
+                gossip_port: int | None, join: tuple[str, ...], gossip_profile: str,
+                no_gossip: bool) -> None:
+    """Run the control process: the config store and its API, and a gossip member that
+    publishes every stored object and static instance (docs/gossip.md).
 
     Logs one line when ready; Ctrl-C or SIGTERM stops it cleanly (exit 0).
     """
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for seed in join:
+        try:
+            parse_addr(seed)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--join") from None
+    if gossip_port is None:
+        gossip_port = 0 if config_port == 0 else DEFAULT_GOSSIP_PORT
     try:
         trio.run(partial(_serve_until_signal, state_dir=state_dir, address=address,
-                         config_port=config_port, domain=domain))
+                         config_port=config_port, domain=domain,
+                         gossip_port=None if no_gossip else gossip_port, join=list(join),
+                         gossip_config=gossip_profile_config(gossip_profile)))
     except BaseExceptionGroup as group:
         leaf = _leaf(group)
         if isinstance(leaf, TrimeshError):

@@ -9,6 +9,10 @@
     GET    /v1/objects/{kind}/{namespace}/{name}     200 object | 404
     PUT    /v1/objects/{kind}/{namespace}/{name}     200 stored object | 404 missing
     DELETE /v1/objects/{kind}/{namespace}/{name}     200 {"revision": N} | 404
+    GET    /v1/instances                             {"revision": N, "instances": [...]}
+    POST   /v1/instances                             201 new | 200 replaced registration
+    DELETE /v1/instances/{namespace}/{service}/{address}   200 {"revision": N} | 404
+    GET    /v1/members                               {"members": [...]} (gossip view + static)
 
 Objects travel in the docs' shape (``ConfigObject.to_dict()``), ``metadata.resourceVersion`` being
 the revision. A body is parsed and validated by :func:`trimesh.config.load_text` (JSON is YAML, so a
@@ -36,6 +40,8 @@ import trio
 from .. import __version__
 from ..config import MAX_INPUT_BYTES, ConfigObject, all_kinds, load_text, lookup_kind
 from ..errors import ConfigError, ConflictError, NotFoundError, TrimeshError
+from ._gossip import member_rows
+from ._instances import InstanceStore, parse_registration
 from ._state import key_ref
 from ._store import ConfigStore, StoreIOError
 
@@ -67,10 +73,23 @@ def _url_for(sockaddr: tuple[Any, ...]) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def serve_config_api(store: ConfigStore, host: str, port: int, *,
+class Mesh:
+    """What the membership endpoints need: the static instance store and the control's gossip
+    agent (``None`` while gossip is off; ``/v1/members`` then lists the static entries only)."""
+
+    def __init__(self, instances: InstanceStore | None = None, agent: Any = None) -> None:
+        self.instances = instances if instances is not None else InstanceStore()
+        self.agent = agent
+
+    def __repr__(self) -> str:
+        return f"<Mesh {self.instances!r} agent={self.agent!r}>"
+
+
+async def serve_config_api(store: ConfigStore, host: str, port: int, *, mesh: Mesh | None = None,
                            task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the config API on ``host:port`` until cancelled. ``task_status.started`` gets the
-    URL actually bound (``port=0`` picks a free port)."""
+    URL actually bound (``port=0`` picks a free port). ``mesh`` serves the instance and member
+    endpoints (an in-memory instance store without it)."""
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
     except OSError as exc:
@@ -78,8 +97,8 @@ async def serve_config_api(store: ConfigStore, host: str, port: int, *,
     url = _url_for(listeners[0].socket.getsockname())
     log.debug("config API listening on %s", url)
     task_status.started(url)
-    await trio.serve_listeners(partial(handle_api_connection, store=store, cache=ListingCache()),
-                               listeners)
+    await trio.serve_listeners(partial(handle_api_connection, store=store, cache=ListingCache(),
+                                       mesh=mesh if mesh is not None else Mesh()), listeners)
 
 
 class ListingCache:
@@ -119,18 +138,19 @@ class ListingCache:
 
 
 async def handle_api_connection(stream: trio.abc.Stream, store: ConfigStore, *,
-                                cache: ListingCache | None = None) -> None:
+                                cache: ListingCache | None = None, mesh: Mesh | None = None) -> None:
     """Serve requests on one connection until the peer closes, a timeout, or an error.
-    ``cache`` is shared by the connections of one server."""
+    ``cache`` and ``mesh`` are shared by the connections of one server."""
     conn = h11.Connection(h11.SERVER)
     cache = cache if cache is not None else ListingCache()
+    mesh = mesh if mesh is not None else Mesh()
     try:
         while True:
             with trio.move_on_after(KEEPALIVE_TIMEOUT):
                 event = await _next_event(stream, conn)
             if not isinstance(event, h11.Request):
                 return  # idle timeout (event unset) or the peer closed
-            await _serve_request(stream, conn, store, cache, event)
+            await _serve_request(stream, conn, store, cache, event, mesh)
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
             conn.start_next_cycle()
@@ -145,13 +165,14 @@ async def handle_api_connection(stream: trio.abc.Stream, store: ConfigStore, *,
 
 
 async def _serve_request(stream: trio.abc.Stream, conn: h11.Connection, store: ConfigStore,
-                         cache: ListingCache, request: h11.Request) -> None:
+                         cache: ListingCache, request: h11.Request, mesh: Mesh) -> None:
     headers: list[tuple[bytes, bytes]] = []
     try:
         with trio.fail_after(REQUEST_TIMEOUT):
             body = await _read_body(stream, conn, request)
         status, payload = await dispatch(store, request.method.decode("ascii"),
-                                         request.target.decode("ascii", "replace"), body, cache)
+                                         request.target.decode("ascii", "replace"), body, cache,
+                                         mesh)
     except HTTPError as exc:
         status, payload, headers = exc.status, {"error": exc.message}, exc.headers
     except StoreIOError as exc:
@@ -228,12 +249,14 @@ async def _send_json(stream: trio.abc.SendStream, conn: h11.Connection, status: 
 
 
 async def dispatch(store: ConfigStore, method: str, target: str, body: bytes,
-                   cache: ListingCache | None = None) -> tuple[int, Any]:
+                   cache: ListingCache | None = None, mesh: Mesh | None = None) -> tuple[int, Any]:
     """Answer one request: (status, JSON-able payload or encoded JSON bytes). Raises HTTPError for
     error answers."""
     url = urlsplit(target)
     parts = [unquote(p) for p in url.path.split("/")[1:]]
     query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+    if parts[:2] in (["v1", "instances"], ["v1", "members"]):
+        return await _dispatch_mesh(mesh if mesh is not None else Mesh(), method, parts, body)
     if parts == ["v1", "version"]:
         _allow(method, "GET")
         return 200, {"version": __version__, "revision": store.revision}
@@ -269,6 +292,34 @@ async def dispatch(store: ConfigStore, method: str, target: str, body: bytes,
         except NotFoundError:
             raise HTTPError(404, f"{ref} not found") from None
     raise HTTPError(404, f"no such endpoint: {url.path}")
+
+
+async def _dispatch_mesh(mesh: Mesh, method: str, parts: list[str], body: bytes) -> tuple[int, Any]:
+    if parts == ["v1", "members"]:
+        _allow(method, "GET")
+        return 200, {"gossip": mesh.agent is not None,
+                     "members": member_rows(mesh.agent, mesh.instances)}
+    if parts == ["v1", "instances"]:
+        _allow(method, "GET", "POST")
+        if method == "GET":
+            return 200, {"revision": mesh.instances.revision,
+                         "instances": [r.to_dict() for r in mesh.instances.list()]}
+        try:
+            payload = msgspec.json.decode(body) if body.strip() else None
+            registration = parse_registration(payload)
+        except msgspec.DecodeError as exc:
+            raise HTTPError(400, f"request body: invalid JSON: {exc}") from None
+        except ConfigError as exc:
+            raise HTTPError(400, str(exc)) from None
+        reg, created = await mesh.instances.register(*registration)
+        return (201 if created else 200), reg.to_dict()
+    if parts[:2] == ["v1", "instances"] and len(parts) == 5:
+        _allow(method, "DELETE")
+        try:
+            return 200, {"revision": await mesh.instances.deregister(tuple(parts[2:5]))}
+        except NotFoundError as exc:
+            raise HTTPError(404, str(exc)) from None
+    raise HTTPError(404, f"no such endpoint: /{'/'.join(parts)}")
 
 
 def _allow(method: str, *allowed: str) -> None:

@@ -82,6 +82,27 @@ class ControlClient:
     def delete(self, kind: str, namespace: str, name: str) -> int:
         return int(self._request("DELETE", _object_path(kind, namespace, name))["revision"])
 
+    def members(self) -> dict[str, Any]:
+        """``{"gossip": bool, "members": [...]}`` (``GET /v1/members``)."""
+        return self._request("GET", "/v1/members")
+
+    def instances(self) -> dict[str, Any]:
+        return self._request("GET", "/v1/instances")
+
+    def register(self, service: str, address: str, ports: list[tuple[str, int]], *,
+                 namespace: str = DEFAULT_NAMESPACE, labels: dict[str, str] | None = None,
+                 service_account: str = "default") -> dict[str, Any]:
+        """Register (or replace) static instances; ``ports`` are (protocol name, port) pairs."""
+        return self._request("POST", "/v1/instances", {
+            "service": service, "namespace": namespace, "address": address,
+            "ports": [{"name": name, "port": port} for name, port in ports],
+            "labels": labels or {}, "serviceAccount": service_account})
+
+    def deregister(self, service: str, address: str, *,
+                   namespace: str = DEFAULT_NAMESPACE) -> int:
+        path = "/v1/instances/" + "/".join(quote(p, safe="") for p in (namespace, service, address))
+        return int(self._request("DELETE", path)["revision"])
+
     # -- transport -----------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, payload: Any = None) -> Any:

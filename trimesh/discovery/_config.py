@@ -121,3 +121,22 @@ class GossipConfig(msgspec.Struct, frozen=True, kw_only=True):
         ``dead`` message spreads within :meth:`dissemination_bound`."""
         return ((FIRST_PROBE_INTERVALS + 2) * self.probe_interval
                 + self.suspicion_max_timeout(n) + self.dissemination_bound(n))
+
+
+# memberlist DefaultLocalConfig (config.go): a loopback or single-host network, where round trips
+# are tiny and packets are rarely lost. Faster probes and gossip, shorter suspicion.
+LOCAL_PROFILE = GossipConfig(
+    probe_interval=1.0, probe_timeout=0.2, gossip_interval=0.1, indirect_checks=1,
+    retransmit_mult=2, suspicion_mult=3, push_pull_interval=15.0,
+    gossip_to_the_dead_time=15.0)
+PROFILES = {"lan": GossipConfig(), "local": LOCAL_PROFILE}
+DEFAULT_PROFILE = "lan"
+
+
+def gossip_profile(name: str) -> GossipConfig:
+    """The named timing profile: ``lan`` (memberlist ``DefaultLANConfig``, the default) or
+    ``local`` (memberlist ``DefaultLocalConfig``). ValueError names the known ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown gossip profile {name!r} (known: {', '.join(PROFILES)})") from None

@@ -280,13 +280,24 @@ class GossipAgent:
         await self._apply(self.node.put_config(trio.current_time(), kind, namespace, name,
                                                revision, obj))
 
-    async def put_object(self, obj) -> None:
-        """Publish a typed ``ConfigObject`` at its revision."""
-        await self._apply(self.node.put_object(trio.current_time(), obj))
+    async def put_object(self, obj, *, direct: bool = False) -> None:
+        """Publish a typed ``ConfigObject`` at its revision (``direct``: also send it straight to
+        every live member, :meth:`SwimNode.push_direct`)."""
+        now = trio.current_time()
+        await self._apply(self.node.put_object(now, obj))
+        if direct:
+            await self._apply(self.node.push_direct(now, obj.kind, obj.namespace, obj.name))
 
-    async def delete_object(self, kind: str, namespace: str, name: str, revision: int) -> None:
-        await self._apply(self.node.delete_object(trio.current_time(), kind, namespace, name,
-                                                  revision))
+    async def delete_object(self, kind: str, namespace: str, name: str, revision: int, *,
+                            direct: bool = False) -> None:
+        now = trio.current_time()
+        await self._apply(self.node.delete_object(now, kind, namespace, name, revision))
+        if direct:
+            await self._apply(self.node.push_direct(now, kind, namespace, name))
+
+    async def push_direct(self, kind: str, namespace: str, name: str) -> None:
+        """Send the entry held for the key straight to every live member (first-hop accelerator)."""
+        await self._apply(self.node.push_direct(trio.current_time(), kind, namespace, name))
 
     async def leave(self, timeout: float = LEAVE_TIMEOUT) -> bool:
         """Gossip our leave and wait (bounded) until it went out; the caller then cancels us."""
@@ -309,6 +320,13 @@ class GossipAgent:
     def config_objects(self) -> list:
         """Live config as typed ``ConfigObject`` values (see ``SwimNode.config_objects``)."""
         return self.node.config_objects()
+
+    def static_instances(self) -> list[ServiceInstance]:
+        return self.node.static_instances()
+
+    def view(self) -> tuple[list[ServiceInstance], list]:
+        """(registry incl. static instances, config objects) from one read (``SwimNode.view``)."""
+        return self.node.view()
 
     def statistics(self) -> dict:
         stats = dict(self.node.statistics()) if self.node else {}

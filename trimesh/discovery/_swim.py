@@ -106,6 +106,10 @@ if TYPE_CHECKING:  # annotation only: the core never draws randomness of its own
     import random
 
 REAP_INTERVAL = 5.0  # how often dead members past gossip_to_the_dead_time and old tombstones go
+# Static (VM) instances registered through the control travel as config entries of this kind;
+# it is not a config kind (those are CamelCase), so it can never collide with one. The entry's
+# name is ``SERVICE@ADDRESS`` and its object ``{"instances": [ServiceInstance, ...]}``.
+INSTANCE_KIND = "trimesh.static-instances"
 
 
 # -- records, events, effects ------------------------------------------------------------------
@@ -209,7 +213,7 @@ _COUNTERS = (
     "indirect_probes", "relayed_pings", "nacks_received", "suspicions", "confirmations",
     "deaths_declared", "verifications", "accusers_answered", "refutations", "absurd_incarnation", "misdirected_pings",
     "unexpected_messages", "config_applied", "config_stale", "config_invalid", "tombstones_expired",
-    "members_reaped",
+    "members_reaped", "direct_pushes",
 )
 
 
@@ -400,7 +404,7 @@ class SwimNode:
         validate (a newer peer's kind, a bad writer) is skipped and counted ``config_invalid``."""
         out = []
         for entry in self._config.values():
-            if entry.obj is None:
+            if entry.obj is None or entry.kind == INSTANCE_KIND:
                 continue
             try:
                 obj = object_from_dict(entry.obj)
@@ -409,6 +413,45 @@ class SwimNode:
                 continue
             out.append(msgspec.structs.replace(obj, revision=entry.revision))
         return out
+
+    def static_instances(self) -> list[ServiceInstance]:
+        """Instances registered statically through the control (``trimesh register``), carried
+        as :data:`INSTANCE_KIND` entries; a malformed one is skipped and counted
+        ``config_invalid``."""
+        out: list[ServiceInstance] = []
+        for entry in self._config.values():
+            if entry.kind != INSTANCE_KIND or entry.obj is None:
+                continue
+            try:
+                out.extend(msgspec.convert(entry.obj.get("instances"),
+                                           tuple[ServiceInstance, ...]))
+            except (msgspec.ValidationError, AttributeError):
+                self.counters["config_invalid"] += 1
+        return out
+
+    def view(self) -> tuple[list[ServiceInstance], list[ConfigObject]]:
+        """One consistent read of the registry (live members' instances, then static ones) and
+        the config objects: a caller that builds a routing snapshot from it never sees half of
+        a change, because nothing can run between the two reads of this synchronous call."""
+        return self.registry() + self.static_instances(), self.config_objects()
+
+    def push_direct(self, now: float, kind: str, namespace: str, name: str) -> list[Effect]:
+        """First-hop accelerator (trimesh addition): send the entry we hold for the key straight
+        to every live member in one datagram each, besides gossiping it. The writer of record
+        (the control) uses it so a change reaches every member in one network hop; gossip and
+        push/pull stay the repair path for the packets lost. Entries too big for a datagram are
+        already pushed over TCP and hinted (:meth:`put_config`)."""
+        entry = self._config.get((kind, namespace, name))
+        if entry is None:
+            return []
+        raw = encode_message(entry)
+        if len(raw) > self.config.udp_buffer_size - self._header:
+            return []
+        for member in self._members.values():
+            if member.state <= SUSPECT:
+                self._emit_packet(now, member.addr, [raw])
+                self.counters["direct_pushes"] += 1
+        return self._flush()
 
     def statistics(self) -> dict[str, Any]:
         states = [0, 0, 0, 0]
