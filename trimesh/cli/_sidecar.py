@@ -70,10 +70,14 @@ def _setup_logging(access_log: str) -> None:
 @click.option("--proxy-port", type=click.IntRange(0, 65535), default=15001, show_default=True,
               help="Outbound proxy port (HTTP_PROXY for the app).")
 @click.option("--admin-port", type=click.IntRange(0, 65535), default=15000, show_default=True)
-@click.option("--gossip-port", type=click.IntRange(0, 65535), default=7946, show_default=True,
-              help="Gossip port (membership; accepted, used once discovery is wired in).")
+@click.option("--gossip-port", type=click.IntRange(0, 65535), default=None,
+              help="Gossip port on --address [default: 7946]; giving it or --join turns gossip on.")
 @click.option("--join", multiple=True, metavar="HOST:PORT",
-              help="A gossip seed (accepted, used once discovery is wired in).")
+              help="A gossip member to join, e.g. the control's address:7946 (repeatable).")
+@click.option("--gossip-key-file", default=None, metavar="FILE",
+              help="The mesh key [default: gossip.key in the control's default state dir].")
+@click.option("--gossip-profile", type=click.Choice(["lan", "local"]), default="lan",
+              show_default=True, help="Gossip timing (docs/gossip.md).")
 @click.option("--control", default=None, metavar="URL",
               help="The control's config API [default: $TRIMESH_CONTROL or "
                    "http://127.0.0.1:15010]; 'none' disables it.")
@@ -90,8 +94,9 @@ def _setup_logging(access_log: str) -> None:
               help="Seed of the routing RNG (reproducible weighted picks in tests).")
 @click.argument("app_args", nargs=-1, type=click.UNPROCESSED)
 def run_sidecar(service, namespace, version, label, service_account, port, protocol, app_port,
-                app_address, address, proxy_port, admin_port, gossip_port, join, control,
-                registry, config_files, drain_timeout, access_log, seed, app_args) -> None:
+                app_address, address, proxy_port, admin_port, gossip_port, join, gossip_key_file,
+                gossip_profile, control, registry, config_files, drain_timeout, access_log, seed,
+                app_args) -> None:
     """Run a sidecar: inbound proxy in front of the app, outbound proxy for the app's calls,
     admin server (/ready /stats /config_dump /clusters /metrics).
 
@@ -115,7 +120,17 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
         app_argv=list(app_args), seed=seed)
     _setup_logging(access_log)
     try:
-        status = trio.run(partial(serve_sidecar, config, handle_signals=True))
+        setup = None
+        if join or gossip_port is not None:
+            from ..sidecar._gossip import GossipOptions, install_gossip
+            try:
+                options = GossipOptions(port=7946 if gossip_port is None else gossip_port,
+                                        join=tuple(join), key_file=gossip_key_file,
+                                        profile=gossip_profile)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--join") from None
+            setup = partial(install_gossip, options=options)
+        status = trio.run(partial(serve_sidecar, config, handle_signals=True, setup=setup))
     except BaseExceptionGroup as group:
         leaf = _leaf(group)
         if isinstance(leaf, TrimeshError):

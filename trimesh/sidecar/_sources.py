@@ -13,6 +13,11 @@
   serving its last snapshot while the control is down.
 
 Both sources call ``on_change()`` after updating their data; the sidecar rebuilds its snapshot.
+
+With gossip on (:mod:`._gossip`), the gossip source takes the control's listing over and merges the
+two views of the control's store with :func:`merge_control_and_gossip` (per key, the newer revision
+wins, tombstones included); ``--registry`` / ``--config`` files override both for the same
+endpoint or key (:func:`merge_instances`, the ``exclude`` argument). docs/gossip.md §7.
 """
 
 from __future__ import annotations
@@ -315,3 +320,62 @@ class ControlSource:
 
     def __repr__(self) -> str:
         return f"<ControlSource {self.url} revision={self.revision} connected={self.connected}>"
+
+
+# -- combining the control's listing with gossip (docs/gossip.md §7) ----------------------------
+
+def merge_control_and_gossip(control_objects: list[ConfigObject], control_revision: int,
+                             gossip_objects: list[ConfigObject],
+                             gossip_tombstones: dict[tuple[str, str, str], int],
+                             *, exclude: set[tuple[str, str, str]] = frozenset()
+                             ) -> list[ConfigObject]:
+    """One config view from two views of the same store (the control's). PURE.
+
+    Both carry the control's revisions, so per key the newer knowledge wins:
+
+    - an object present in both: the higher revision;
+    - an object only gossip has: kept if its revision is above the control listing's revision
+      (created after that listing), dropped otherwise (the listing is complete at its revision,
+      so the object was deleted by then); with no listing yet (``control_revision < 0``) kept;
+    - an object only the listing has: dropped if gossip holds a tombstone for it at a higher
+      revision (deleted since), kept otherwise.
+
+    Keys in ``exclude`` (the sidecar's own ``--config`` files, which override both) are left out.
+    Output order: sorted by key, so equal inputs give equal snapshots.
+    """
+    merged: dict[tuple[str, str, str], ConfigObject] = {}
+    listed = {o.key: o for o in control_objects}
+    for key, obj in listed.items():
+        if gossip_tombstones.get(key, -1) > obj.revision:
+            continue
+        merged[key] = obj
+    for obj in gossip_objects:
+        key = obj.key
+        held = merged.get(key)
+        if held is not None:
+            if obj.revision > held.revision:
+                merged[key] = obj
+        elif key not in listed and (control_revision < 0 or obj.revision > control_revision):
+            merged[key] = obj
+    for key in exclude:
+        merged.pop(key, None)
+    return [merged[k] for k in sorted(merged)]
+
+
+def endpoint_key(instance: ServiceInstance) -> tuple[str, str, int]:
+    return (instance.fqdn, instance.address, instance.port)
+
+
+def merge_instances(static: list[ServiceInstance], gossip: list[ServiceInstance]
+                    ) -> list[ServiceInstance]:
+    """Gossip's instances minus those whose endpoint (service FQDN, address, port) a
+    ``--registry`` file already lists: the file overrides gossip for the same endpoint, and no
+    endpoint is counted twice. PURE."""
+    taken = {endpoint_key(i) for i in static}
+    out = []
+    for inst in gossip:
+        key = endpoint_key(inst)
+        if key not in taken:
+            taken.add(key)
+            out.append(inst)
+    return out
