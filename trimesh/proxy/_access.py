@@ -5,10 +5,10 @@ Fields (docs/sidecar.md): ``time`` (Unix seconds), ``direction`` (outbound/inbou
 UT, DI, FI, ...), ``upstream`` (``address:port`` or ``-``), ``cluster``, ``rule``, ``duration_ms``,
 ``attempts``, ``request_id``.
 
-Formatting one line is the only per-request work (msgspec's JSON encoder, ~1 µs). Lines are buffered
-and handed to the ``trimesh.access`` logger :data:`FLUSH_LINES` at a time, or by
-:meth:`AccessLog.serve_flusher` every :data:`FLUSH_INTERVAL` seconds, so the per-request cost does not
-include a logging record, a lock and a ``write`` syscall. The logger's handler decides where lines go
+Per request the log keeps one tuple of the fields; they are formatted (msgspec's JSON encoder) when
+a batch is written, not on the request's path. Batches go to the ``trimesh.access`` logger
+:data:`FLUSH_LINES` at a time, or every :data:`FLUSH_INTERVAL` seconds from
+:meth:`AccessLog.serve_flusher`, so a request costs no logging record, lock or ``write`` syscall. The logger's handler decides where lines go
 (stderr by default; ``--access-log FILE``).
 """
 
@@ -26,6 +26,16 @@ FLUSH_INTERVAL = 0.5  # seconds between background flushes
 _encode = msgspec.json.Encoder().encode
 
 
+def _record(p: tuple) -> dict:
+    (t, direction, method, authority, path, status, flags, upstream, cluster, rule, duration,
+     attempts, request_id) = p
+    return {"time": int(t * 1000) / 1000, "direction": direction, "method": method,
+            "authority": authority, "path": path, "status": status, "flags": flags or "-",
+            "upstream": upstream or "-", "cluster": cluster or "-", "rule": rule or "-",
+            "duration_ms": int(duration * 1e6) / 1000, "attempts": attempts,
+            "request_id": request_id or "-"}
+
+
 class AccessLog:
     """Collects access-log lines. ``sink`` (for tests) receives each record dict instead of the
     logger; ``enabled=False`` turns the log off (counts stay)."""
@@ -36,7 +46,7 @@ class AccessLog:
         # A disabled logger (``--access-log off``) costs nothing per request.
         self.enabled = enabled and not self.logger.disabled
         self.sink = sink
-        self._lines: list[str] = []
+        self._pending: list[tuple] = []
         self.records = 0
 
     def log(self, direction: str, method: str, authority: str, path: str, status: int,
@@ -45,22 +55,21 @@ class AccessLog:
         self.records += 1
         if not self.enabled:
             return
-        rec = {"time": int(time.time() * 1000) / 1000, "direction": direction, "method": method,
-               "authority": authority, "path": path, "status": status, "flags": flags or "-",
-               "upstream": upstream or "-", "cluster": cluster or "-", "rule": rule or "-",
-               "duration_ms": int(duration * 1e6) / 1000, "attempts": attempts,
-               "request_id": request_id or "-"}
         if self.sink is not None:
-            self.sink(rec)
+            self.sink(_record((time.time(), direction, method, authority, path, status, flags,
+                               upstream, cluster, rule, duration, attempts, request_id)))
             return
-        self._lines.append(_encode(rec).decode())
-        if len(self._lines) >= FLUSH_LINES:
+        # Per request only a tuple is kept; lines are formatted in batches by flush().
+        pending = self._pending
+        pending.append((time.time(), direction, method, authority, path, status, flags, upstream,
+                        cluster, rule, duration, attempts, request_id))
+        if len(pending) >= FLUSH_LINES:
             self.flush()
 
     def flush(self) -> None:
-        if self._lines:
-            lines, self._lines = self._lines, []
-            self.logger.info("\n".join(lines))
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self.logger.info("\n".join([_encode(_record(p)).decode() for p in pending]))
 
     async def serve_flusher(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -72,7 +81,7 @@ class AccessLog:
             self.flush()
 
     def statistics(self) -> dict[str, object]:
-        return {"records": self.records, "buffered": len(self._lines), "enabled": self.enabled}
+        return {"records": self.records, "buffered": len(self._pending), "enabled": self.enabled}
 
     def __repr__(self) -> str:
-        return f"<AccessLog records={self.records} buffered={len(self._lines)}>"
+        return f"<AccessLog records={self.records} buffered={len(self._pending)}>"

@@ -48,6 +48,7 @@ FLAGS_HEADER = "x-trimesh-response-flags"
 try:  # routing is a sibling subsystem; the proxy needs its decision types
     from ..routing import (OVERFLOW_BODY, OVERFLOW_FLAG, OVERFLOW_STATUS, OVERLOADED_HEADER,
                            Forward, Redirect, Reject, RequestInfo)
+    from ..routing._balancers import PEAK_EWMA
 except ImportError:  # pragma: no cover - only while the routing package is being built
     Forward = Redirect = Reject = RequestInfo = None  # type: ignore[assignment]
 
@@ -247,6 +248,8 @@ class OutboundProxy:
         self.mirror_max_in_flight = mirror_max_in_flight
         self.mirrors_in_flight = 0
         self.counters = _Counters()
+        self.requests = 0
+        self._by_class = [0] * 10  # responses by status class (index: status // 100)
         self._cx_waiters: dict[str, trio.Event] = {}
         self._ids = RequestIds(rng)
 
@@ -274,10 +277,10 @@ class OutboundProxy:
 
     def _done(self, status, flags, start, head, authority, path, upstream, cluster, rule, attempts,
               request_id) -> None:
-        c = self.counters
-        c.inc("requests")
-        c.inc(f"status_{status // 100}xx")
+        self.requests += 1
+        self._by_class[status // 100] += 1
         if flags:
+            c = self.counters
             for f in flags.split(","):
                 c.inc(f"flag_{f}")
         self.access_log.log(self.direction, head.method, authority, path, status, flags, upstream,
@@ -381,7 +384,7 @@ class OutboundProxy:
         if fwd.mirror is not None and complete:
             self._start_mirror(fwd, head, hdrs, out_path, out_authority, body)
         # Attempts, under the cluster's circuit breaker (docs/resilience.md §1).
-        now = trio.current_time() if fwd.delay else start
+        now = trio.current_time() if (fwd.delay or head.has_body) else start
         token = None
         if cluster is not None:
             token = cluster.admit_request(now)
@@ -413,6 +416,7 @@ class OutboundProxy:
         fail_body = ""
         upstream = ""
         per_conn = cluster.limits.max_requests_per_connection if cluster is not None else 0
+        ewma = cluster is not None and cluster.balancer.name == PEAK_EWMA
         server = down.server
         # The route timeout runs from the end of the request (Envoy). Without a per-try timeout
         # it is enforced by the server's deadline timer (no cancel scope per request, see
@@ -420,7 +424,6 @@ class OutboundProxy:
         timeout = fwd.timeout
         timed = bool(timeout) and per_try is None
         if timeout:
-            now = trio.current_time()
             deadline = now + timeout
             if timed:
                 server.arm(down, timeout, deadline)
@@ -474,8 +477,10 @@ class OutboundProxy:
                 finally:
                     t = trio.current_time()
                     if inst is not None:
-                        cluster.on_request_end(inst, t - now, t)
-                        cluster.record_result(inst, rh.status if rh is not None else None, t)
+                        # RTT feeds only PEAK_EWMA; outlier detection only with a policy.
+                        cluster.on_request_end(inst, t - now if ewma else None, t)
+                        if cluster.outlier_config is not None:
+                            cluster.record_result(inst, rh.status if rh is not None else None, t)
                     if holds_cx and rh is None:
                         self._release_connection(cluster)
                 if rh is None and not fail_flag:
@@ -649,12 +654,14 @@ class OutboundProxy:
                                    path, fwd.rule, request_id)
 
     def statistics(self) -> dict[str, object]:
-        s = dict(self.counters)
+        s: dict[str, object] = {"requests": self.requests}
+        s.update((f"status_{i}xx", n) for i, n in enumerate(self._by_class) if n)
+        s.update(self.counters)
         s["mirrors_in_flight"] = self.mirrors_in_flight
         return s
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} requests={self.counters.get('requests', 0)}>"
+        return f"<{type(self).__name__} requests={self.requests}>"
 
 
 async def relay_upgrade(proxy, down: Downstream, head: RequestHead, endpoint, hdrs, out_path, start,
