@@ -66,6 +66,23 @@ class FastStream:
                 raise trio.BrokenResourceError(f"recv failed: {exc}") from exc
             await trio.lowlevel.wait_readable(sock)
 
+    async def wait_and_receive(self, max_bytes: int = RECV_SIZE) -> bytes:
+        """``receive_some`` for when data cannot be there yet (a response right after its request
+        was sent, the next request right after a response): wait for readiness first, sparing
+        the ``recv`` that would fail with ``EAGAIN`` and the exception it raises."""
+        sock = self.sock
+        self._ops = 0
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            try:
+                return sock.recv(max_bytes)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                if self._closed:
+                    raise trio.ClosedResourceError("stream was closed") from None
+                raise trio.BrokenResourceError(f"recv failed: {exc}") from exc
+
     async def send_all(self, data: bytes) -> None:
         sock = self.sock
         self._ops += 1
@@ -119,12 +136,13 @@ class FastStream:
 class TrioStream:
     """``trio.SocketStream`` with a synchronous ``close()``, so the proxy can use either stream."""
 
-    __slots__ = ("_s", "receive_some", "send_all", "send_eof", "aclose", "sock")
+    __slots__ = ("_s", "receive_some", "wait_and_receive", "send_all", "send_eof", "aclose",
+                 "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._s = s = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-        self.receive_some = s.receive_some
+        self.receive_some = self.wait_and_receive = s.receive_some
         self.send_all = s.send_all
         self.send_eof = s.send_eof
         self.aclose = s.aclose
@@ -137,11 +155,11 @@ class TlsStream:
     """TLS origination (egress to ``https`` ports): ``trio.SSLStream`` behind the same interface.
     Not on the hot path; handshake failures surface as OSError (a connect failure)."""
 
-    __slots__ = ("_s", "receive_some", "send_all")
+    __slots__ = ("_s", "receive_some", "wait_and_receive", "send_all")
 
     def __init__(self, ssl_stream: trio.SSLStream) -> None:
         self._s = ssl_stream
-        self.receive_some = ssl_stream.receive_some
+        self.receive_some = self.wait_and_receive = ssl_stream.receive_some
         self.send_all = ssl_stream.send_all
 
     def close(self) -> None:

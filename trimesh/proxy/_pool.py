@@ -178,8 +178,16 @@ async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], payload: bytes
             await conn.stream.send_all(payload)
             if body_source is not None:
                 await body_source(conn)
+            events = conn.parser.events
             while True:
-                kind, ev = await conn.next_event()
+                if not events:  # the response cannot be there yet: wait before reading
+                    data = await conn.stream.wait_and_receive()
+                    if data:
+                        conn.parser.feed(data)
+                    else:
+                        conn.parser.feed_eof()
+                    continue
+                kind, ev = events.popleft()
                 if kind == HEAD:
                     conn.requests += 1
                     return conn, ev

@@ -246,7 +246,9 @@ class HttpServer:
                             while not events:
                                 if self.draining and not parser.in_head:
                                     return
-                                data = await stream.receive_some()
+                                # After a response the next request is not there yet.
+                                data = await (stream.wait_and_receive() if parser.messages
+                                              else stream.receive_some())
                                 if not data:
                                     return
                                 parser.feed(data)
