@@ -54,6 +54,7 @@ import os
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -72,6 +73,9 @@ from ..nursery import (
 from ..proxy import AccessLog, HttpServer, InboundProxy, OutboundProxy, UpstreamPool
 from ..routing import SourceIdentity, compile_routes
 from ._admin import AdminApp, serve_admin
+from ._health import DEFAULT_HEALTH_MODE, HEALTH_INTERVAL, HEALTH_PATH, HealthCheckConfig
+from ._health import HealthChecker
+from ._health import serve_health_checker
 from ._sources import ControlSource, FileSource
 
 DEFAULT_PROXY_PORT = 15001  # Istio's outbound capture port (DESIGN.md §1)
@@ -96,15 +100,15 @@ class SidecarConfig:
 
     service: str
     port: int
-    app_port: int
+    app_port: int | None  # None: no inbound listener (an embedded mesh client, an ingress)
     namespace: str = DEFAULT_NAMESPACE
     labels: dict[str, str] = field(default_factory=dict)
     service_account: str = "default"
     protocol: str = "http"
     app_address: str = "127.0.0.1"
     address: str = "127.0.0.1"
-    proxy_port: int = DEFAULT_PROXY_PORT
-    admin_port: int = DEFAULT_ADMIN_PORT
+    proxy_port: int | None = DEFAULT_PROXY_PORT  # None: no outbound listener (open_mesh)
+    admin_port: int | None = DEFAULT_ADMIN_PORT  # None: no admin server
     control: str | None = DEFAULT_CONTROL_URL
     registry: str | None = None
     config_files: list[str] = field(default_factory=list)
@@ -112,6 +116,9 @@ class SidecarConfig:
     domain: str = DEFAULT_DOMAIN
     app_argv: list[str] = field(default_factory=list)
     seed: int | None = None
+    health_interval: float = HEALTH_INTERVAL  # active health checks (docs/resilience.md §5)
+    health_path: str = HEALTH_PATH
+    health_checks: str = DEFAULT_HEALTH_MODE  # app | all | off
 
     @property
     def name(self) -> str:
@@ -159,7 +166,7 @@ class Sidecar:
         self.own_instance = None
         self.outbound = OutboundProxy(None, rng=self.rng, pool=self.pool,
                                       access_log=self.access_log)
-        self.inbound = InboundProxy((config.app_address, config.app_port), rng=self.rng,
+        self.inbound = InboundProxy((config.app_address, config.app_port or 0), rng=self.rng,
                                     pool=self.app_pool, access_log=self.access_log)
         self.outbound_server = HttpServer("outbound", self.outbound)
         self.inbound_server = HttpServer("inbound", self.inbound)
@@ -179,6 +186,13 @@ class Sidecar:
         self._shutdown = trio.Event()
         self._crash_plan = parse_crash_plan(os.environ.get(CRASH_ENV))
         self._crash_runs: dict[str, int] = {}
+        self.health = HealthChecker(
+            lambda: self.table, own_app=(config.app_address, config.app_port),
+            own_service=config.service, name=config.name,
+            config=HealthCheckConfig(interval=config.health_interval, path=config.health_path,
+                                     mode=config.health_checks))
+        self.add_child(ChildSpec("health", self._serve_health,
+                                 description="active health checks (trimesh/sidecar/_health.py)"))
 
     # -- hooks ----------------------------------------------------------------------------------
     def add_child(self, spec: ChildSpec, *, stage: str = "service") -> None:
@@ -258,6 +272,7 @@ class Sidecar:
             "access_log": self.access_log.statistics(), "files": self.files.statistics(),
             "control": self.control.statistics() if self.control else None,
             "app": self.app.statistics() if self.app else None,
+            "health": self.health.statistics(),
         }
 
     def config_dump(self) -> dict[str, Any]:
@@ -298,14 +313,17 @@ class Sidecar:
         specs.extend(self._extra["source"])
         specs.append(ChildSpec("snapshot", self._serve_snapshots,
                                description="rebuilds Snapshot + RouteTable from all sources"))
-        specs.append(ChildSpec("inbound", self._serve_inbound, shutdown_timeout=timeout,
-                               description="inbound listener -> app"))
-        specs.append(ChildSpec("outbound", self._serve_outbound, shutdown_timeout=timeout,
-                               description="outbound listener (HTTP_PROXY)"))
+        if self.config.app_port is not None:
+            specs.append(ChildSpec("inbound", self._serve_inbound, shutdown_timeout=timeout,
+                                   description="inbound listener -> app"))
+        if self.config.proxy_port is not None:
+            specs.append(ChildSpec("outbound", self._serve_outbound, shutdown_timeout=timeout,
+                                   description="outbound listener (HTTP_PROXY)"))
         specs.extend(self._extra["service"])
         specs.append(ChildSpec("telemetry", self._serve_telemetry,
                                description="access log batch flusher"))
-        specs.append(ChildSpec("admin", self._serve_admin, description="admin server"))
+        if self.config.admin_port is not None:
+            specs.append(ChildSpec("admin", self._serve_admin, description="admin server"))
         return [self._crashable(spec) for spec in specs]
 
     def _crashable(self, spec: ChildSpec) -> ChildSpec:
@@ -387,6 +405,11 @@ class Sidecar:
         await self._serve_listener(self.outbound_server, self.config.proxy_port,
                                    task_status=task_status)
 
+    async def _serve_health(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        own = self.own_instance  # up by now: services start after inbound
+        self.health.own_endpoint = own.endpoint if own is not None else None
+        await _until_stopped(partial(serve_health_checker, self.health), task_status)
+
     async def _serve_telemetry(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.access_log.serve_flusher)
@@ -415,13 +438,12 @@ class Sidecar:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.supervisor.serve)
                 self.started = True
-                inbound, outbound, admin = (self.addresses[k]
-                                            for k in ("inbound", "outbound", "admin"))
-                log.info("sidecar %s ready: inbound %s:%d -> %s:%d, outbound %s:%d, admin %s:%d",
-                         cfg.name, inbound[0], inbound[1], cfg.app_address, cfg.app_port,
-                         outbound[0], outbound[1], admin[0], admin[1])
+                log.info("sidecar %s ready: %s", cfg.name, self._describe())
                 task_status.started(self)
                 if cfg.app_argv:
+                    if "outbound" not in self.addresses:
+                        raise ValueError(f"sidecar {cfg.name}: an app needs the outbound listener")
+                    outbound = self.addresses["outbound"]
                     proxy = f"http://{outbound[0]}:{outbound[1]}"
                     self.app = AppProcess(cfg.app_argv, env=app_environment(
                         proxy, [cfg.address, cfg.app_address]), stop_timeout=APP_STOP_TIMEOUT,
@@ -440,6 +462,19 @@ class Sidecar:
             self.pool.close()
             self.app_pool.close()
         return self.app_status
+
+    def _describe(self) -> str:
+        """The ready line's list of listeners (tests and tools parse it)."""
+        parts = []
+        addrs = self.addresses
+        if "inbound" in addrs:
+            parts.append("inbound %s:%d -> %s:%d" % (*addrs["inbound"], self.config.app_address,
+                                                      self.config.app_port))
+        parts.append("outbound %s:%d" % addrs["outbound"] if "outbound" in addrs
+                     else "outbound in-process")
+        if "admin" in addrs:
+            parts.append("admin %s:%d" % addrs["admin"])
+        return ", ".join(parts)
 
     async def _run_app(self) -> None:
         assert self.app is not None
