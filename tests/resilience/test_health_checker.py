@@ -18,6 +18,7 @@ from trimesh.testing import FakeUpstream, serve_upstream
 SOURCE = SourceIdentity(service="productpage", namespace="default",
                         labels={"app": "productpage", "version": "v1"})
 FQDN = "reviews.default.svc.cluster.local"
+ALL = HealthCheckConfig(mode="all")  # probe the peers too (the default probes only the app)
 
 
 def reviews_table(addresses, port=9080, protocol="http"):
@@ -61,6 +62,23 @@ def test_bad_config_says_what(kw, where):
         HealthCheckConfig(**kw)
 
 
+async def test_modes(autojump_clock):
+    """The default probes only the own app; ``all`` adds the routed endpoints; ``off`` nothing."""
+    table = reviews_table(["127.0.0.1", "127.0.0.2"])
+    seen = {}
+    for mode in ("app", "all", "off"):
+        probe = ScriptedProbe({})
+        checker = HealthChecker(lambda: table, own_app=("127.0.0.9", 8000), probe=probe,
+                                config=HealthCheckConfig(mode=mode))
+        await checker.check_once()
+        seen[mode] = sorted(c[1] for c in probe.calls)
+    assert HealthCheckConfig().mode == "app"
+    assert seen == {"app": ["127.0.0.9"], "all": ["127.0.0.1", "127.0.0.2", "127.0.0.9"],
+                    "off": []}
+    with pytest.raises(ValueError, match="mode must be one of app, all, off"):
+        HealthCheckConfig(mode="peers")
+
+
 def test_per_service_paths():
     cfg = HealthCheckConfig(paths={"reviews": "/r", "ratings.default.svc.cluster.local": "/q"})
     assert cfg.path_for("reviews", FQDN) == "/r"
@@ -72,7 +90,7 @@ async def test_a_503_leaves_the_pool_within_one_interval(autojump_clock):
     table = reviews_table(["127.0.0.1", "127.0.0.2", "127.0.0.3"])
     cluster = table.cluster(FQDN)
     probe = ScriptedProbe({})
-    checker = HealthChecker(lambda: table, probe=probe)
+    checker = HealthChecker(lambda: table, probe=probe, config=ALL)
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_health_checker, checker)
         await trio.sleep(2.5)  # rounds at 0, 1, 2
@@ -102,7 +120,7 @@ async def test_failures_need_the_threshold(autojump_clock):
     table = reviews_table(["127.0.0.1", "127.0.0.2"])
     cluster = table.cluster(FQDN)
     probe = ScriptedProbe({("127.0.0.1", 9080): 500})
-    checker = HealthChecker(lambda: table, probe=probe)
+    checker = HealthChecker(lambda: table, probe=probe, config=ALL)
     await checker.check_once()
     assert cluster.healthy_count == 2  # one 500 is not enough
     await checker.check_once()
@@ -116,7 +134,7 @@ async def test_failures_need_the_threshold(autojump_clock):
 async def test_the_table_is_reread_every_round(autojump_clock):
     tables = [reviews_table(["127.0.0.1"])]
     probe = ScriptedProbe({})
-    checker = HealthChecker(lambda: tables[0], probe=probe)
+    checker = HealthChecker(lambda: tables[0], probe=probe, config=ALL)
     await checker.check_once()
     tables[0] = reviews_table(["127.0.0.5", "127.0.0.6"])
     await checker.check_once()
@@ -127,7 +145,7 @@ async def test_the_table_is_reread_every_round(autojump_clock):
 async def test_tcp_instances_get_a_connect_check(autojump_clock):
     table = reviews_table(["127.0.0.1"], protocol="tcp")
     probe = ScriptedProbe({})
-    await HealthChecker(lambda: table, probe=probe).check_once()
+    await HealthChecker(lambda: table, probe=probe, config=ALL).check_once()
     assert probe.calls[0][3] is None
 
 
@@ -137,7 +155,7 @@ async def test_own_app_flips_are_announced(autojump_clock):
     probe = ScriptedProbe({("127.0.0.9", 8000): 503})
     checker = HealthChecker(lambda: table, own_app=("127.0.0.9", 8000),
                             own_endpoint=("127.0.0.2", 9080), own_service="reviews",
-                            config=HealthCheckConfig(paths={"reviews": "/ping"}), probe=probe,
+                            config=HealthCheckConfig(paths={"reviews": "/ping"}, mode="all"), probe=probe,
                             on_own_change=announced.append)
     await checker.check_once()
     # The own endpoint is not probed as a peer: the app is probed directly, its verdict shared.

@@ -2,11 +2,17 @@
 
 Theory of operation (docs/resilience.md §5; concepts.md §6 L538–540; Envoy ``HealthCheck``):
 
-- Every :data:`HEALTH_INTERVAL` seconds one *round* runs. A round probes, concurrently, every
-  endpoint of the sidecar's current :class:`~trimesh.routing.RouteTable` —
-  ``table.health_states()``: the endpoints of the clusters this sidecar has routed to so far — and
-  the sidecar's own app (``--app-address:--app-port``). Rounds start on a fixed grid
+- Every :data:`HEALTH_INTERVAL` seconds one *round* runs. A round probes, concurrently, the
+  sidecar's own app (``--app-address:--app-port``) and, in mode ``all``, every endpoint of the
+  sidecar's current :class:`~trimesh.routing.RouteTable` — ``table.health_states()``: the
+  endpoints of the clusters this sidecar has routed to so far. Rounds start on a fixed grid
   (``start + k × interval``); a round that overruns starts the next one at once.
+- Modes (:data:`HEALTH_MODES`, ``--health-checks``): ``app`` (the default) probes only the own
+  app — the sidecar's analogue of the Kubernetes readiness probe whose verdict Istio 0.x's
+  endpoints carried; with gossip the verdict reaches every other sidecar, so N sidecars do not
+  each probe M endpoints, and Istio 0.x's Pilot configured no active checks of peers either.
+  ``all`` also probes the peers directly: what a mesh of static (``--registry``) instances, with
+  nobody announcing their health, needs. ``off`` probes nothing.
 - A probe of an ``http`` endpoint is ``GET <path>`` over a fresh HTTP/1.1 connection with
   ``user-agent:`` :data:`USER_AGENT` and ``connection: close``, bounded by :data:`HEALTH_TIMEOUT`.
   It **passes** when the answer's status is below 500: any answer that is not a server error shows
@@ -56,6 +62,8 @@ HEALTH_PATH = "/health"  # trimesh default; Envoy's http_health_check.path is re
 USER_AGENT = "trimesh-health-checker/1"  # Envoy sends "Envoy/HC"; apps can spot checks by it
 PROBE_RESPONSE_LIMIT = 64 * 1024  # bytes read from a probe's answer at most (the body is ignored)
 HTTP_PROTOCOLS = frozenset({"http"})  # probed with GET; others get a TCP connect check
+HEALTH_MODES = ("app", "all", "off")  # what a sidecar probes; see the module docstring
+DEFAULT_HEALTH_MODE = "app"  # Istio 0.x configured no active checks of peers (module docstring)
 
 log = logging.getLogger("trimesh.sidecar")
 
@@ -125,8 +133,12 @@ class HealthCheckConfig:
     timeout: float = HEALTH_TIMEOUT
     path: str = HEALTH_PATH
     paths: Mapping[str, str] = field(default_factory=dict)
+    mode: str = DEFAULT_HEALTH_MODE
 
     def __post_init__(self) -> None:
+        if self.mode not in HEALTH_MODES:
+            raise ValueError(f"health-check mode must be one of {', '.join(HEALTH_MODES)}, "
+                             f"got {self.mode!r}")
         if not self.interval > 0:
             raise ValueError(f"health-check interval must be positive, got {self.interval!r}")
         if not self.timeout > 0:
@@ -189,6 +201,8 @@ class HealthChecker:
     def targets(self) -> list[_Target]:
         """The endpoints of one round (the own app first, if any)."""
         cfg = self.config
+        if cfg.mode == "off":
+            return []
         table = self.tables()
         states: dict[tuple[str, int], HealthState] = table.health_states() if table else {}
         info: dict[tuple[str, int], Any] = {}
@@ -205,6 +219,8 @@ class HealthChecker:
             out.append(_Target(self.own_app[0], self.own_app[1], path,
                                f"{self.own_app[0]}:{self.own_app[1]}", own_states))
         for ep, state in states.items():
+            if cfg.mode != "all":
+                break
             if ep == self.own_endpoint and self.own_app is not None:
                 continue
             inst = info.get(ep)
@@ -275,8 +291,9 @@ async def serve_health_checker(checker: HealthChecker, *,
     """Run ``checker`` until cancelled: a round every ``checker.config.interval`` seconds on a
     fixed grid, the first one at once. Reports ``task_status.started(checker)`` before it."""
     cfg = checker.config
-    log.info("health checker %s ready: GET %s every %gs (timeout %gs)%s", checker.name, cfg.path,
-             cfg.interval, cfg.timeout,
+    log.info("health checker %s ready: %s, GET %s every %gs (timeout %gs)%s", checker.name,
+             {"all": "the app and every routed endpoint", "app": "the app only",
+              "off": "nothing (off)"}[cfg.mode], cfg.path, cfg.interval, cfg.timeout,
              f", app at {checker.own_app[0]}:{checker.own_app[1]}" if checker.own_app else "")
     task_status.started(checker)
     next_round = trio.current_time()
