@@ -187,7 +187,8 @@ class Sidecar:
         self._crash_plan = parse_crash_plan(os.environ.get(CRASH_ENV))
         self._crash_runs: dict[str, int] = {}
         self.health = HealthChecker(
-            lambda: self.table, own_app=(config.app_address, config.app_port),
+            lambda: self.table,
+            own_app=(config.app_address, config.app_port) if config.app_port else None,
             own_service=config.service, name=config.name,
             config=HealthCheckConfig(interval=config.health_interval, path=config.health_path,
                                      mode=config.health_checks))
