@@ -92,11 +92,18 @@ def _setup_logging(access_log: str) -> None:
               help="Where access-log lines go ('-' is stderr).")
 @click.option("--seed", type=int, default=None, hidden=True,
               help="Seed of the routing RNG (reproducible weighted picks in tests).")
+@click.option("--health-checks", type=click.Choice(["app", "all", "off"]), default="app",
+              show_default=True, help="What the health checker probes: the app; the app and every "
+              "instance this sidecar routes to; nothing.")
+@click.option("--health-interval", type=click.FloatRange(0.01), default=1.0, show_default=True,
+              metavar="SECONDS", help="Seconds between health-check rounds.")
+@click.option("--health-path", default="/health", show_default=True,
+              help="Path the health checker GETs.")
 @click.argument("app_args", nargs=-1, type=click.UNPROCESSED)
 def run_sidecar(service, namespace, version, label, service_account, port, protocol, app_port,
                 app_address, address, proxy_port, admin_port, gossip_port, join, gossip_key_file,
                 gossip_profile, control, registry, config_files, drain_timeout, access_log, seed,
-                app_args) -> None:
+                health_checks, health_interval, health_path, app_args) -> None:
     """Run a sidecar: inbound proxy in front of the app, outbound proxy for the app's calls,
     admin server (/ready /stats /config_dump /clusters /metrics).
 
@@ -118,6 +125,10 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
         address=address, proxy_port=proxy_port, admin_port=admin_port, control=control,
         registry=registry, config_files=list(config_files), drain_timeout=drain_timeout,
         app_argv=list(app_args), seed=seed)
+    config.health_checks, config.health_interval = health_checks, health_interval
+    if not health_path.startswith("/"):
+        raise click.BadParameter("must start with '/'", param_hint="--health-path")
+    config.health_path = health_path
     _setup_logging(access_log)
     try:
         setup = None
