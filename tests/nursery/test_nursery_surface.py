@@ -15,6 +15,7 @@ PUBLIC = {
     "SupervisorStatistics", "dependents_of", "open_supervisor", "serve_supervisor", "start_order",
     "stop_requested", "wait_stop_requested",
     "AppProcess", "DEFAULT_APP_STOP_TIMEOUT", "local_no_proxy", "serve_signals",
+    "cancel_on_stop",
 }
 
 FORBIDDEN = {"trio", "socket", "ssl", "time", "random", "asyncio", "anyio"}

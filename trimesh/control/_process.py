@@ -1,8 +1,17 @@
-"""The control process (``trimesh run control``): the config store and its API in one nursery.
+"""The control process (``trimesh run control``): the config store and its services as one
+supervision tree (trimesh.nursery, docs/supervision.md).
 
-DESIGN.md §1 puts more services in the control (gossip member, CA, Mixer, service graph); they join
-this nursery as their issues land. Ready means: the state is loaded and the API is accepting
-connections, then ONE line is logged naming both.
+Children, in start order (stop order is the reverse)::
+
+    config-api   the config API over the store
+    gossip       the gossip member (only with ``gossip_port``)
+    publisher    keeps gossip in line with the store (depends on gossip: restarted with it)
+    <children>   ``serve_control(children=[ChildSpec, ...])``: the place for the CA, Mixer and
+                 service-graph services (DESIGN.md §1) as their issues land
+
+A crashing child is restarted (at most :data:`CONTROL_INTENSITY`); one that crashes more often
+takes the control down with an error naming it. Ready means: the state is loaded and every child
+is up, then ONE line is logged naming the API and the state directory.
 
 Gossip (``gossip_port`` not ``None``): the control reads or creates the mesh key in its state
 directory, joins the seeds as member ``control@ADDRESS``, and runs the :class:`~._gossip.Publisher`
@@ -16,12 +25,14 @@ import logging
 import os
 from pathlib import Path
 
+from collections.abc import Sequence
 from functools import partial
 
 import trio
 
 from ..config import DEFAULT_DOMAIN
 from ..errors import TrimeshError
+from ..nursery import ChildSpec, Supervisor, SupervisorError, cancel_on_stop
 from ..discovery import GossipConfig, serve_discovery
 from ._api import DEFAULT_CONFIG_PORT, Mesh, serve_config_api
 from ._gossip import Publisher, load_or_create_mesh_key, mesh_key_path
@@ -31,6 +42,7 @@ from ._store import ConfigStore
 log = logging.getLogger("trimesh.control")
 
 DEFAULT_ADDRESS = "127.0.0.1"
+CONTROL_INTENSITY = (3, 10.0)  # restarts in seconds, as a sidecar's (trimesh/sidecar/_sidecar.py)
 
 
 def default_state_dir() -> Path:
@@ -51,29 +63,65 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
                         domain: str = DEFAULT_DOMAIN, gossip_port: int | None = None,
                         join: list[str] | tuple[str, ...] = (),
                         gossip_config: GossipConfig | None = None,
+                        children: Sequence[ChildSpec] = (),
                         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the control until cancelled. ``task_status.started`` gets the config API's URL.
     Raises ``StateError`` if the state directory cannot be used. ``gossip_port`` (0: any free
-    port; ``None``: no gossip) runs the gossip member, joining the ``join`` seeds."""
+    port; ``None``: no gossip) runs the gossip member, joining the ``join`` seeds. ``children``
+    are extra supervised services started after the built-in ones."""
     state_path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
     store = await trio.to_thread.run_sync(ConfigStore.open, state_path)
     with store:
         instances = InstanceStore(state_path)
         mesh = Mesh(instances)
-        async with trio.open_nursery() as nursery:
-            url = await nursery.start(partial(serve_config_api, store, address, config_port,
-                                              mesh=mesh))
-            if gossip_port is not None:
-                key = await trio.to_thread.run_sync(load_or_create_mesh_key, state_path)
+        specs = [ChildSpec("config-api", cancel_on_stop(partial(
+            serve_config_api, store, address, config_port, mesh=mesh)), description="config API")]
+        if gossip_port is not None:
+            key = await trio.to_thread.run_sync(load_or_create_mesh_key, state_path)
+
+            async def serve_gossip(*, task_status=trio.TASK_STATUS_IGNORED) -> None:
                 try:
-                    mesh.agent = await nursery.start(partial(
-                        serve_discovery, f"control@{address}", host=address, port=gossip_port,
-                        seeds=list(join), key=key, config=gossip_config))
+                    await serve_discovery(f"control@{address}", host=address, port=gossip_port,
+                                          seeds=list(join), key=key, config=gossip_config,
+                                          task_status=_Then(task_status, mesh))
                 except OSError as exc:
                     raise TrimeshError(f"cannot listen on {address}:{gossip_port} (gossip): "
                                        f"{exc.strerror or exc}") from None
-                await nursery.start(Publisher(store, instances, mesh.agent).serve)
-            log.info("control ready: config API on %s, state in %s", url, state_path)
-            log.debug("control: domain %s, %d objects at revision %d", domain,
-                      len(store.list()), store.revision)
-            task_status.started(url)
+
+            async def serve_publisher(*, task_status=trio.TASK_STATUS_IGNORED) -> None:
+                await Publisher(store, instances, mesh.agent).serve(task_status=task_status)
+
+            specs.append(ChildSpec("gossip", cancel_on_stop(serve_gossip),
+                                   description="gossip member"))
+            specs.append(ChildSpec("publisher", cancel_on_stop(serve_publisher),
+                                   depends_on=("gossip",),
+                                   description="publishes the store into gossip"))
+        specs.extend(children)
+        supervisor = Supervisor(specs, intensity=CONTROL_INTENSITY, name="control")
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(supervisor.serve)
+                url = supervisor.started_value("config-api")
+                log.info("control ready: config API on %s, state in %s", url, state_path)
+                log.debug("control: domain %s, %d objects at revision %d", domain,
+                          len(store.list()), store.revision)
+                task_status.started(url)
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], SupervisorError):
+                only = group.exceptions[0]
+                if isinstance(only.__cause__, TrimeshError):  # e.g. "cannot listen on ..."
+                    raise only.__cause__ from None
+                raise only from only.__cause__
+            raise
+
+
+class _Then:
+    """The gossip child's task_status: records the agent on the API's Mesh, then reports."""
+
+    def __init__(self, status, mesh: Mesh) -> None:
+        self._status = status
+        self._mesh = mesh
+
+    def started(self, agent=None) -> None:
+        self._mesh.agent = agent
+        self._status.started(agent)

@@ -55,7 +55,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -98,6 +98,20 @@ async def wait_stop_requested() -> None:
         await trio.sleep_forever()
     else:
         await event.wait()
+
+
+def cancel_on_stop(serve: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
+    """Wrap a ``serve(*, task_status)`` that has nothing to finish gracefully (a poller, a plain
+    listener) so it is cancelled as soon as its supervisor asks it to stop, instead of after its
+    ``shutdown_timeout``."""
+
+    async def run(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            task_status.started(await nursery.start(serve))
+            await wait_stop_requested()
+            nursery.cancel_scope.cancel()
+
+    return run
 
 
 class ChildState(enum.StrEnum):
