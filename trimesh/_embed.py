@@ -60,7 +60,9 @@ class _MemoryServer:
     draining = False
 
     @staticmethod
-    def arm(down: _MemoryDownstream, key: object, deadline: float) -> None:
+    def arm(down: _MemoryDownstream, key: object, deadline: float, *_: object) -> None:
+        # A cancel scope per request (not the listener's shared timer): when it fires, the
+        # handler's "deadline expired" branch answers 504 UT through ``stream.sock.send``.
         down.armed = deadline
         down.scope.deadline = deadline
 
@@ -119,7 +121,7 @@ class _MemoryDownstream:
     """One in-memory request/response exchange shaped like trimesh.proxy's Downstream."""
 
     __slots__ = ("stream", "parser", "client", "response_started", "server", "scope", "armed",
-                 "response")
+                 "response", "upstream", "soft", "client_gone")
 
     def __init__(self, client: str, body: AsyncIterator[bytes] | None, send=None) -> None:
         self.response = ResponseParser()
@@ -129,6 +131,9 @@ class _MemoryDownstream:
         self.server = _SERVER
         self.scope = trio.CancelScope()
         self.armed: float | None = None
+        self.upstream = None  # the upstream connection in use (set by the pool's exchange)
+        self.soft = False
+        self.client_gone = False  # an in-process caller cannot vanish mid-request
         self.stream = _MemoryStream(body, send or self._feed_async, self.response.feed)
 
     @property
@@ -348,6 +353,8 @@ class Mesh:
                             try:
                                 down.response.feed(await receive_channel.receive())
                             except trio.EndOfChannel:
+                                if events:  # written synchronously (a 504 after the deadline)
+                                    continue
                                 raise UpstreamError(f"{method} {url}: no response from the mesh"
                                                     ) from None
                     yield resp
@@ -378,7 +385,8 @@ def _build(service: str, *, namespace: str, version: str | None, labels: Mapping
            registry: str | os.PathLike | None, control: str | None, join: Sequence[str],
            config: Sequence[Any], instances: Sequence[ServiceInstance], address: str,
            proxy_port: int | None, admin_port: int | None, seed: int | None, domain: str,
-           gossip_port: int, setup: Callable[[Sidecar], None] | None,
+           gossip_port: int, gossip_key_file: str | None, gossip_profile: str,
+           setup: Callable[[Sidecar], None] | None,
            ) -> tuple[SidecarConfig, Callable[[Sidecar], None]]:
     files: list[str] = []
     objects: list[ConfigObject] = []
@@ -409,7 +417,8 @@ def _build(service: str, *, namespace: str, version: str | None, labels: Mapping
         except ImportError:
             raise ConfigError("join= needs the sidecar's gossip member, not in this build",
                               path="join") from None
-        gossip = partial(install_gossip, options=GossipOptions(port=gossip_port, join=tuple(join)))
+        gossip = partial(install_gossip, options=GossipOptions(
+            port=gossip_port, join=tuple(join), key_file=gossip_key_file, profile=gossip_profile))
 
     def install(sidecar: Sidecar) -> None:
         if objects or instances:
@@ -428,14 +437,17 @@ async def open_mesh(*, service: str, namespace: str = DEFAULT_NAMESPACE,
                     registry: str | os.PathLike | None = None, control: str | None = None,
                     join: Sequence[str] = (), config: Sequence[Any] = (),
                     instances: Sequence[ServiceInstance] = (), address: str = "127.0.0.1",
-                    admin_port: int | None = None, gossip_port: int = 0, seed: int | None = None,
-                    domain: str = DEFAULT_DOMAIN,
+                    admin_port: int | None = None, gossip_port: int = 0,
+                    gossip_key_file: str | None = None, gossip_profile: str = "lan",
+                    seed: int | None = None, domain: str = DEFAULT_DOMAIN,
                     setup: Callable[[Sidecar], None] | None = None) -> AsyncIterator[Mesh]:
     """Join the mesh as ``service`` for the body of ``async with`` (module docstring).
 
     Where the mesh's view comes from: ``registry`` (a registry YAML file, re-read on change),
     ``control`` (the control's URL, long-polled), ``join`` (gossip seeds), ``config`` (config
     file paths, re-read on change, and/or ConfigObjects) and ``instances`` (ServiceInstances).
+    Gossip: ``gossip_port`` (0: any), ``gossip_key_file`` (the mesh key; default: the control's
+    state dir), ``gossip_profile`` ("lan" or "local", docs/gossip.md).
     ``admin_port`` (0: any) also serves the admin endpoints. ``setup(sidecar)`` runs before the
     tree starts (add children or sources there). On exit the tree drains and stops; errors that
     took it down are raised from the ``async with``.
@@ -444,7 +456,8 @@ async def open_mesh(*, service: str, namespace: str = DEFAULT_NAMESPACE,
                           registry=registry, control=control, join=join, config=config,
                           instances=instances, address=address, proxy_port=None,
                           admin_port=admin_port, seed=seed, domain=domain,
-                          gossip_port=gossip_port, setup=setup)
+                          gossip_port=gossip_port, gossip_key_file=gossip_key_file,
+                          gossip_profile=gossip_profile, setup=setup)
     sidecar = Sidecar(cfg)
     install(sidecar)
     try:
@@ -561,6 +574,7 @@ def start_in_thread(*, service: str, namespace: str = DEFAULT_NAMESPACE,
                     join: Sequence[str] = (), config: Sequence[Any] = (),
                     instances: Sequence[ServiceInstance] = (), address: str = "127.0.0.1",
                     proxy_port: int = 0, admin_port: int | None = None, gossip_port: int = 0,
+                    gossip_key_file: str | None = None, gossip_profile: str = "lan",
                     seed: int | None = None, domain: str = DEFAULT_DOMAIN, set_env: bool = False,
                     setup: Callable[[Sidecar], None] | None = None) -> MeshThread:
     """Start an outbound proxy for ``service`` in a background thread and return once it is
@@ -570,5 +584,6 @@ def start_in_thread(*, service: str, namespace: str = DEFAULT_NAMESPACE,
                           registry=registry, control=control, join=join, config=config,
                           instances=instances, address=address, proxy_port=proxy_port,
                           admin_port=admin_port, seed=seed, domain=domain,
-                          gossip_port=gossip_port, setup=setup)
+                          gossip_port=gossip_port, gossip_key_file=gossip_key_file,
+                          gossip_profile=gossip_profile, setup=setup)
     return MeshThread(cfg, install, set_env).start()
