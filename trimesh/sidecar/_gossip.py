@@ -37,7 +37,7 @@ from typing import Any
 
 import trio
 
-from ..config import ConfigObject, ServiceInstance
+from ..config import ConfigObject, ServiceInstance, make_instance
 from ..control import default_mesh_key_file, read_mesh_key
 from ..discovery import (
     DEFAULT_PORT,
@@ -227,10 +227,19 @@ def install_gossip(sidecar: Any, options: GossipOptions) -> GossipSource:
     source (taking the control's listing over), the ``gossip`` child at the source stage, and the
     graceful leave as an ``on_drained`` hook. Raises ``MeshKeyError`` for a bad key file."""
     key = read_mesh_key(options.key_file or default_mesh_key_file())
+    cfg = sidecar.config
+    # The gossip child starts before the inbound listener (sources come first in the tree), so
+    # the first announcement uses the instance the sidecar will have — the same fields as
+    # Sidecar._announce_own — when its port is fixed; the real one replaces it once known.
+    predicted = None
+    if cfg.port:
+        predicted = make_instance(cfg.service, cfg.address, cfg.port, labels=dict(cfg.labels),
+                                  namespace=cfg.namespace, protocol=cfg.protocol,
+                                  service_account=cfg.service_account, domain=cfg.domain)
     source = GossipSource(
-        member_name(sidecar, options.port), host=sidecar.config.address, port=options.port,
+        member_name(sidecar, options.port), host=cfg.address, port=options.port,
         seeds=options.join, key=key, on_change=sidecar.request_rebuild,
-        own=lambda: sidecar.own_instance, config=gossip_profile(options.profile),
+        own=lambda: sidecar.own_instance or predicted, config=gossip_profile(options.profile),
         files=sidecar.files, control=sidecar.control)
     if sidecar.control is not None and sidecar.control in sidecar.sources:
         sidecar.sources.remove(sidecar.control)  # merged by the gossip source (precedence)

@@ -1,0 +1,197 @@
+"""Gossip in real processes (issue 4's real-process acceptance): one control and 20 sidecars on
+loopback, each on its own 127.0.77.x, all joined by gossip only (``--control none``).
+
+- a RouteRule created at the control is in every sidecar's /config_dump within 1 s of the create
+  returning, at the 99th percentile over 20 trials (p50/p99 printed);
+- ``trimesh register`` / ``deregister`` reach every registry; ``trimesh members`` lists everyone;
+- a graceful stop (SIGTERM: drain, then leave) removes a sidecar from every registry faster than
+  the failure detector could;
+- ``kill -9`` removes a sidecar from every registry within ``dead_detection_bound`` of the
+  profile in use, and restarting it brings it back everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+
+import pytest
+from mesh_testkit import (
+    CONTROL_ADDRESS,
+    GOSSIP_PORT,
+    PROFILE,
+    SERVICE_PORT,
+    Proc,
+    config_dump,
+    percentile,
+    ready,
+    sidecar_address,
+    sidecar_argv,
+    trimesh_command,
+    wait_until,
+)
+
+from trimesh.control import ControlClient
+from trimesh.discovery import gossip_profile
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+N = 20
+TRIALS = 20
+P99_BOUND = 1.0  # seconds (issue 4)
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mesh")
+    state = root / "state"
+    port = _free_port(CONTROL_ADDRESS)
+    control = Proc("control", trimesh_command() + [
+        "run", "control", "--state-dir", str(state), "--address", CONTROL_ADDRESS,
+        "--config-port", str(port), "--gossip-port", str(GOSSIP_PORT),
+        "--gossip-profile", PROFILE], root / "control.log").start()
+    url = f"http://{CONTROL_ADDRESS}:{port}"
+    key_file = state / "gossip.key"
+    sidecars: dict[int, Proc] = {}
+    try:
+        wait_until(lambda: key_file.exists() and "control ready" in control.log_tail(), 30,
+                   "the control", [control])
+        for i in range(N):  # started concurrently; each waits for its own readiness
+            sidecars[i] = Proc(f"sidecar {i}", sidecar_argv(i, key_file),
+                               root / f"sidecar{i}.log").start()
+        wait_until(lambda: all(ready(i) for i in range(N)), 75, "20 sidecars ready",
+                   list(sidecars.values()), step=0.25)
+        yield {"url": url, "control": control, "sidecars": sidecars, "key_file": key_file,
+               "root": root}
+    finally:
+        for proc in list(sidecars.values()) + [control]:
+            proc.stop()
+
+
+def _addresses(dump) -> set[str]:
+    return {i["address"] for i in dump["instances"]} if dump else set()
+
+
+def _all_dumps(indices):
+    return {i: config_dump(i) for i in indices}
+
+
+def _members(url: str) -> dict[str, dict]:
+    result = subprocess.run(trimesh_command() + ["members", "-o", "json", "--control", url],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return {r["name"]: r for r in json.loads(result.stdout) if r["state"] == "alive"}
+
+
+def test_members_lists_the_control_and_every_sidecar(mesh):
+    alive = wait_until(lambda: (lambda m: m if len(m) == N + 1 else None)(_members(mesh["url"])),
+                       15, "21 alive members")
+    assert f"control@{CONTROL_ADDRESS}" in alive
+    for i in range(N):
+        row = alive[f"svc{i}-v1@{sidecar_address(i)}:{GOSSIP_PORT}"]
+        assert row["service"] == f"svc{i}"
+        assert row["labels"] == {"app": f"svc{i}", "version": "v1"}
+        assert row["instances"][0]["port"] == SERVICE_PORT
+    # every sidecar's registry holds all 20 instances
+    dumps = wait_until(lambda: (lambda d: d if all(len(_addresses(v)) == N for v in d.values())
+                                else None)(_all_dumps(range(N))), 15, "full registries")
+    assert all(_addresses(d) == {sidecar_address(i) for i in range(N)} for d in dumps.values())
+
+
+def test_route_rule_reaches_every_sidecar_within_one_second_p99(mesh):
+    latencies: list[float] = []
+    with ControlClient(mesh["url"]) as client:
+        for trial in range(TRIALS):
+            name = f"gossip-trial-{trial}"
+            client.create({"apiVersion": "config.istio.io/v1alpha2", "kind": "RouteRule",
+                           "metadata": {"name": name, "namespace": "default"},
+                           "spec": {"destination": {"name": f"svc{trial % N}"},
+                                    "route": [{"labels": {"version": "v1"}}]}})
+            t0 = time.monotonic()
+            pending = set(range(N))
+            deadline = t0 + 10
+            while pending and time.monotonic() < deadline:
+                for i in sorted(pending):
+                    dump = config_dump(i)
+                    if dump and any(o["metadata"]["name"] == name for o in dump["objects"]):
+                        latencies.append(time.monotonic() - t0)
+                        pending.discard(i)
+            assert not pending, f"trial {trial}: sidecars {sorted(pending)} never applied {name}"
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    print(f"\nRouteRule create -> applied by all {N} sidecars, {TRIALS} trials: "
+          f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
+          "(upper bounds: each includes the poll of /config_dump)")
+    assert len(latencies) == N * TRIALS
+    assert p99 <= P99_BOUND, f"p99 {p99:.3f}s > {P99_BOUND}s (p50 {p50:.3f}s)"
+
+
+def test_register_and_deregister_reach_every_registry(mesh):
+    cli = trimesh_command()
+    reg = subprocess.run(cli + ["register", "vm-db", "10.9.8.7", "http:3306", "grpc:3307",
+                                "-l", "version=v9", "--control", mesh["url"]],
+                         capture_output=True, text=True, timeout=30)
+    assert reg.returncode == 0, reg.stderr
+    assert reg.stdout.startswith("Registered vm-db at 10.9.8.7 (http:3306 grpc:3307)")
+
+    def seen(dump):
+        return {(i["port"], i["protocol"], i["labels"].get("version")) for i in dump["instances"]
+                if i["address"] == "10.9.8.7"} if dump else set()
+
+    wait_until(lambda: all(seen(d) == {(3306, "http", "v9"), (3307, "grpc", "v9")}
+                           for d in _all_dumps(range(N)).values()), 10, "the static instance")
+    dereg = subprocess.run(cli + ["deregister", "vm-db", "10.9.8.7", "--control", mesh["url"]],
+                           capture_output=True, text=True, timeout=30)
+    assert dereg.returncode == 0, dereg.stderr
+    wait_until(lambda: all(d is not None and not seen(d)
+                           for d in _all_dumps(range(N)).values()), 10, "the deregistration")
+
+
+def test_graceful_stop_leaves_at_once(mesh):
+    i = N - 1
+    proc = mesh["sidecars"][i]
+    address = sidecar_address(i)
+    t0 = time.monotonic()
+    assert proc.stop() == 0
+    others = range(N - 1)
+    wait_until(lambda: all(address not in _addresses(d) for d in _all_dumps(others).values()),
+               10, f"{address} leaving every registry")
+    elapsed = time.monotonic() - t0
+    config = gossip_profile(PROFILE)
+    # faster than any failure detection could be: a leave, not a death
+    assert elapsed < config.suspicion_min_timeout(N + 1), elapsed
+    mesh["sidecars"][i] = proc = Proc(proc.name, proc.argv, proc.log_path).start()
+    wait_until(lambda: ready(i), 30, f"sidecar {i} back", [proc])
+    wait_until(lambda: all(address in _addresses(d) for d in _all_dumps(others).values()),
+               15, f"{address} back in every registry", [proc])
+
+
+def test_kill_minus_9_is_removed_within_the_bound_and_comes_back(mesh):
+    i = 5
+    proc = mesh["sidecars"][i]
+    address = sidecar_address(i)
+    others = [j for j in range(N) if j != i]
+    config = gossip_profile(PROFILE)
+    bound = config.dead_detection_bound(N + 1)
+    t0 = time.monotonic()
+    proc.kill9()
+    wait_until(lambda: all(address not in _addresses(d) for d in _all_dumps(others).values()),
+               bound + 5, f"{address} dropped from every registry", step=0.2)
+    elapsed = time.monotonic() - t0
+    print(f"\nkill -9: removed from all {N - 1} registries after {elapsed:.1f} s "
+          f"(bound {bound:.1f} s, profile {PROFILE})")
+    assert elapsed <= bound
+
+    mesh["sidecars"][i] = proc = Proc(proc.name, proc.argv, proc.log_path).start()
+    wait_until(lambda: ready(i), 30, f"sidecar {i} restarted", [proc])
+    wait_until(lambda: all(address in _addresses(d) for d in _all_dumps(others).values()),
+               15, f"{address} back in every registry", [proc])
+    wait_until(lambda: len(_addresses(config_dump(i))) == N, 15,
+               "the restarted sidecar's full registry", [proc])
