@@ -506,6 +506,8 @@ class MeshThread:
         try:
             trio.run(self._serve)
         except BaseException as exc:  # reported to the thread that waits in start()/stop()
+            while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+                exc = exc.exceptions[0]
             self.error = exc
         finally:
             self._ready.set()
