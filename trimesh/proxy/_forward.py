@@ -346,7 +346,9 @@ class OutboundProxy:
         # Request head for upstream.
         out_authority = fwd.rewrite_authority or authority
         out_path = fwd.rewrite_path or path
-        websocket = head.upgrade == "websocket"
+        # Istio's websocketUpgrade (default false): without it the Upgrade header is dropped and
+        # the request is plain HTTP (the connection closes after the response).
+        websocket = head.upgrade == "websocket" and fwd.websocket_upgrade
         hdrs = [("host", out_authority)]
         named = _tokens(head.connection) if head.connection is not None else None
         xff = None
@@ -418,15 +420,13 @@ class OutboundProxy:
         per_conn = cluster.limits.max_requests_per_connection if cluster is not None else 0
         ewma = cluster is not None and cluster.balancer.name == PEAK_EWMA
         server = down.server
-        # The route timeout runs from the end of the request (Envoy). Without a per-try timeout
-        # it is enforced by the server's deadline timer (no cancel scope per request, see
-        # HttpServer.arm); with one, each attempt gets a cancel scope.
+        # The route timeout runs from the end of the request until the response is complete
+        # (Envoy's route timeout). It is enforced by the server's deadline timer (no cancel scope
+        # per request, see HttpServer.arm); a per-try timeout gets a cancel scope per attempt.
         timeout = fwd.timeout
-        timed = bool(timeout) and per_try is None
         if timeout:
             deadline = now + timeout
-            if timed:
-                server.arm(down, timeout, deadline)
+            server.arm(down, timeout, deadline, complete and not fwd.egress_tls)
         else:
             deadline = math.inf
         try:
@@ -452,38 +452,47 @@ class OutboundProxy:
                 conn = rh = None
                 holds_cx = False
                 try:
-                    if timed or not timeout:
+                    if per_try is None:
                         if cluster is not None:
                             if not cluster.admit_connection():
-                                await self._wait_connection(cluster)
+                                await self._wait_connection(cluster, deadline)
                             holds_cx = True
                             cluster.connection_ready(token)
                         conn, rh = await exchange(pool, endpoint, payload,
                                                   head_request=head_request, replayable=complete,
-                                                  body_source=streamer)
+                                                  body_source=streamer, owner=down)
                     else:
                         with trio.move_on_at(min(deadline, now + per_try)):
                             if cluster is not None:
                                 if not cluster.admit_connection():
-                                    await self._wait_connection(cluster)
+                                    await self._wait_connection(cluster, deadline)
                                 holds_cx = True
                                 cluster.connection_ready(token)
                             conn, rh = await exchange(pool, endpoint, payload,
                                                       head_request=head_request,
-                                                      replayable=complete, body_source=streamer)
-                except (OSError, trio.BrokenResourceError, HTTPError):
+                                                      replayable=complete, body_source=streamer,
+                                                      owner=down)
+                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, HTTPError):
                     fail_flag, fail_status = "UF", 503
                     fail_body = "upstream connect error or disconnect/reset before headers"
                 finally:
-                    t = trio.current_time()
                     if inst is not None:
-                        # RTT feeds only PEAK_EWMA; outlier detection only with a policy.
+                        t = trio.current_time()
+                        # RTT feeds only PEAK_EWMA. Every attempt's outcome feeds outlier
+                        # detection (a timeout or reset as None), except one the client ended.
                         cluster.on_request_end(inst, t - now if ewma else None, t)
-                        if cluster.outlier_config is not None:
+                        if cluster.outlier_config is not None and not down.client_gone:
                             cluster.record_result(inst, rh.status if rh is not None else None, t)
                     if holds_cx and rh is None:
                         self._release_connection(cluster)
-                if rh is None and not fail_flag:
+                if down.expired or (rh is None and trio.current_time() >= deadline):
+                    if rh is not None:
+                        pool.discard(conn)
+                        if holds_cx:
+                            self._release_connection(cluster)
+                    fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
+                    break
+                if rh is None and not fail_flag:  # the per-try timeout
                     fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
                 if rh is not None:
                     if (attempts < max_tries and retry.should_retry_status(rh.status)
@@ -497,11 +506,10 @@ class OutboundProxy:
                             if cluster is not None:
                                 cluster.release_retry()
                         now = trio.current_time()
-                        if now < deadline:
+                        if now < deadline and not down.expired:
                             continue
                         fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
                         break
-                    server.disarm(down)  # the timeout covers the wait for the response head
                     extra = [(ATTEMPTS_HEADER, str(attempts))]
                     if cors_extra:
                         extra.extend(cors_extra)
@@ -509,6 +517,7 @@ class OutboundProxy:
                         keep = await relay_response(down, pool, conn, rh, head, extra,
                                                     reuse=per_conn == 0 or conn.requests < per_conn)
                     finally:
+                        server.disarm(down)  # the route timeout spans the response body too
                         if holds_cx:
                             self._release_connection(cluster)
                     self._done(rh.status, flags, start, head, authority, path, upstream,
@@ -523,7 +532,7 @@ class OutboundProxy:
                         if cluster is not None:
                             cluster.release_retry()
                     now = trio.current_time()
-                    if now < deadline:
+                    if now < deadline and not down.expired:
                         fail_flag = ""
                         continue
                     fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
@@ -538,7 +547,11 @@ class OutboundProxy:
                                            upstream=upstream, attempts=attempts,
                                            request_id=request_id, pending=False)
         except trio.Cancelled:
-            if down.expired:  # the deadline timer fired: answer without awaiting, then unwind
+            if down.client_gone:  # the client went away: nothing to answer (Envoy's DC)
+                flags = "DC" if not flags else f"{flags},DC"
+                self._done(0, flags, start, head, authority, path, upstream, cluster_name,
+                           fwd.rule, attempts, request_id)
+            elif down.expired:  # the deadline timer cancelled us: answer without awaiting
                 self._expired_reply(down, head, flags, start, authority, path, upstream,
                                     cluster_name, fwd.rule, attempts, request_id)
             raise
@@ -576,14 +589,18 @@ class OutboundProxy:
         self.counters.inc("retry_overflow")
         return False
 
-    async def _wait_connection(self, cluster) -> None:
-        """Wait (pending) until ``cluster`` may use one more connection."""
+    async def _wait_connection(self, cluster, deadline: float) -> None:
+        """Wait (pending) until ``cluster`` may use one more connection; OSError (a connect
+        failure, like Envoy's pending timeout) when the route deadline passes first."""
         key = cluster.name
-        while not cluster.admit_connection():
-            event = self._cx_waiters.get(key)
-            if event is None:
-                event = self._cx_waiters[key] = trio.Event()
-            await event.wait()
+        with trio.move_on_at(deadline):
+            while not cluster.admit_connection():
+                event = self._cx_waiters.get(key)
+                if event is None:
+                    event = self._cx_waiters[key] = trio.Event()
+                await event.wait()
+            return
+        raise OSError("no connection before the route deadline")
 
     def _release_connection(self, cluster) -> None:
         cluster.release_connection()
@@ -658,6 +675,15 @@ class OutboundProxy:
         s.update((f"status_{i}xx", n) for i, n in enumerate(self._by_class) if n)
         s.update(self.counters)
         s["mirrors_in_flight"] = self.mirrors_in_flight
+        clusters = getattr(self.table, "clusters", None)
+        if clusters is not None:
+            # Envoy's names, as its admin /stats prints them (traffic-tasks.md §8.5 greps
+            # ``cluster.out.<name>.upstream_rq_pending_overflow``), numeric entries only.
+            s["clusters"] = {
+                f"cluster.out.{name}.{key}": value
+                for name, cluster in clusters().items()
+                for key, value in cluster.statistics().items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool)}
         return s
 
     def __repr__(self) -> str:
@@ -776,6 +802,11 @@ class InboundProxy(OutboundProxy):
                                       head_request=head.method == "HEAD", replayable=complete,
                                       body_source=None if complete else _body_streamer(down,
                                                                                       chunked_up))
+        except trio.Cancelled:
+            if down.client_gone:  # Envoy's DC: the caller left; the app connection is closed
+                self._done(0, "DC", start, head, authority, path, self.upstream, "inbound|app",
+                           None, 1, request_id)
+            raise
         except (OSError, trio.BrokenResourceError, HTTPError):
             if not complete:
                 head.keep_alive = False

@@ -162,7 +162,7 @@ class StaleConnection(Exception):
 
 
 async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], payload: bytes, *,
-                   head_request: bool, replayable: bool, body_source=None):
+                   head_request: bool, replayable: bool, body_source=None, owner=None):
     """Send ``payload`` (a request head, plus the whole body when buffered) and wait for the final
     response head. ``body_source``, when given, is an async callable that streams the rest of the
     body onto the connection after ``payload``. Returns ``(conn, ResponseHead)``; the caller reads
@@ -170,9 +170,18 @@ async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], payload: bytes
 
     Raises OSError for a connect failure, ``trio.BrokenResourceError``/``HTTPError`` for a reset or
     malformed response. A stale pooled connection is retried once when ``replayable``.
+
+    ``owner`` (the downstream request's ``Downstream``) gets the connection in use as
+    ``owner.upstream``, so its deadline timer can close it; if the deadline already passed
+    (``owner.expired``) the connection is closed at once and ``trio.ClosedResourceError`` raised.
     """
     for tried_fresh in (False, True):
         conn = await (pool.connect(endpoint) if tried_fresh else pool.acquire(endpoint))
+        if owner is not None:
+            owner.upstream = conn
+            if owner.expired:
+                pool.discard(conn)
+                raise trio.ClosedResourceError("request deadline passed")
         try:
             conn.parser.expect(head_request=head_request)
             await conn.stream.send_all(payload)

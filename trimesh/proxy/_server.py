@@ -13,7 +13,10 @@ clock, and cancels those past their limit (resolution: the interval):
 - waiting for the first head, or for the rest of a head that has started: :data:`HEADER_READ_TIMEOUT`
   (a slow client is answered 408 and closed);
 - waiting idle between keep-alive requests: ``idle_timeout``;
-- while the handler runs: nothing here (the handler applies the route's timeouts).
+- while the handler runs: the route's deadline (:meth:`HttpServer.arm`, below) and, every interval,
+  a check that the client is still there (a ``MSG_PEEK`` of its socket): a client that closed or
+  reset its connection has its request cancelled — the upstream connection is discarded and the
+  access log says ``DC`` (Envoy's downstream connection termination).
 
 Draining (:meth:`HttpServer.drain`): the listener closes, idle connections are cancelled, busy ones
 finish their current request and close.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 
 import trio
 
@@ -41,16 +45,34 @@ class ClientGone(Exception):
     """The downstream closed its side."""
 
 
+def _peer_closed(stream) -> bool:
+    """Has the client closed (EOF) or reset its connection? A non-blocking ``MSG_PEEK`` leaves
+    any pipelined bytes in place."""
+    sock = getattr(stream, "sock", None)
+    if sock is None:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 class Downstream:
     """One client connection: its stream, request parser and address."""
 
     __slots__ = ("stream", "parser", "client", "response_started", "server", "scope",
-                 "wait_since", "head_timed", "timed_out", "armed", "expired")
+                 "wait_since", "head_timed", "timed_out", "armed", "expired", "upstream", "soft",
+                 "client_gone")
 
     def __init__(self, stream, client: str, server: "HttpServer") -> None:
         self.scope: trio.CancelScope | None = None
         self.armed: dict | None = None  # the timer bucket holding this connection's deadline
-        self.expired = False  # the request deadline passed and the timer cancelled `scope`
+        self.expired = False  # the request deadline passed (see HttpServer.arm)
+        self.upstream = None  # the upstream connection the request is using (see HttpServer.arm)
+        self.soft = False  # an expired request can be answered 504 on this connection
+        self.client_gone = False  # the client closed or reset while its request was in flight
         self.wait_since = 0.0
         self.head_timed = True
         self.timed_out = False
@@ -111,6 +133,8 @@ class HttpServer:
         self.header_timeouts = 0
         self.internal_errors = 0
         self._waiting: set[Downstream] = set()
+        self._busy: set[Downstream] = set()  # connections whose request is in the handler
+        self.client_disconnects = 0
         self._tick = 0.0
         self._buckets: dict[object, dict[Downstream, float]] = {}
         self._timer_wake = math.inf
@@ -172,17 +196,27 @@ class HttpServer:
     # request's deadline is recorded in a bucket keyed by the route's timeout: within a bucket,
     # deadlines = arm time + the same constant, so insertion order is deadline order and the
     # earliest is the first entry. One timer task sleeps until the earliest deadline of all
-    # buckets; when a deadline passes while the request is still armed, it cancels the
-    # connection's scope (the handler answers 504 UT without awaiting and the connection closes).
+    # buckets; when a deadline passes while the request is still armed, the timer marks it
+    # ``expired`` and wakes the handler:
+    #
+    # - ``soft`` (the request was read completely, no response byte sent yet): it closes the
+    #   upstream connection the handler waits on (``down.upstream``; nothing when between
+    #   attempts — those waits are bounded by the deadline). The handler sees the closed stream,
+    #   answers 504 UT and the client connection stays open; the upstream one is discarded.
+    # - otherwise (the response has started, or the request body is still streaming): it
+    #   cancels the connection's scope; the handler logs UT without awaiting (and writes a 504
+    #   when nothing was sent yet) and the connection closes — the response cannot be framed.
 
-    def arm(self, down: Downstream, key: object, deadline: float) -> None:
-        """Enforce ``deadline`` on the request ``down`` is handling (``key``: its timeout)."""
+    def arm(self, down: Downstream, key: object, deadline: float, soft: bool = False) -> None:
+        """Enforce ``deadline`` on the request ``down`` is handling (``key``: its timeout);
+        ``soft``: the request was read completely, so expiry can be answered in place."""
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = {}
         bucket[down] = deadline
         down.armed = bucket
         down.expired = False
+        down.soft = soft
         if deadline < self._timer_wake:
             self._timer_wake = deadline
             self._timer_scope.deadline = deadline  # rare: only an earlier deadline wakes it
@@ -209,7 +243,11 @@ class HttpServer:
                     down.armed = None
                     down.expired = True
                     self.request_timeouts += 1
-                    down.scope.cancel()
+                    if down.soft and not down.response_started:
+                        if down.upstream is not None:
+                            down.upstream.close()  # wakes its waiter: ClosedResourceError
+                    else:
+                        down.scope.cancel()
             self._timer_wake = wake
 
     async def _watchdog(self) -> None:
@@ -217,6 +255,13 @@ class HttpServer:
         while not (self.draining and self.connections == 0):
             await trio.sleep(WATCHDOG_INTERVAL)
             now = self._tick = trio.current_time()
+            for down in list(self._busy):
+                if not down.client_gone and _peer_closed(down.stream):
+                    # Envoy's DC: the client went away while its request was in flight. The
+                    # handler is cancelled: its upstream connection is discarded, not pooled.
+                    down.client_gone = True
+                    self.client_disconnects += 1
+                    down.scope.cancel()
             for down in list(self._waiting):
                 limit = (self.header_timeout if down.head_timed or down.parser.in_head
                          else self.idle_timeout)
@@ -231,6 +276,7 @@ class HttpServer:
         events = parser.events
         scope = down.scope = trio.CancelScope()
         waiting = self._waiting
+        busy = self._busy
         self.connections += 1
         try:
             with scope:
@@ -260,10 +306,13 @@ class HttpServer:
                     kind, head = events.popleft()
                     down.response_started = False
                     self.in_flight += 1
+                    busy.add(down)
                     try:
                         keep = await self.handler(down, head)
                     finally:
                         self.in_flight -= 1
+                        busy.discard(down)
+                        down.upstream = None
                     if not keep or self.draining or parser.upgraded:
                         return
                     if parser.closed and not events:
@@ -306,7 +355,8 @@ class HttpServer:
         return {"connections": self.connections, "accepted": self.accepted,
                 "in_flight": self.in_flight, "bad_requests": self.bad_requests,
                 "header_timeouts": self.header_timeouts, "request_timeouts": self.request_timeouts,
-                "internal_errors": self.internal_errors, "draining": self.draining}
+                "internal_errors": self.internal_errors,
+                "client_disconnects": self.client_disconnects, "draining": self.draining}
 
     def __repr__(self) -> str:
         return (f"<HttpServer {self.name} on {self.address} connections={self.connections} "
