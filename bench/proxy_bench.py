@@ -51,7 +51,7 @@ BACKEND = (f"{NET}.2", 9080)
 OUTBOUND = f"{NET}.3"
 INBOUND = (f"{NET}.4", 9080)
 NGINX_PEER = (f"{NET}.5", 9080)
-PROXY_PORT, ADMIN_PORT, GOSSIP_PORT = 15001, 15000, 7946  # the mesh's defaults (DESIGN.md §1)
+PROXY_PORT, ADMIN_PORT = 15001, 15000  # the mesh's defaults (DESIGN.md §1)
 READY_TIMEOUT = 30.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROXY_CORE, LOAD_CORE = 0, 1
@@ -222,7 +222,7 @@ def sidecar_argv(service: str, address: str, port: int, app: tuple[str, int], wo
         "run", "sidecar", "--service", service, "--version", "v1", "--port", str(port),
         "--app-address", app[0], "--app-port", str(app[1]), "--address", address,
         "--proxy-port", str(PROXY_PORT), "--admin-port", str(ADMIN_PORT),
-        "--gossip-port", str(GOSSIP_PORT), "--config", str(config),
+        "--config", str(config),  # no --gossip-port: gossip stays off, instances are static
         "--control", "none",  # no control process: rules come from --config
         "--access-log", str(workdir / f"{service}-access.log"),
     ]

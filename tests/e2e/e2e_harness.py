@@ -257,12 +257,11 @@ def start_sidecar(log_dir: Path, service: str, instances: list[dict], config: st
     port = port or free_port(address)
     proxy_port, admin_port = free_port(address), free_port(address)
     app_address, app_port = app or ("127.0.0.1", free_port("127.0.0.1"))
-    gossip_port = free_port(address, socket.SOCK_DGRAM)
     argv = trimesh_command() + [
         "run", "sidecar", "--service", service, "--version", version,
         "--port", str(port), "--app-address", app_address, "--app-port", str(app_port),
         "--address", address, "--proxy-port", str(proxy_port), "--admin-port", str(admin_port),
-        "--gossip-port", str(gossip_port), "--registry", str(registry_path),
+        "--registry", str(registry_path),  # static instances; no --gossip-port: gossip stays off
         "--drain-timeout", "1", "--access-log", str(log_dir / f"{service}-access.log"),
     ]
     if control_url is None:
