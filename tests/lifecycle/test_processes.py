@@ -183,3 +183,21 @@ def test_sigterm_under_load_fails_no_started_request():
         if proc is not None:
             stop(proc)
         stop(app)
+
+
+def test_a_port_in_use_is_a_one_line_user_error():
+    busy = socket.socket()
+    busy.bind(("127.0.10.7", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        proc = start(SIDECAR + ["--service", "a", "--app-port", "1", "--address", "127.0.10.7",
+                                "--port", str(port), "--proxy-port", "0", "--admin-port", "0",
+                                "--control", "none"])
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 1
+        last = err.strip().splitlines()[-1]
+        assert last == f"Error: sidecar a: [Errno 98] inbound listener 127.0.10.7:{port}: " \
+                       "Address already in use"
+    finally:
+        busy.close()

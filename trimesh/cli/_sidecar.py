@@ -23,6 +23,19 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+def _start_cause(exc: BaseException) -> BaseException:
+    """A child that failed to START did so for a reason the user can act on (a file, a port in
+    use): show that, not the supervisor's wrapper. Crashes later keep the supervisor's message,
+    which names the child and its restarts."""
+    from ..nursery import ChildStartError
+
+    if isinstance(exc, ChildStartError) and exc.__cause__ is not None:
+        cause = _leaf(exc.__cause__)
+        if isinstance(cause, (TrimeshError, OSError)):
+            return cause
+    return exc
+
+
 def _labels(values: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for item in values:
@@ -143,14 +156,17 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
             setup = partial(install_gossip, options=options)
         status = trio.run(partial(serve_sidecar, config, handle_signals=True, setup=setup))
     except BaseExceptionGroup as group:
-        leaf = _leaf(group)
+        leaf = _start_cause(_leaf(group))
         if isinstance(leaf, TrimeshError):
             raise click.ClickException(str(leaf)) from None
         if isinstance(leaf, OSError):
             raise click.ClickException(f"sidecar {config.name}: {leaf}") from None
         raise
     except TrimeshError as exc:
-        raise click.ClickException(str(exc)) from None
+        leaf = _start_cause(exc)
+        if isinstance(leaf, OSError):
+            raise click.ClickException(f"sidecar {config.name}: {leaf}") from None
+        raise click.ClickException(str(leaf)) from None
     except OSError as exc:
         raise click.ClickException(f"sidecar {config.name}: {exc}") from None
     if status:
