@@ -1,12 +1,15 @@
-"""The sidecar process: proxies, admin server and config sources assembled (docs/sidecar.md)."""
+"""The sidecar: one supervision tree of config sources, snapshot builder, proxies, telemetry and
+admin server (docs/sidecar.md); hooks for other subsystems are documented in ``_sidecar.py``."""
 
 from ._admin import AdminApp as AdminApp
 from ._sidecar import DEFAULT_ADMIN_PORT as DEFAULT_ADMIN_PORT
 from ._sidecar import DEFAULT_CONTROL_URL as DEFAULT_CONTROL_URL
 from ._sidecar import DEFAULT_DRAIN_TIMEOUT as DEFAULT_DRAIN_TIMEOUT
 from ._sidecar import DEFAULT_PROXY_PORT as DEFAULT_PROXY_PORT
+from ._sidecar import SIDECAR_INTENSITY as SIDECAR_INTENSITY
 from ._sidecar import Sidecar as Sidecar
 from ._sidecar import SidecarConfig as SidecarConfig
+from ._sidecar import app_environment as app_environment
 from ._sidecar import serve_sidecar as serve_sidecar
 from ._sources import ControlSource as ControlSource
 from ._sources import FileSource as FileSource
