@@ -109,8 +109,11 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
         except BaseExceptionGroup as group:
             if len(group.exceptions) == 1 and isinstance(group.exceptions[0], SupervisorError):
                 only = group.exceptions[0]
-                if isinstance(only.__cause__, TrimeshError):  # e.g. "cannot listen on ..."
-                    raise only.__cause__ from None
+                cause = only.__cause__
+                while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+                    cause = cause.exceptions[0]  # a child's own nursery wraps its error
+                if isinstance(cause, TrimeshError):  # e.g. "cannot listen on ..."
+                    raise cause from None
                 raise only from only.__cause__
             raise
 

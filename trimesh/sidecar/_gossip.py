@@ -48,6 +48,7 @@ from ..discovery import (
     parse_addr,
     serve_discovery,
 )
+from ..errors import TrimeshError
 from ..nursery import ChildSpec, wait_stop_requested
 from ._sources import merge_control_and_gossip, merge_instances
 
@@ -147,10 +148,14 @@ class GossipSource:
         """Run the member until the supervisor asks us to stop; started once joined (or after
         :data:`JOIN_WAIT` if no seed answered: gossip repairs that later)."""
         async with trio.open_nursery() as nursery:
-            self.agent = await nursery.start(partial(
-                serve_discovery, self.name, host=self.host, port=self.port, seeds=self.seeds,
-                key=self.key, meta=self._own_meta(), config=self.config,
-                transport=self.transport))
+            try:
+                self.agent = await nursery.start(partial(
+                    serve_discovery, self.name, host=self.host, port=self.port,
+                    seeds=self.seeds, key=self.key, meta=self._own_meta(), config=self.config,
+                    transport=self.transport))
+            except OSError as exc:
+                raise TrimeshError(f"cannot listen on {self.host}:{self.port} (gossip): "
+                                   f"{exc.strerror or exc}") from None
             events = self.agent.subscribe()
             if self.seeds:
                 with trio.move_on_after(JOIN_WAIT):
