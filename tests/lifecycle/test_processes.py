@@ -20,14 +20,14 @@ BASE = ["--port", "0", "--proxy-port", "0", "--admin-port", "0", "--control", "n
 
 def test_a_crashed_child_is_restarted_and_shown_in_stats():
     proc = start(SIDECAR + ["--service", "a", "--app-port", "1", "--address", "127.0.10.1", *BASE],
-                 env={"TRIMESH_TEST_CRASH": "telemetry:1:0.3"})
+                 env={"TRIMESH_TEST_CRASH": "health:1:0.3"})
     try:
         m = wait_ready(proc)
         admin = f"http://{m.group(8)}:{m.group(9)}"
         deadline = time.monotonic() + 10
         child = None
         while time.monotonic() < deadline:
-            child = json.loads(get(admin + "/stats")[1])["tree"]["children"]["telemetry"]
+            child = json.loads(get(admin + "/stats")[1])["tree"]["children"]["health"]
             if child["restarts"] == 1 and child["state"] == "running":
                 break
             time.sleep(0.1)
@@ -42,7 +42,7 @@ def test_a_crashed_child_is_restarted_and_shown_in_stats():
 
 def test_crashing_past_the_intensity_exits_non_zero_naming_the_child():
     proc = start(SIDECAR + ["--service", "a", "--app-port", "1", "--address", "127.0.10.2", *BASE],
-                 env={"TRIMESH_TEST_CRASH": "telemetry:0:0.2"})
+                 env={"TRIMESH_TEST_CRASH": "health:0:0.2"})
     try:
         m = wait_ready(proc)
         admin = f"http://{m.group(8)}:{m.group(9)}"
@@ -56,7 +56,7 @@ def test_crashing_past_the_intensity_exits_non_zero_naming_the_child():
         code = proc.wait(10)
         err = proc.stderr.read()
         assert code == 1
-        assert "child 'telemetry'" in err and "test crash of child 'telemetry'" in err
+        assert "child 'health'" in err and "test crash of child 'health'" in err
         assert "over the limit of 3 restarts" in err
         # once the admin stopped answering, it never came back
         if None in statuses:
