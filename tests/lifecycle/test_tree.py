@@ -173,12 +173,14 @@ async def test_ready_is_503_while_a_child_restarts(nursery, autojump_clock, monk
         if sidecar.supervisor.statistics().children["files"].restarts:
             seen.append(sidecar.ready)
             await trio.sleep(0.3)  # a slow restart: /ready must say 503 meanwhile
-            seen.append(await _ready_status(sidecar))
+            r = await http_request(sidecar.addresses["admin"], "GET", "/ready", host="x")
+            seen.append(r.status)
+            seen.append(r.body)
         await orig(task_status=task_status)
 
     sidecar.files.serve = slow_start
     await trio.sleep(1.5)
-    assert seen == [False, 503]
+    assert seen == [False, 503, b"not ready: files restarting\n"]
     assert await _ready_status(sidecar) == 200
     sidecar.shutdown()
 

@@ -1,8 +1,10 @@
 """The sidecar's admin server (h11; Envoy's admin port 15000).
 
-- ``GET /ready``: 200 ``ready`` once every listener is up and the first snapshot is built; 503
-  ``draining`` after SIGTERM (so a load balancer stops sending), 503 ``starting`` before.
-- ``GET /stats``: JSON counters (listeners, outbound/inbound handlers, pools, sources).
+- ``GET /ready``: 200 ``ready`` when every child of the sidecar's tree is up and a snapshot is
+  loaded; 503 ``draining`` after SIGTERM (so a load balancer stops sending), 503 ``starting``
+  before, 503 ``not ready: health restarting`` while a crashed child comes back.
+- ``GET /stats``: JSON: ``tree`` (the supervisor's statistics: phase, every child's state,
+  restarts and last error) and counters (listeners, outbound/inbound handlers, pools, sources).
 - ``GET /config_dump``: the active snapshot: version, control revision, every object in the docs'
   shape, every instance.
 - ``GET /clusters``: the route table's clusters with their instances and balancer state.
@@ -46,6 +48,16 @@ def _metrics(stats: dict[str, Any]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _not_ready(sidecar) -> str:
+    """``starting``, or which children are not up (``restarting: health``) once it has started."""
+    sup = getattr(sidecar, "supervisor", None)
+    if sup is None or not getattr(sidecar, "started", False):
+        return "starting"
+    down = [f"{name} {child.state}" for name, child in sup.statistics().children.items()
+            if child.state != "running"]
+    return "not ready: " + ", ".join(down) if down else "starting"
+
+
 class AdminApp:
     """Maps admin paths to responses for one sidecar (``sidecar`` has ``ready``, ``draining``,
     ``statistics()``, ``config_dump()``, ``clusters()``)."""
@@ -64,7 +76,7 @@ class AdminApp:
             if sc.draining:
                 return 503, "text/plain", b"draining\n"
             if not sc.ready:
-                return 503, "text/plain", b"starting\n"
+                return 503, "text/plain", (_not_ready(sc) + "\n").encode()
             return 200, "text/plain", b"ready\n"
         if path == "/stats":
             return 200, "application/json", _json(sc.statistics())
