@@ -7,7 +7,9 @@ import pytest
 import trio
 
 import trimesh
+from tests.proxy.conftest import http_request
 from trimesh.config import load_text, make_instance
+from trimesh.errors import ConfigError
 from trimesh.testing import FakeUpstream, serve_upstream
 
 RULES = """apiVersion: config.istio.io/v1alpha2
@@ -162,11 +164,28 @@ async def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="absolute URL"):
         async with trimesh.open_mesh(service="p") as mesh:
             await mesh.request("GET", "/relative")
-    with pytest.raises(trimesh_errors().ConfigError, match=r"config\[0\]"):
+    with pytest.raises(ConfigError, match=r"config\[0\]"):
         async with trimesh.open_mesh(service="p", config=[42]):
             pass
 
 
-def trimesh_errors():
-    import trimesh.errors
-    return trimesh.errors
+async def test_a_stream_whose_route_times_out_gets_the_504(reviews, autojump_clock):
+    instances, _ = reviews
+    rules = load_text("""apiVersion: config.istio.io/v1alpha2
+kind: RouteRule
+metadata: {name: reviews-timeout}
+spec:
+  destination: {name: reviews}
+  route:
+  - labels: {version: v1}
+  httpReqTimeout: {simpleTimeout: {timeout: 0.5s}}
+""")
+    async with trimesh.open_mesh(service="productpage", config=rules, instances=instances,
+                                 admin_port=0) as mesh:
+        async with mesh.stream("GET", "http://reviews:9080/",
+                               headers={"x-upstream-delay": "3"}) as resp:
+            assert resp.status == 504 and resp.header("x-trimesh-response-flags") == "UT"
+            assert await resp.aread() == b"upstream request timeout\n"
+        admin = mesh.sidecar.addresses["admin"]
+        assert (await http_request(admin, "GET", "/ready", host="x")).status == 200
+        assert mesh.statistics()["outbound"]["flag_UT"] == 1
