@@ -34,7 +34,10 @@ _EXPORTS = {
     "SidecarConfig": "trimesh.sidecar",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "Mesh", "MeshResponse", "MeshThread", "Sidecar", "SidecarConfig", "StreamedResponse",
+    "__version__", "open_mesh", "serve_sidecar", "start_in_thread",
+]
 
 if TYPE_CHECKING:
     from ._embed import Mesh as Mesh

@@ -32,7 +32,14 @@ from __future__ import annotations
 import http
 import os
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -120,8 +127,8 @@ class _MemoryStream:
 class _MemoryDownstream:
     """One in-memory request/response exchange shaped like trimesh.proxy's Downstream."""
 
-    __slots__ = ("stream", "parser", "client", "response_started", "server", "scope", "armed",
-                 "response", "upstream", "soft", "client_gone")
+    __slots__ = ("armed", "client", "client_gone", "parser", "response", "response_started",
+                 "scope", "server", "soft", "stream", "upstream")
 
     def __init__(self, client: str, body: AsyncIterator[bytes] | None, send=None) -> None:
         self.response = ResponseParser()

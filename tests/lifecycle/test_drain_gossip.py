@@ -15,7 +15,15 @@ import threading
 import time
 
 import trimesh
-from tests.lifecycle.proc import SIDECAR, UPSTREAM, get, start, stop, wait_port, wait_ready
+from tests.lifecycle.proc import (
+    SIDECAR,
+    UPSTREAM,
+    get,
+    start,
+    stop,
+    wait_port,
+    wait_ready,
+)
 from trimesh.discovery import PROFILES
 
 CONTROL = [SIDECAR[0], "-c", "from trimesh.cli import main; main()", "run", "control"]
@@ -78,7 +86,8 @@ def test_drain_under_load_then_leave_within_a_gossip_round(tmp_path):
         mesh = trimesh.start_in_thread(service="productpage", address="127.0.15.4",
                                        join=["127.0.15.1:7946"], gossip_key_file=key,
                                        gossip_profile="local", admin_port=0)
-        admin = "http://%s:%d" % mesh.sidecar.addresses["admin"]
+        admin_host, admin_port = mesh.sidecar.addresses["admin"]
+        admin = f"http://{admin_host}:{admin_port}"
         proxy = tuple(mesh.sidecar.addresses["outbound"])
         deadline = time.monotonic() + 10
         while "127.0.15.3:9080" not in _instances(admin) and time.monotonic() < deadline:

@@ -47,7 +47,7 @@ async def reviews(nursery):
 
 
 async def test_requests_are_routed_by_route_rules(reviews):
-    instances, (v1, v2) = reviews
+    instances, (v1, _) = reviews
     async with trimesh.open_mesh(service="productpage", config=load_text(RULES),
                                  instances=instances, seed=1) as mesh:
         r = await mesh.request("GET", "http://reviews:9080/reviews/1")
@@ -66,7 +66,7 @@ async def test_requests_are_routed_by_route_rules(reviews):
 
 
 async def test_retries_timeouts_and_faults_come_from_the_proxy(reviews, autojump_clock):
-    instances, (v1, _) = reviews
+    instances, _ = reviews
     rules = load_text("""apiVersion: config.istio.io/v1alpha2
 kind: RouteRule
 metadata: {name: reviews-resilient}

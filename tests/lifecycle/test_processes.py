@@ -12,7 +12,15 @@ import time
 
 import pytest
 
-from tests.lifecycle.proc import SIDECAR, UPSTREAM, get, start, stop, wait_port, wait_ready
+from tests.lifecycle.proc import (
+    SIDECAR,
+    UPSTREAM,
+    get,
+    start,
+    stop,
+    wait_port,
+    wait_ready,
+)
 
 BASE = ["--port", "0", "--proxy-port", "0", "--admin-port", "0", "--control", "none",
         "--access-log", "off"]
@@ -94,7 +102,7 @@ def test_an_app_calling_out_on_its_first_line_succeeds_every_time(ratings):
                                 "--address", "127.0.10.3", *BASE, "--registry", str(ratings),
                                 "--drain-timeout", "0.2", "--", sys.executable, "-c", APP])
         try:
-            out, err = proc.communicate(timeout=30)
+            _, err = proc.communicate(timeout=30)
             if proc.returncode != 0:
                 failures.append((i, proc.returncode, err[-500:]))
         finally:

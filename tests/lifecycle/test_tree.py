@@ -7,6 +7,7 @@ import json
 
 import pytest
 import trio
+import trio.lowlevel
 
 from tests.proxy.conftest import http_request
 from trimesh.config import make_instance
@@ -87,8 +88,8 @@ async def test_tree_order_hooks_and_drain_sequence(nursery, autojump_clock):
     extra.instances = [make_instance("ratings", "127.0.9.99", 9080)]
     sidecar.request_rebuild()
     sidecar.request_rebuild()
-    await trio.sleep(0)
-    await trio.sleep(0)
+    await trio.lowlevel.checkpoint()
+    await trio.lowlevel.checkpoint()
     assert sidecar.version == version + 1
     assert any(i.service == "ratings" for i in sidecar.snapshot.instances)
     with pytest.raises(RuntimeError):

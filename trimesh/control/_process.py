@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
-
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 import trio
 
 from ..config import DEFAULT_DOMAIN
+from ..discovery import GossipConfig, serve_discovery
 from ..errors import TrimeshError
 from ..nursery import ChildSpec, Supervisor, SupervisorError, cancel_on_stop
-from ..discovery import GossipConfig, serve_discovery
 from ._api import DEFAULT_CONFIG_PORT, Mesh, serve_config_api
 from ._gossip import Publisher, load_or_create_mesh_key, mesh_key_path
 from ._instances import InstanceStore

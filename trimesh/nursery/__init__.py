@@ -25,11 +25,11 @@ from ._spec import ChildSpec as ChildSpec
 from ._spec import dependents_of as dependents_of
 from ._spec import start_order as start_order
 from ._supervisor import ChildState as ChildState
-from ._supervisor import cancel_on_stop as cancel_on_stop
 from ._supervisor import ChildStatistics as ChildStatistics
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import SupervisorPhase as SupervisorPhase
 from ._supervisor import SupervisorStatistics as SupervisorStatistics
+from ._supervisor import cancel_on_stop as cancel_on_stop
 from ._supervisor import open_supervisor as open_supervisor
 from ._supervisor import serve_supervisor as serve_supervisor
 from ._supervisor import stop_requested as stop_requested
