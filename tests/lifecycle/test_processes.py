@@ -54,22 +54,35 @@ def test_crashing_past_the_intensity_exits_non_zero_naming_the_child():
     try:
         m = wait_ready(proc)
         admin = f"http://{m.group(8)}:{m.group(9)}"
-        statuses = []
-        while proc.poll() is None and len(statuses) < 500:
+        lines, failed_at = [], []
+
+        def read_stderr():
+            for line in proc.stderr:
+                lines.append(line)
+                if "failing:" in line and not failed_at:
+                    failed_at.append(time.monotonic())  # the supervisor gave up
+
+        reader = threading.Thread(target=read_stderr)
+        reader.start()
+        polls = []  # (time the request was sent, status or None when refused)
+        while proc.poll() is None and len(polls) < 2000:
+            sent = time.monotonic()
             try:
-                statuses.append(get(admin + "/ready", timeout=1)[0])
+                polls.append((sent, get(admin + "/ready", timeout=1)[0]))
             except OSError:
-                statuses.append(None)  # refused: the admin server is gone
-            time.sleep(0.01)
+                polls.append((sent, None))
+            time.sleep(0.005)
         code = proc.wait(10)
-        err = proc.stderr.read()
+        reader.join(10)
+        err = "".join(lines)
         assert code == 1
         assert "child 'health'" in err and "test crash of child 'health'" in err
         assert "over the limit of 3 restarts" in err
-        # once the admin stopped answering, it never came back
-        if None in statuses:
-            first = statuses.index(None)
-            assert set(statuses[first:]) == {None}
+        assert any(status == 200 for _, status in polls)  # it was ready between restarts
+        # no half-alive sidecar: nothing asked after the supervisor gave up was told "ready"
+        assert failed_at
+        after = [s for t, s in polls if t > failed_at[0]]
+        assert after.count(200) == 0
     finally:
         stop(proc)
 
