@@ -238,3 +238,51 @@ async def test_publisher_republishes_deletes_and_re_tombstones(autojump_clock, n
     await store.delete(new.key)
     await _wait(lambda: not live("new"), 5)
     assert publisher.statistics()["tombstones"] == 2
+
+
+def test_known_members_file_tolerates_garbage(tmp_path):
+    from trimesh.control._gossip import load_known_members, save_known_members
+    path = tmp_path / "members.json"
+    assert load_known_members(path) == []
+    path.write_text("{broken")
+    assert load_known_members(path) == []
+    path.write_text('["127.0.0.2:7946", "nonsense", 7, "127.0.0.3:7946"]')
+    assert load_known_members(path) == ["127.0.0.2:7946", "127.0.0.3:7946"]
+    save_known_members(path, ["127.0.0.9:1"])
+    assert load_known_members(path) == ["127.0.0.9:1"]
+
+
+async def test_a_restarted_control_rejoins_the_members_it_knew(autojump_clock, nursery, tmp_path):
+    from trimesh.control._gossip import MEMBER_SNAPSHOT_INTERVAL, MEMBERS_FILE, load_known_members
+    config = GossipConfig()
+    member = await nursery.start(functools.partial(
+        serve_discovery, "sidecar", port=0, key=KEY, config=config))
+    with ConfigStore.open(tmp_path, offload=False) as store:
+        instances = InstanceStore(tmp_path, offload=False)
+        scope = trio.CancelScope()
+
+        async def first_run(task_status):
+            with scope:
+                async with trio.open_nursery() as inner:
+                    agent = await inner.start(functools.partial(
+                        serve_discovery, "control@x", port=0, key=KEY, config=config,
+                        seeds=[member.addr]))
+                    await inner.start(Publisher(store, instances, agent).serve)
+                    task_status.started(agent)
+        first = await nursery.start(first_run)
+        await trio.sleep(MEMBER_SNAPSHOT_INTERVAL + 1)
+        assert load_known_members(tmp_path / MEMBERS_FILE) == [member.addr]
+        scope.cancel()  # the control dies (no leave)
+        await _wait(lambda: member.node.member("control@x").state_name == "dead", 120)
+
+        # restarted on another port, with no --join: it finds the member from the file
+        second = await nursery.start(functools.partial(
+            serve_discovery, "control@x", port=0, key=KEY, config=config))
+        assert second.addr != first.addr
+        publisher = await nursery.start(Publisher(store, instances, second).serve)
+        assert publisher.rejoined == [member.addr]
+        await _wait(lambda: member.node.member("control@x").state_name == "alive", 5)
+        created = await store.create(load_text(RR_YAML % "after-restart")[0])
+        await _wait(lambda: member.node.config_entry("RouteRule", "default", "after-restart")
+                    is not None, 5)
+        assert created.revision == store.revision

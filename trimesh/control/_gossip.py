@@ -11,6 +11,12 @@
   ``GossipAgent.push_direct``), so a change reaches every sidecar in one network hop while gossip
   and push/pull repair whatever datagram was lost. Wake-ups coalesce: a burst of writes is
   published by one pass.
+* **Rejoining after a restart** (Serf's snapshot file). A control with a persistent store
+  remembers the addresses of the live members in ``STATE_DIR/members.json`` (rewritten at most
+  every :data:`MEMBER_SNAPSHOT_INTERVAL` seconds, only when the set changed) and, when it starts
+  again, pushes/pulls with up to :data:`REJOIN_MAX` of them. Without it, a restarted control that
+  is itself the mesh's seed (no ``--join``) would wait for the members' reconnect attempts (Serf's
+  ``ReconnectInterval``, 30 s, with probability failed/live each) to find it again.
 * **Members.** :func:`member_rows` is what ``GET /v1/members`` and ``trimesh members`` show: every
   member the control knows (alive, suspect, dead or left until reaped) with its instances, then
   the static registrations (state ``static``).
@@ -20,14 +26,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import os
+import random
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from ..discovery import ConfigEvent, GossipAgent
+from ..discovery import ConfigEvent, GossipAgent, parse_addr
 from ..errors import TrimeshError
 from ._instances import InstanceStore
 from ._publish import desired_entries, plan_publication
@@ -37,6 +45,9 @@ log = logging.getLogger("trimesh.control.gossip")
 
 MESH_KEY_FILE = "gossip.key"
 MESH_KEY_BYTES = 32  # AES-256-GCM
+MEMBERS_FILE = "members.json"  # live members' addresses, for rejoining after a restart
+MEMBER_SNAPSHOT_INTERVAL = 5.0  # seconds between checks of the live member set
+REJOIN_MAX = 8  # remembered members contacted at start (each is one TCP push/pull)
 
 
 class MeshKeyError(TrimeshError):
@@ -111,15 +122,51 @@ def _instance_row(i) -> dict[str, Any]:
             "healthy": i.healthy, "serviceAccount": i.service_account}
 
 
+def load_known_members(path: str | os.PathLike[str]) -> list[str]:
+    """Addresses saved by a previous run (an unreadable or malformed file counts as none)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, list):
+        return []
+    out = []
+    for addr in data:
+        try:
+            parse_addr(addr)
+        except (ValueError, TypeError, AttributeError):
+            continue
+        out.append(addr)
+    return out
+
+
+def save_known_members(path: str | os.PathLike[str], addrs: list[str]) -> None:
+    """Atomically replace the file (temp file, fsync, rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(addrs, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 class Publisher:
     """Keeps gossip in line with the config store and the instance store (see the module doc)."""
 
     def __init__(self, store: ConfigStore, instances: InstanceStore, agent: GossipAgent, *,
-                 direct: bool = True) -> None:
+                 direct: bool = True, members_file: str | os.PathLike[str] | None = None,
+                 rng: random.Random | None = None) -> None:
         self.store = store
         self.instances = instances
         self.agent = agent
         self.direct = direct
+        if members_file is None and store.state_dir is not None:
+            members_file = Path(store.state_dir) / MEMBERS_FILE
+        self.members_file = members_file
+        self.rng = rng or random.Random()
+        self.rejoined: list[str] = []
+        self.snapshots = 0
         self._dirty = trio.Event()
         self.passes = 0
         self.puts = 0
@@ -131,7 +178,8 @@ class Publisher:
 
     def statistics(self) -> dict[str, Any]:
         return {"passes": self.passes, "puts": self.puts, "tombstones": self.tombstones,
-                "foreign": len(self.foreign)}
+                "foreign": len(self.foreign), "rejoined": len(self.rejoined),
+                "member_snapshots": self.snapshots}
 
     def wake(self) -> None:
         self._dirty.set()
@@ -163,12 +211,35 @@ class Publisher:
             nursery.start_soon(self._watch_store)
             nursery.start_soon(self._watch_instances)
             nursery.start_soon(self._watch_gossip, self.agent.subscribe())
+            if self.members_file is not None:
+                known = await trio.to_thread.run_sync(load_known_members, self.members_file)
+                known = [a for a in known if a != self.agent.addr]
+                self.rejoined = self.rng.sample(known, min(REJOIN_MAX, len(known)))
+                if self.rejoined:
+                    log.info("control: rejoining %d remembered gossip members", len(self.rejoined))
+                    await self.agent.join(self.rejoined)
+                nursery.start_soon(self._snapshot_members)
             await self.publish_once()
             task_status.started(self)
             while True:
                 await self._dirty.wait()
                 self._dirty = trio.Event()
                 await self.publish_once()
+
+    async def _snapshot_members(self) -> None:
+        saved: list[str] | None = None
+        while True:
+            await trio.sleep(MEMBER_SNAPSHOT_INTERVAL)
+            addrs = sorted(m.addr for m in self.agent.members()
+                           if m.live and m.name != self.agent.name)
+            if addrs != saved and (addrs or saved is not None):
+                try:
+                    await trio.to_thread.run_sync(save_known_members, self.members_file, addrs)
+                except OSError as exc:
+                    log.warning("control: cannot save %s: %s", self.members_file, exc)
+                    continue
+                saved = addrs
+                self.snapshots += 1
 
     async def _watch_store(self) -> None:
         revision = self.store.revision

@@ -272,6 +272,10 @@ class GossipAgent:
         self._subscribers.append(send)
         return receive
 
+    async def join(self, seeds: Iterable[str]) -> None:
+        """Push/pull with more seed addresses (e.g. members remembered from a previous run)."""
+        await self._apply(self.node.join(trio.current_time(), list(seeds)))
+
     async def update_meta(self, instances: Iterable[ServiceInstance]) -> None:
         await self._apply(self.node.update_meta(trio.current_time(), instances))
 
