@@ -23,8 +23,10 @@ thread (its own ``trio.run``) and returns a :class:`MeshThread` whose ``proxy_ur
 ``HTTP_PROXY`` (``set_env=True`` does that for the process, and ``NO_PROXY`` for loopback);
 ``stop()`` drains and joins the thread.
 
-Membership (``join=[...]``) is the sidecar's gossip member when trimesh/sidecar/_gossip.py is
-present (``install_gossip``); ``registry=`` / ``control=`` / ``instances=`` work without it.
+Membership (``join=[...]``) is the sidecar's own gossip member (trimesh/sidecar/_gossip.py,
+``install_gossip``): the embedded member learns instances and config from gossip and announces no
+instance of its own (it serves nothing). ``registry=`` / ``control=`` / ``instances=`` work with or
+without it.
 """
 
 from __future__ import annotations
@@ -419,13 +421,14 @@ def _build(service: str, *, namespace: str, version: str | None, labels: Mapping
                         config_files=files, seed=seed, domain=domain)
     gossip = None
     if join:
+        from .sidecar._gossip import GossipOptions, install_gossip
+
         try:
-            from .sidecar._gossip import GossipOptions, install_gossip
-        except ImportError:
-            raise ConfigError("join= needs the sidecar's gossip member, not in this build",
-                              path="join") from None
-        gossip = partial(install_gossip, options=GossipOptions(
-            port=gossip_port, join=tuple(join), key_file=gossip_key_file, profile=gossip_profile))
+            options = GossipOptions(port=gossip_port, join=tuple(join), key_file=gossip_key_file,
+                                    profile=gossip_profile)
+        except ValueError as exc:
+            raise ConfigError(str(exc), path="join") from None
+        gossip = partial(install_gossip, options=options)
 
     def install(sidecar: Sidecar) -> None:
         if objects or instances:

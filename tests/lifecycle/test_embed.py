@@ -189,3 +189,9 @@ spec:
         admin = mesh.sidecar.addresses["admin"]
         assert (await http_request(admin, "GET", "/ready", host="x")).status == 200
         assert mesh.statistics()["outbound"]["flag_UT"] == 1
+
+
+async def test_a_bad_gossip_seed_names_the_field():
+    with pytest.raises(ConfigError, match="join"):
+        async with trimesh.open_mesh(service="p", join=["not-an-address"]):
+            pass
