@@ -44,6 +44,7 @@ MIRROR_MAX_IN_FLIGHT = 64  # concurrent mirror copies; more are dropped (counted
 DEFAULT_ROUTE_TIMEOUT = 15.0  # seconds; Istio 0.x httpReqTimeout default
 ATTEMPTS_HEADER = "x-trimesh-attempts"
 FLAGS_HEADER = "x-trimesh-response-flags"
+_ONE_ATTEMPT = ((ATTEMPTS_HEADER, "1"),)  # the usual extra response header (never mutated)
 
 try:  # routing is a sibling subsystem; the proxy needs its decision types
     from ..routing import (OVERFLOW_BODY, OVERFLOW_FLAG, OVERFLOW_STATUS, OVERLOADED_HEADER,
@@ -375,14 +376,20 @@ class OutboundProxy:
             hdrs.append(("connection", "upgrade"))
             return await self._websocket(down, head, fwd, hdrs, out_path, start, authority, path,
                                          request_id)
-        body, complete = await read_request_body(down, head, self.retry_buffer_limit)
-        chunked_up = _frame_request(hdrs, head, body, complete)
-        payload = render_request_head(head.method, out_path, hdrs)
-        if body and (complete or not chunked_up):
-            payload += body
-        elif body:
-            payload += encode_chunk(body)
-        streamer = None if complete else _body_streamer(down, chunked_up)
+        events = down.parser.events
+        if not head.has_body and events and events[0][0] == END:
+            events.popleft()  # the common case: no body, its END already parsed
+            payload = render_request_head(head.method, out_path, hdrs)
+            body, complete, streamer = b"", True, None
+        else:
+            body, complete = await read_request_body(down, head, self.retry_buffer_limit)
+            chunked_up = _frame_request(hdrs, head, body, complete)
+            payload = render_request_head(head.method, out_path, hdrs)
+            if body and (complete or not chunked_up):
+                payload += body
+            elif body:
+                payload += encode_chunk(body)
+            streamer = None if complete else _body_streamer(down, chunked_up)
         if fwd.mirror is not None and complete:
             self._start_mirror(fwd, head, hdrs, out_path, out_authority, body)
         # Attempts, under the cluster's circuit breaker (docs/resilience.md §1).
@@ -510,8 +517,10 @@ class OutboundProxy:
                             continue
                         fail_flag, fail_status, fail_body = "UT", 504, "upstream request timeout"
                         break
-                    extra = [(ATTEMPTS_HEADER, str(attempts))]
-                    if cors_extra:
+                    if attempts == 1 and not cors_extra:
+                        extra = _ONE_ATTEMPT
+                    else:
+                        extra = [(ATTEMPTS_HEADER, str(attempts))]
                         extra.extend(cors_extra)
                     try:
                         keep = await relay_response(down, pool, conn, rh, head, extra,

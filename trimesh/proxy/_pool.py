@@ -80,6 +80,12 @@ class UpstreamPool:
     async def acquire(self, endpoint: tuple[str, int]) -> UpstreamConnection:
         """A connection to ``endpoint``: the most recently released idle one, or a new one.
         Raises OSError when connecting fails (or takes longer than ``connect_timeout``)."""
+        conn = self.take_idle(endpoint)
+        return conn if conn is not None else await self.connect(endpoint)
+
+    def take_idle(self, endpoint: tuple[str, int]) -> UpstreamConnection | None:
+        """The most recently released idle connection to ``endpoint`` still within
+        ``idle_timeout``, or None (synchronous: the hot path needs no coroutine for it)."""
         idle = self._idle.get(endpoint)
         if idle:
             now = trio.current_time()
@@ -92,7 +98,7 @@ class UpstreamPool:
                     return conn
                 conn.close()
                 self._closed_idle += 1
-        return await self.connect(endpoint)
+        return None
 
     async def connect(self, endpoint: tuple[str, int]) -> UpstreamConnection:
         self._connects += 1
@@ -176,7 +182,9 @@ async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], payload: bytes
     (``owner.expired``) the connection is closed at once and ``trio.ClosedResourceError`` raised.
     """
     for tried_fresh in (False, True):
-        conn = await (pool.connect(endpoint) if tried_fresh else pool.acquire(endpoint))
+        conn = None if tried_fresh else pool.take_idle(endpoint)
+        if conn is None:
+            conn = await pool.connect(endpoint)
         if owner is not None:
             owner.upstream = conn
             if owner.expired:
