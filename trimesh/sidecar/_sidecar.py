@@ -189,7 +189,7 @@ class Sidecar:
         self.health = HealthChecker(
             lambda: self.table,
             own_app=(config.app_address, config.app_port) if config.app_port else None,
-            own_service=config.service, name=config.name,
+            own_service=config.service, name=config.name, on_own_change=self._own_health,
             config=HealthCheckConfig(interval=config.health_interval, path=config.health_path,
                                      mode=config.health_checks))
         self.add_child(ChildSpec("health", self._serve_health,
@@ -405,6 +405,13 @@ class Sidecar:
             self.outbound_server = HttpServer("outbound", self.outbound)
         await self._serve_listener(self.outbound_server, self.config.proxy_port,
                                    task_status=task_status)
+
+    def _own_health(self, healthy: bool) -> None:
+        """The app's health flipped: carry it on the own instance (what gossip announces)."""
+        own = self.own_instance
+        if own is not None and own.healthy != healthy:
+            self.own_instance = msgspec.structs.replace(own, healthy=healthy)
+            self.request_rebuild()
 
     async def _serve_health(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         own = self.own_instance  # up by now: services start after inbound
