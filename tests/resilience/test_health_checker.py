@@ -218,3 +218,56 @@ async def test_a_hanging_endpoint_fails_by_the_timeout():
         assert await probe_endpoint("127.0.0.1", port, "/health", "h", 0.2) == (False, None)
         assert 0.15 <= trio.current_time() - t0 < 1.0
         nursery.cancel_scope.cancel()
+
+
+async def test_a_starting_app_gets_a_grace_period(autojump_clock):
+    """Refused checks while the app starts are not counted until it first passes (or the grace
+    ends); after its first pass, failures count at once."""
+    probe = ScriptedProbe({("127.0.0.9", 8000): None})
+    checker = HealthChecker(lambda: None, own_app=("127.0.0.9", 8000), probe=probe)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_health_checker, checker)
+        await trio.sleep(4.5)
+        assert checker.own.healthy and checker.startup_failures == 5
+        probe.answers[("127.0.0.9", 8000)] = 200
+        await trio.sleep(1.0)
+        probe.answers[("127.0.0.9", 8000)] = None
+        await trio.sleep(2.0)
+        assert not checker.own.healthy and checker.startup_failures == 5
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_app_that_never_starts_is_unhealthy_after_the_grace(autojump_clock):
+    from trimesh.sidecar._health import APP_START_GRACE
+    probe = ScriptedProbe({("127.0.0.9", 8000): None})
+    checker = HealthChecker(lambda: None, own_app=("127.0.0.9", 8000), probe=probe)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_health_checker, checker)
+        await trio.sleep(APP_START_GRACE + 1.5)
+        assert not checker.own.healthy
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_sidecar_announces_its_apps_health(tmp_path):
+    """In-process sidecar: its app answers its checks 503, so its own instance (what gossip
+    announces) turns unhealthy; back to 200 and it is healthy again."""
+    from trimesh.sidecar import SidecarConfig, serve_sidecar
+    app = HealthAwareUpstream(name="reviews-app")
+    async with trio.open_nursery() as nursery:
+        app_port = await nursery.start(serve_upstream, app, "127.0.0.1", 0)
+        cfg = SidecarConfig(service="reviews", port=0, app_port=app_port, proxy_port=0,
+                            admin_port=0, control=None, health_interval=0.1)
+        sidecar = await nursery.start(serve_sidecar, cfg)
+        assert sidecar.own_instance.healthy
+        app.health_status = 503
+        with trio.fail_after(5):
+            while sidecar.own_instance.healthy:
+                await trio.sleep(0.02)
+        assert not sidecar.snapshot.instances[0].healthy  # the rebuilt snapshot carries it
+        app.health_status = 200
+        with trio.fail_after(5):
+            while not sidecar.own_instance.healthy:
+                await trio.sleep(0.02)
+        stats = sidecar.statistics()["health"]
+        assert stats["app"]["flips"] == 2 and stats["rounds"] >= 3
+        nursery.cancel_scope.cancel()

@@ -33,7 +33,8 @@ Theory of operation (docs/resilience.md §5; concepts.md §6 L538–540; Envoy `
   :attr:`HealthChecker.own`, fed into the own endpoint's state when the table has it (a sidecar
   that calls its own service), and every flip is reported to ``on_own_change(healthy)`` — the hook
   through which the sidecar announces the app's health in gossip, so other sidecars stop choosing
-  it.
+  it. Until the app first passes a check, failures within :data:`APP_START_GRACE` of the start
+  are not counted: an app that is still starting (the sidecar starts it once ready) is not sick.
 
 The timing and I/O are here; the decisions (thresholds, shedding, panic) are the pure state machines
 of ``trimesh.routing``. The probe function is injectable so the loop runs in virtual time in tests.
@@ -60,6 +61,8 @@ HEALTH_INTERVAL = 1.0  # seconds between rounds (trimesh choice; Envoy's `interv
 HEALTH_TIMEOUT = 1.0  # seconds a probe may take (Kubernetes' timeoutSeconds default: 1)
 HEALTH_PATH = "/health"  # trimesh default; Envoy's http_health_check.path is required
 USER_AGENT = "trimesh-health-checker/1"  # Envoy sends "Envoy/HC"; apps can spot checks by it
+APP_START_GRACE = 10.0  # seconds the own app may fail its checks before its first pass (Kubernetes'
+#                        initialDelaySeconds plays this role): an app still starting is not sick
 PROBE_RESPONSE_LIMIT = 64 * 1024  # bytes read from a probe's answer at most (the body is ignored)
 HTTP_PROTOCOLS = frozenset({"http"})  # probed with GET; others get a TCP connect check
 HEALTH_MODES = ("app", "all", "off")  # what a sidecar probes; see the module docstring
@@ -196,6 +199,9 @@ class HealthChecker:
         self.overruns = 0
         self.last_round_at: float | None = None
         self.last_round_duration: float | None = None
+        self.started_at: float | None = None
+        self.app_passed = False  # the own app has passed a check at least once
+        self.startup_failures = 0
 
     # -- what to probe --------------------------------------------------------------------------
     def targets(self) -> list[_Target]:
@@ -255,6 +261,13 @@ class HealthChecker:
         self.probes += 1
         if not ok:
             self.failures += 1
+        if target.states[0] is self.own:
+            if ok:
+                self.app_passed = True
+            elif (not self.app_passed and self.started_at is not None
+                  and now - self.started_at < APP_START_GRACE):
+                self.startup_failures += 1  # still starting: not counted against it
+                return
         for state in target.states:
             if not state.record_probe(ok, status, now):
                 continue
@@ -274,6 +287,7 @@ class HealthChecker:
             "interval": self.config.interval, "timeout": self.config.timeout,
             "path": self.config.path, "rounds": self.rounds, "probes": self.probes,
             "failures": self.failures, "flips": self.flips, "overruns": self.overruns,
+            "startup_failures": self.startup_failures,
             "last_round_duration": self.last_round_duration,
             "app": self.own.statistics() if self.own_app is not None else None,
             "endpoints": {f"{a}:{p}": s.state for (a, p), s in states.items()},
@@ -296,7 +310,7 @@ async def serve_health_checker(checker: HealthChecker, *,
               "off": "nothing (off)"}[cfg.mode], cfg.path, cfg.interval, cfg.timeout,
              f", app at {checker.own_app[0]}:{checker.own_app[1]}" if checker.own_app else "")
     task_status.started(checker)
-    next_round = trio.current_time()
+    next_round = checker.started_at = trio.current_time()
     while True:
         await checker.check_once()
         next_round += cfg.interval
