@@ -115,6 +115,8 @@ def main() -> None:
     p.add_argument("--no-two-hop", dest="two_hop", action="store_false")
     p.add_argument("--pyspy", type=Path)
     p.add_argument("--pyspy-format", default="raw")
+    p.add_argument("--strace", action="store_true",
+                   help="count the first variant's outbound syscalls (strace -c) in one extra run")
     p.add_argument("--cprofile", default="", metavar="FILE",
                    help="run the first variant's outbound sidecar under cProfile (stats in FILE)")
     args = p.parse_args()
@@ -147,6 +149,15 @@ def main() -> None:
                     results[name].append(us)
                     print(f"round {r + 1} {name:16} {us:6.1f} µs/req (kernel {sys_us:.1f})",
                           file=sys.stderr)
+            if args.strace:
+                v = variants[0]
+                st = subprocess.Popen(["strace", "-c", "-f", "-p", str(v["out"].popen.pid)],
+                                      stderr=subprocess.PIPE, text=True)
+                time.sleep(0.5)
+                n = wrk((v["addr"], pb.PROXY_PORT), "backend:9080", args.duration,
+                        args.connections)
+                st.send_signal(2)
+                print(f"strace -c over {n} requests:\n{st.communicate()[1]}")
             if args.pyspy:
                 v = variants[0]
                 spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record",
