@@ -270,8 +270,9 @@ async def test_a_restarted_control_rejoins_the_members_it_knew(autojump_clock, n
                     await inner.start(Publisher(store, instances, agent).serve)
                     task_status.started(agent)
         first = await nursery.start(first_run)
-        await trio.sleep(MEMBER_SNAPSHOT_INTERVAL + 1)
-        assert load_known_members(tmp_path / MEMBERS_FILE) == [member.addr]
+        await trio.sleep(MEMBER_SNAPSHOT_INTERVAL)
+        # the file is written in a worker thread: poll (virtual time may run ahead of it)
+        await _wait(lambda: load_known_members(tmp_path / MEMBERS_FILE) == [member.addr], 60)
         scope.cancel()  # the control dies (no leave)
         await _wait(lambda: member.node.member("control@x").state_name == "dead", 120)
 
@@ -281,8 +282,10 @@ async def test_a_restarted_control_rejoins_the_members_it_knew(autojump_clock, n
         assert second.addr != first.addr
         publisher = await nursery.start(Publisher(store, instances, second).serve)
         assert publisher.rejoined == [member.addr]
-        await _wait(lambda: member.node.member("control@x").state_name == "alive", 5)
+        # (generous virtual-time bounds: with real sockets under the autojump clock, virtual
+        # time runs on while a packet is in flight)
+        await _wait(lambda: member.node.member("control@x").state_name == "alive", 60)
         created = await store.create(load_text(RR_YAML % "after-restart")[0])
         await _wait(lambda: member.node.config_entry("RouteRule", "default", "after-restart")
-                    is not None, 5)
+                    is not None, 60)
         assert created.revision == store.revision
