@@ -11,7 +11,7 @@ import trio.lowlevel
 
 from tests.proxy.conftest import http_request
 from trimesh.config import make_instance
-from trimesh.nursery import ChildSpec, RestartIntensityError, wait_stop_requested
+from trimesh.nursery import ChildSpec, ChildStartError, RestartIntensityError, wait_stop_requested
 from trimesh.sidecar import SidecarConfig, serve_sidecar
 from trimesh.sidecar._sidecar import CRASH_ENV, SIDECAR_INTENSITY, parse_crash_plan
 from trimesh.testing import FakeUpstream, serve_upstream
@@ -191,3 +191,18 @@ def test_crash_plan_parsing():
     assert parse_crash_plan("") == {}
     with pytest.raises(ValueError, match=CRASH_ENV):
         parse_crash_plan("a:x")
+
+
+async def test_a_listener_that_cannot_bind_names_the_os_error(nursery):
+    busy = trio.socket.socket()
+    await busy.bind(("127.0.9.6", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    config = _config("127.0.9.6")
+    config.proxy_port = port
+    with pytest.raises(ChildStartError) as info:
+        await serve_sidecar(config)
+    assert info.value.child == "outbound"
+    assert isinstance(info.value.__cause__, OSError)
+    assert f"outbound listener 127.0.9.6:{port}" in str(info.value)
+    busy.close()

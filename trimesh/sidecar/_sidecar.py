@@ -14,6 +14,10 @@ stop in the reverse one::
     telemetry   the access log's batch flusher
     admin       /ready /stats /config_dump /clusters /metrics on --admin-port
 
+``SidecarConfig.app_port=None`` / ``proxy_port=None`` / ``admin_port=None`` leave the inbound
+listener / outbound listener / admin server out (``trimesh.open_mesh`` runs the tree without
+listeners and calls the outbound handler in-process; ``start_in_thread`` keeps only outbound).
+
 No child declares ``depends_on``: a crashed control poll must not restart the proxies, so restarts
 are per child (start order is declaration order). A child that keeps crashing beyond
 :data:`SIDECAR_INTENSITY` takes the whole sidecar down with :class:`RestartIntensityError` naming
@@ -372,17 +376,24 @@ class Sidecar:
         cfg = self.config
         # a restarted listener keeps the address it had (ports may be 0 = any)
         host, port = self.addresses.get(server.name, (cfg.address, port))
-        async with trio.open_nursery() as nursery:
-            if server.name == "outbound":
-                self.outbound.mirror_nursery = nursery
-            bound = await nursery.start(server.serve, host, port)
-            self.addresses[server.name] = bound
-            task_status.started(bound)
-            await wait_stop_requested()
-            server.drain()
-            with trio.move_on_after(cfg.drain_timeout):
-                await server.wait_drained()
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                if server.name == "outbound":
+                    self.outbound.mirror_nursery = nursery
+                bound = await nursery.start(server.serve, host, port)
+                self.addresses[server.name] = bound
+                task_status.started(bound)
+                await wait_stop_requested()
+                server.drain()
+                with trio.move_on_after(cfg.drain_timeout):
+                    await server.wait_drained()
+                nursery.cancel_scope.cancel()
+        except ExceptionGroup as group:
+            # one error (a port in use, a crashed accept loop): the supervisor and /stats name
+            # it, not the nursery's group around it
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
 
     async def _serve_inbound(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
