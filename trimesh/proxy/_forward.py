@@ -801,16 +801,22 @@ class InboundProxy(OutboundProxy):
             hdrs.append(("connection", "upgrade"))
             return await relay_upgrade(self, down, head, self.app_endpoint, hdrs, path, start,
                                        authority, path, None, request_id)
-        body, complete = await read_request_body(down, head, self.retry_buffer_limit)
-        chunked_up = _frame_request(hdrs, head, body, complete)
-        payload = render_request_head(head.method, path, hdrs)
-        if body:
-            payload += body if (complete or not chunked_up) else encode_chunk(body)
+        events = down.parser.events
+        if not head.has_body and events and events[0][0] == END:
+            events.popleft()  # the common case: no body, its END already parsed
+            payload = render_request_head(head.method, path, hdrs)
+            complete, streamer = True, None
+        else:
+            body, complete = await read_request_body(down, head, self.retry_buffer_limit)
+            chunked_up = _frame_request(hdrs, head, body, complete)
+            payload = render_request_head(head.method, path, hdrs)
+            if body:
+                payload += body if (complete or not chunked_up) else encode_chunk(body)
+            streamer = None if complete else _body_streamer(down, chunked_up)
         try:
             conn, rh = await exchange(self.pool, self.app_endpoint, payload,
                                       head_request=head.method == "HEAD", replayable=complete,
-                                      body_source=None if complete else _body_streamer(down,
-                                                                                      chunked_up))
+                                      body_source=streamer, owner=down)
         except trio.Cancelled:
             if down.client_gone:  # Envoy's DC: the caller left; the app connection is closed
                 self._done(0, "DC", start, head, authority, path, self.upstream, "inbound|app",
