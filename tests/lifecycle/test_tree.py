@@ -11,7 +11,12 @@ import trio.lowlevel
 
 from tests.proxy.conftest import http_request
 from trimesh.config import make_instance
-from trimesh.nursery import ChildSpec, ChildStartError, RestartIntensityError, wait_stop_requested
+from trimesh.nursery import (
+    ChildSpec,
+    ChildStartError,
+    RestartIntensityError,
+    wait_stop_requested,
+)
 from trimesh.sidecar import SidecarConfig, serve_sidecar
 from trimesh.sidecar._sidecar import CRASH_ENV, SIDECAR_INTENSITY, parse_crash_plan
 from trimesh.testing import FakeUpstream, serve_upstream
