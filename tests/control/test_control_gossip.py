@@ -43,9 +43,10 @@ def _rr(name: str, revision: int):
     return msgspec.structs.replace(load_text(RR_YAML % name)[0], revision=revision)
 
 
-def _entry(name: str, revision: int, obj: dict | None = {"x": 1}, origin: str = "control@a",
+def _entry(name: str, revision: int, live: bool | None = True, origin: str = "control@a",
            kind: str = "RouteRule") -> ConfigEntry:
-    return ConfigEntry(kind, "default", name, revision, origin, obj)
+    """A live entry, or a tombstone with ``live`` None/False."""
+    return ConfigEntry(kind, "default", name, revision, origin, {"x": 1} if live else None)
 
 
 # -- the plan (pure) ---------------------------------------------------------------------------
@@ -81,7 +82,8 @@ def test_plan_publication(stored, held, floor, puts, foreign):
 
 async def test_plan_for_registrations_uses_their_own_counter():
     store = InstanceStore()
-    reg, _ = await store.register("default", "vm", "10.0.0.1", [make_instance("vm", "10.0.0.1", 80)])
+    reg, _ = await store.register("default", "vm", "10.0.0.1",
+                                  [make_instance("vm", "10.0.0.1", 80)])
     key = registration_key(reg)
     assert key == (INSTANCE_KIND, "default", "vm@10.0.0.1")
     plan = plan_publication(desired_entries([], store.list()), [], origin="c",
@@ -100,7 +102,8 @@ async def test_plan_for_registrations_uses_their_own_counter():
 
 async def test_instance_store_persists_replaces_and_reloads(tmp_path):
     store = InstanceStore(tmp_path, offload=False)
-    inst = [make_instance("vm", "10.0.0.1", 80), make_instance("vm", "10.0.0.1", 81, protocol="grpc")]
+    inst = [make_instance("vm", "10.0.0.1", 80),
+            make_instance("vm", "10.0.0.1", 81, protocol="grpc")]
     reg, created = await store.register("default", "vm", "10.0.0.1", inst)
     assert (created, reg.revision) == (True, 1)
     reg, created = await store.register("default", "vm", "10.0.0.1", inst[:1])

@@ -33,7 +33,8 @@ def test_members_table():
         {"name": "control@127.0.0.1", "address": "127.0.0.1:7946", "state": "alive",
          "service": "", "namespace": "", "labels": {}},
         {"name": "reviews-v2@127.0.0.3:7946", "address": "127.0.0.3:7946", "state": "suspect",
-         "service": "reviews", "namespace": "default", "labels": {"version": "v2", "app": "reviews"}},
+         "service": "reviews", "namespace": "default",
+         "labels": {"version": "v2", "app": "reviews"}},
         {"name": "db@10.0.0.9", "address": "10.0.0.9", "state": "static", "service": "db",
          "namespace": "prod", "labels": {"app": "db"}},
     ]

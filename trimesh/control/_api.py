@@ -138,7 +138,8 @@ class ListingCache:
 
 
 async def handle_api_connection(stream: trio.abc.Stream, store: ConfigStore, *,
-                                cache: ListingCache | None = None, mesh: Mesh | None = None) -> None:
+                                cache: ListingCache | None = None,
+                                mesh: Mesh | None = None) -> None:
     """Serve requests on one connection until the peer closes, a timeout, or an error.
     ``cache`` and ``mesh`` are shared by the connections of one server."""
     conn = h11.Connection(h11.SERVER)

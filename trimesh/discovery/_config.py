@@ -139,4 +139,5 @@ def gossip_profile(name: str) -> GossipConfig:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown gossip profile {name!r} (known: {', '.join(PROFILES)})") from None
+        known = ", ".join(PROFILES)
+        raise ValueError(f"unknown gossip profile {name!r} (known: {known})") from None
