@@ -125,3 +125,27 @@ async def test_refreshes_are_coalesced_and_prompt(autojump_clock, nursery):
     assert all(b - a >= COALESCE_INTERVAL - 1e-9 for a, b in zip(times, times[1:], strict=False))
     assert len(changes) < 30  # coalesced
     assert source.statistics()["events"] >= 30
+
+
+async def test_a_health_change_of_the_own_instance_is_announced(autojump_clock, nursery):
+    config = GossipConfig()
+    other = await nursery.start(functools.partial(serve_discovery, "other", port=0, key=KEY,
+                                                  config=config))
+    own = {"instance": make_instance("reader", "127.0.0.1", 9080)}
+    source = GossipSource("reader", host="127.0.0.1", port=0, seeds=[other.addr], key=KEY,
+                          config=config, on_change=lambda: None, own=lambda: own["instance"])
+    await nursery.start(source.serve)
+
+    def seen_healthy():
+        return [i.healthy for i in other.registry() if i.service == "reader"]
+
+    with trio.fail_after(10):
+        while seen_healthy() != [True]:
+            await trio.sleep(0.05)
+    incarnation = source.agent.node.incarnation
+    own["instance"] = msgspec.structs.replace(own["instance"], healthy=False)  # health checker
+    with trio.fail_after(10):
+        while seen_healthy() != [False]:
+            await trio.sleep(0.05)
+    assert source.agent.node.incarnation == incarnation + 1  # a new incarnation carried it
+    assert source.statistics()["meta_updates"] == 1
