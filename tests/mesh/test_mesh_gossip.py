@@ -61,6 +61,9 @@ def mesh(tmp_path_factory):
     url = f"http://{CONTROL_ADDRESS}:{port}"
     key_file = state / "gossip.key"
     sidecars: dict[int, Proc] = {}
+    # tests replace processes they restart in this dict: teardown stops whatever runs now
+    handle = {"url": url, "control": control, "sidecars": sidecars, "key_file": key_file,
+              "root": root}
     try:
         wait_until(lambda: key_file.exists() and "control ready" in control.log_tail(), 30,
                    "the control", [control])
@@ -69,10 +72,9 @@ def mesh(tmp_path_factory):
                                root / f"sidecar{i}.log").start()
         wait_until(lambda: all(ready(i) for i in range(N)), 75, "20 sidecars ready",
                    list(sidecars.values()), step=0.25)
-        yield {"url": url, "control": control, "sidecars": sidecars, "key_file": key_file,
-               "root": root}
+        yield handle
     finally:
-        for proc in list(sidecars.values()) + [control]:
+        for proc in list(handle["sidecars"].values()) + [handle["control"]]:
             proc.stop()
 
 
