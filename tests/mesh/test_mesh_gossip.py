@@ -109,7 +109,8 @@ def test_members_lists_the_control_and_every_sidecar(mesh):
 
 
 def test_route_rule_reaches_every_sidecar_within_one_second_p99(mesh):
-    latencies: list[float] = []
+    latencies: list[float] = []  # one per sidecar and trial
+    all_applied: list[float] = []  # one per trial: until the last of the 20 had it
     with ControlClient(mesh["url"]) as client:
         for trial in range(TRIALS):
             name = f"gossip-trial-{trial}"
@@ -127,12 +128,16 @@ def test_route_rule_reaches_every_sidecar_within_one_second_p99(mesh):
                         latencies.append(time.monotonic() - t0)
                         pending.discard(i)
             assert not pending, f"trial {trial}: sidecars {sorted(pending)} never applied {name}"
+            all_applied.append(max(latencies[-N:]))
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-    print(f"\nRouteRule create -> applied by all {N} sidecars, {TRIALS} trials: "
-          f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
-          "(upper bounds: each includes the poll of /config_dump)")
+    t50, t99 = percentile(all_applied, 50), percentile(all_applied, 99)
+    print(f"\nRouteRule create -> applied, {TRIALS} trials x {N} sidecars: per sidecar "
+          f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms; all {N} applied: "
+          f"p50 {t50 * 1000:.0f} ms, p99 {t99 * 1000:.0f} ms "
+          "(upper bounds: each includes the sequential poll of /config_dump)")
     assert len(latencies) == N * TRIALS
     assert p99 <= P99_BOUND, f"p99 {p99:.3f}s > {P99_BOUND}s (p50 {p50:.3f}s)"
+    assert t99 <= P99_BOUND, f"all-applied p99 {t99:.3f}s > {P99_BOUND}s (p50 {t50:.3f}s)"
 
 
 def test_register_and_deregister_reach_every_registry(mesh):
