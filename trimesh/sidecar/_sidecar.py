@@ -278,6 +278,9 @@ class Sidecar:
             "control": self.control.statistics() if self.control else None,
             "app": self.app.statistics() if self.app else None,
             "health": self.health.statistics(),
+            # Envoy's cluster.<name>.upstream_rq_pending_overflow & co. (docs/resilience.md §3)
+            "clusters": {name: c.statistics()
+                         for name, c in (self.table.clusters() if self.table else {}).items()},
         }
 
     def config_dump(self) -> dict[str, Any]:
