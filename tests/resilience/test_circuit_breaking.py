@@ -63,7 +63,10 @@ async def test_docs_circuit_breaking_task(tmp_path):
         assert overflow_2 == two.get(503, 0)
 
         three = await trio.to_thread.run_sync(fortio, proxy_url, 3, 30)
-        stats = await sidecar.cluster_stats(CLUSTER)
+        stats = (await sidecar.admin("/stats"))["clusters"][CLUSTER]  # the docs grep /stats
+        clusters_view = await sidecar.cluster_stats(CLUSTER)
+        assert (stats["upstream_rq_pending_overflow"]
+                == clusters_view["upstream_rq_pending_overflow"])
         assert set(three) <= {200, 503}, three
         refused = three.get(503, 0)
         # The docs saw 11 of 30 (a third): one caller in three finds both the connection and the
