@@ -2,6 +2,12 @@
 admin server (docs/sidecar.md); hooks for other subsystems are documented in ``_sidecar.py``."""
 
 from ._admin import AdminApp as AdminApp
+from ._health import HEALTH_INTERVAL as HEALTH_INTERVAL
+from ._health import HEALTH_PATH as HEALTH_PATH
+from ._health import HEALTH_TIMEOUT as HEALTH_TIMEOUT
+from ._health import HealthCheckConfig as HealthCheckConfig
+from ._health import HealthChecker as HealthChecker
+from ._health import serve_health_checker as serve_health_checker
 from ._sidecar import DEFAULT_ADMIN_PORT as DEFAULT_ADMIN_PORT
 from ._sidecar import DEFAULT_CONTROL_URL as DEFAULT_CONTROL_URL
 from ._sidecar import DEFAULT_DRAIN_TIMEOUT as DEFAULT_DRAIN_TIMEOUT
