@@ -41,6 +41,11 @@ def test_demo_check_passes_and_leaves_no_process():
     assert "check: 10 of 10 scenarios passed" in out.stdout
     ready = [line for line in lines if "] ready " in line]
     assert len(ready) == 13  # control, 6 sidecars, 6 apps: one line each
+    # the sidecars find each other by gossip, and the mesh is up only once it converged
+    assert "members find each other by gossip through 127.0.15.1:7946" in lines[0]
+    converged = [line for line in lines if "] gossip: 7 of 7 members alive in " in line]
+    assert len(converged) == 1, out.stdout
+    assert lines.index(converged[0]) < lines.index(next(x for x in lines if x.startswith("PASS")))
     pids = set(_pids(out.stdout))
     assert len(pids) == 13
     assert [p for p in pids if not pid_gone(p)] == []
@@ -68,6 +73,13 @@ def test_demo_prints_url_and_commands_and_stops_on_ctrl_c():
         control = "--control http://127.0.16.1:15011"  # not the default: every command says so
         first = f"trimesh create -f examples/bookinfo/route-rule-all-v1.yaml {control}"
         assert first in text, text
+        assert "found each other by gossip (seed 127.0.16.1:7946)" in text, text
+        members_cmd = f"trimesh members {control}"
+        assert members_cmd in text, text
+        listed = subprocess.run([*trimesh_command(), *members_cmd.split()[1:]], cwd=CHECKOUT,
+                                env=_env(), capture_output=True, text=True, timeout=30)
+        assert listed.returncode == 0, listed.stderr
+        assert "reviews-v3@127.0.16.6:7946" in listed.stdout and "alive" in listed.stdout
         assert httpx.get("http://127.0.16.2:9080/productpage", timeout=10).status_code == 200
 
         # the printed command works as printed (from the checkout)

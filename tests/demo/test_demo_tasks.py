@@ -6,6 +6,7 @@ Every test starts from no rules (the autouse fixture deletes what a test created
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 
@@ -41,6 +42,29 @@ def test_product_page_answers_200_at_the_printed_url(mesh):
     assert "The Comedy of Errors" in response.text
     view = read_page(response.text)
     assert view.details and view.reviews
+
+
+def test_trimesh_members_lists_every_sidecar_found_by_gossip(mesh):
+    """The demo's sidecars learn each other by gossip, not a registry file: `trimesh members`
+    (the command the demo prints) lists the control and the six sidecars, all alive."""
+    out = trimesh_cli(mesh, "members", "-o", "json", wait=False)
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert sorted(rows) == sorted(mesh.plan.member_names())
+    assert {r["state"] for r in rows.values()} == {"alive"}
+    reviews = rows["reviews-v2@127.0.12.5:7946"]
+    assert (reviews["service"], reviews["labels"]["version"]) == ("reviews", "v2")
+    assert reviews["instances"][0]["address"] == "127.0.12.5"
+    assert reviews["instances"][0]["port"] == 9080
+    # every sidecar's snapshot holds every instance, and none came from a --registry file
+    for m in mesh.plan.members:
+        dump = httpx.get(f"{m.admin_url}/config_dump", timeout=5).json()
+        assert {(i["address"], i["port"]) for i in dump["instances"]} == {
+            (o.address, o.port) for o in mesh.plan.members}
+        stats = httpx.get(f"{m.admin_url}/stats", timeout=5).json()
+        assert stats["gossip"]["name"] == m.member_name
+        assert stats["gossip"]["instances"] == len(mesh.plan.members)
+        assert (stats["files"]["registry"], stats["files"]["instances"]) == (None, 0)
+    assert mesh.statistics()["gossip_alive"] == 7
 
 
 def test_without_rules_the_page_cycles_through_all_reviews_versions(mesh):

@@ -1,5 +1,6 @@
 """The demo's pure parts: the page reader (against the real productpage renderer), the verdicts,
-the mesh plan (its registry file read by the sidecar's own loader) and the printed commands."""
+the mesh plan (its command lines parsed by the real `trimesh run` commands), the gossip
+convergence check and the printed commands."""
 
 from __future__ import annotations
 
@@ -7,13 +8,20 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from demo_testkit import CHECKOUT
 
-from trimesh.demo import (DemoMesh, check_block, load_examples, plan_mesh, read_page,
-                          try_commands)
+from trimesh.cli._control import run_control
+from trimesh.cli._sidecar import run_sidecar
+from trimesh.demo import (
+    DemoMesh,
+    check_block,
+    gossip_progress,
+    load_examples,
+    plan_mesh,
+    read_page,
+    try_commands,
+)
 from trimesh.demo import _verdicts as v
-from trimesh.sidecar import load_registry_text
 
 load_examples(CHECKOUT)
 from examples.bookinfo._productpage import PRODUCT, render_product_page  # noqa: E402
@@ -78,20 +86,66 @@ def test_plan_gives_each_instance_its_address_and_the_docs_ports():
         ("productpage-v1", "127.0.10.2", 9080, 9081), ("details-v1", "127.0.10.3", 9080, 9081),
         ("reviews-v1", "127.0.10.4", 9080, 9081), ("reviews-v2", "127.0.10.5", 9080, 9081),
         ("reviews-v3", "127.0.10.6", 9080, 9081), ("ratings-v1", "127.0.10.7", 9080, 9081)]
-    # the sidecar's own loader reads the registry file the demo writes
-    instances = load_registry_text(yaml.safe_dump(plan.registry_entries()))
-    assert [(i.address, i.labels["version"]) for i in instances] == [
-        (m.address, m.version) for m in plan.members]
-    argv = plan.member("reviews", "v2").sidecar_argv(["trimesh"], control_url=plan.control_url,
-                                                      registry="r.yaml", access_log="a.log")
+    argv = plan.member("reviews", "v2").sidecar_argv(
+        ["trimesh"], control_url=plan.control_url, join=plan.join,
+        key_file="state/gossip.key", access_log="a.log")
     app = argv[argv.index("--") + 1:]
     assert app[1:] == ["-m", "examples.bookinfo.reviews", "--address", "127.0.10.5", "--port",
                        "9081", "--version", "v2"]
-    assert argv[argv.index("--app-port") + 1] == "9081"
-    assert "--seed" not in argv
-    seeded = plan.members[0].sidecar_argv(["trimesh"], control_url="u", registry="r",
+    assert "--seed" not in argv and "--registry" not in argv
+    # the real `trimesh run sidecar` parses it: gossip through the control, the control's API kept
+    params = run_sidecar.make_context("sidecar", argv[3:]).params
+    assert params["join"] == ("127.0.10.1:7946",)
+    assert params["gossip_key_file"] == "state/gossip.key"
+    assert params["gossip_profile"] == "local" and params["gossip_port"] is None  # 7946
+    assert params["control"] == "http://127.0.10.1:15010" and params["registry"] is None
+    assert params["app_port"] == 9081
+    assert params["app_args"][1:3] == ("-m", "examples.bookinfo.reviews")
+    seeded = plan.members[0].sidecar_argv(["trimesh"], control_url="u", join="j:1", key_file="k",
                                           access_log="a", seed=7)
     assert seeded[seeded.index("--seed") + 1] == "7" and seeded.index("--seed") < seeded.index("--")
+    # the control's gossip member is the seed: same address, the plan's gossip port and profile
+    control = run_control.make_context("control", plan.control_argv(["trimesh"], state_dir="s")[3:])
+    assert (control.params["address"], control.params["gossip_port"],
+            control.params["gossip_profile"]) == ("127.0.10.1", 7946, "local")
+    assert plan.member_names()[:3] == ["control@127.0.10.1", "productpage-v1@127.0.10.2:7946",
+                                       "details-v1@127.0.10.3:7946"]
+    other = plan_mesh(examples.BOOKINFO, python=sys.executable, block="127.0.11", gossip_port=7950)
+    assert other.join == "127.0.11.1:7950"
+
+
+def _rows(plan, states):
+    return [{"name": n, "state": s} for n, s in zip(plan.member_names(), states, strict=True)]
+
+
+def _dump(plan, skip=()):
+    return [{"address": m.address, "port": m.port, "service": f"{m.service}.default.svc"}
+            for m in plan.members if m.name not in skip]
+
+
+def test_gossip_progress_needs_every_member_alive_and_every_instance_everywhere():
+    plan = plan_mesh(load_examples(CHECKOUT).BOOKINFO, python=sys.executable, block="127.0.10")
+    alive = ["alive"] * 7
+    full = {m.name: _dump(plan) for m in plan.members}
+    done = gossip_progress(plan, _rows(plan, alive), full)
+    assert (done.alive, done.total, done.done) == (7, 7, True)
+
+    # nothing read yet: nobody alive, every sidecar lacks everything
+    empty = gossip_progress(plan, None, {})
+    assert (empty.alive, empty.total, empty.done) == (0, 7, False)
+    assert len(empty.missing) == 6
+
+    # one suspect member, and one sidecar that has not learnt ratings yet
+    partial = gossip_progress(plan, _rows(plan, ["alive"] * 6 + ["suspect"]),
+                              {**full, "reviews-v2": _dump(plan, skip={"ratings-v1"})})
+    assert (partial.alive, partial.done) == (6, False)
+    assert partial.not_alive == ("ratings-v1@127.0.10.7:7946",)
+    assert partial.missing == ("reviews-v2 lacks ratings-v1 (127.0.10.7:9080)",)
+    assert "not alive at the control: ratings-v1@127.0.10.7:7946" in partial.describe()
+
+    # a member the control does not list at all (not joined yet) is not alive
+    assert gossip_progress(plan, _rows(plan, alive)[:-1], full).not_alive == (
+        "ratings-v1@127.0.10.7:7946",)
 
 
 @pytest.mark.parametrize("block", ["10.0.0", "127.0", "127.0.0.1", "127.300.0"])
@@ -106,10 +160,12 @@ def test_try_commands_name_the_control_only_when_it_is_not_the_default(tmp_path)
         plan = plan_mesh(examples.BOOKINFO, python=sys.executable, control_address=address)
         mesh = DemoMesh(plan, checkout=CHECKOUT, workdir=tmp_path)
         lines = try_commands(mesh, cwd=CHECKOUT)
-        assert lines[0].split("#")[0].strip() == (
+        assert lines[0].split("#")[0].strip() == f"trimesh members{suffix}"
+        assert "gossip" in lines[0]
+        assert lines[1].split("#")[0].strip() == (
             f"trimesh create -f examples/bookinfo/route-rule-all-v1.yaml{suffix}")
         elsewhere = try_commands(mesh, cwd=Path("/"))
-        assert str(CHECKOUT / "examples" / "bookinfo" / "route-rule-all-v1.yaml") in elsewhere[0]
+        assert str(CHECKOUT / "examples" / "bookinfo" / "route-rule-all-v1.yaml") in elsewhere[1]
         assert repr(mesh).startswith("<DemoMesh 127.0.10.0/24")
         assert mesh.statistics()["processes"] == 0
 

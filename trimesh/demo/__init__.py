@@ -1,17 +1,22 @@
 """``trimesh demo``: the BookInfo mesh on one machine, and the docs' traffic tasks as checks.
 
 The launcher (:mod:`._mesh`) starts a control and every instance with its sidecar on loopback
-addresses (:mod:`._layout`); :mod:`._page` reads what a product page shows; :mod:`._scenarios`
-walks the docs' tasks (traffic-tasks.md §2–5) against a running mesh for ``trimesh demo --check``.
+addresses (:mod:`._layout`), the sidecars finding each other by gossip through the control;
+:mod:`._page` reads what a product page shows; :mod:`._scenarios` walks the docs' tasks
+(traffic-tasks.md §2–5) against a running mesh for ``trimesh demo --check``.
 """
 
 from ._layout import CONTROL_PORT as CONTROL_PORT
 from ._layout import DEMO_BLOCK as DEMO_BLOCK
+from ._layout import GOSSIP_PORT as GOSSIP_PORT
+from ._layout import GOSSIP_PROFILE as GOSSIP_PROFILE
 from ._layout import SLEEP as SLEEP
 from ._layout import ClientWorkload as ClientWorkload
+from ._layout import GossipProgress as GossipProgress
 from ._layout import Member as Member
 from ._layout import MeshPlan as MeshPlan
 from ._layout import check_block as check_block
+from ._layout import gossip_progress as gossip_progress
 from ._layout import plan_mesh as plan_mesh
 from ._mesh import DemoError as DemoError
 from ._mesh import DemoMesh as DemoMesh

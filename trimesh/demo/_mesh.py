@@ -6,13 +6,17 @@
    (editable) from; the example apps are not installed, they run as ``python -m examples…`` with
    the checkout as working directory (examples/README.md).
 2. :func:`plan_mesh` (pure, :mod:`._layout`) gives each instance its loopback address.
-3. :meth:`DemoMesh.start` writes the shared ``--registry`` file, starts ``trimesh run control``
-   and waits for its API, then starts every ``trimesh run sidecar … -- APP`` at once (the sidecar
-   starts its app once it is ready, with ``HTTP_PROXY`` pointing at its outbound listener), and
-   reports each process as it becomes ready: a sidecar when its admin ``/ready`` answers 200, an
-   app when its port accepts connections, the control when its API answers. A process that exits
-   while starting, or a mesh not ready within :data:`READY_TIMEOUT`, is a :class:`DemoError`
-   carrying the tail of that process's log.
+3. :meth:`DemoMesh.start` starts ``trimesh run control`` (config API and gossip member; it writes
+   the mesh key ``STATE_DIR/gossip.key`` before its API answers) and waits for its API, then
+   starts every ``trimesh run sidecar --join CONTROL:7946 … -- APP`` at once (the sidecar starts its
+   app once it is ready, with ``HTTP_PROXY`` pointing at its outbound listener), and reports each
+   process as it becomes ready: a sidecar when its admin ``/ready`` answers 200, an app when its
+   port accepts connections, the control when its API answers. A process that exits while
+   starting, or a mesh not ready within :data:`READY_TIMEOUT`, is a :class:`DemoError` carrying
+   the tail of that process's log. Then it waits until gossip has converged
+   (:meth:`DemoMesh.wait_gossip`): the control's ``GET /v1/members`` shows every member alive and
+   every sidecar's ``/config_dump`` lists every instance — before that, a page load could still
+   find ``reviews`` without endpoints.
 4. :meth:`DemoMesh.stop` stops every process by PID: SIGTERM to the sidecars (each forwards it to its
    app and drains), then to the control, waits up to :data:`STOP_TIMEOUT`, then SIGKILLs whatever
    is left, apps included (their PIDs are read from ``/proc/<sidecar>/task/*/children`` when they
@@ -42,17 +46,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import yaml
-
-from ..control import ControlClient
+from ..control import ControlClient, mesh_key_path
 from ..errors import NotFoundError, TrimeshError
-from ._layout import (CONTROL_PORT, DEFAULT_CONTROL_ADDRESS, DEMO_BLOCK, Member, MeshPlan,
-                      WorkloadLike, plan_mesh)
+from ._layout import (
+    CONTROL_PORT,
+    DEFAULT_CONTROL_ADDRESS,
+    DEMO_BLOCK,
+    GOSSIP_PORT,
+    GossipProgress,
+    Member,
+    MeshPlan,
+    WorkloadLike,
+    gossip_progress,
+    plan_mesh,
+)
 from ._page import PageView, read_page
 
 READY_TIMEOUT = 60.0  # seconds for the whole mesh to be ready (13 cold Python starts on 2 cores)
 STOP_TIMEOUT = 8.0  # seconds between SIGTERM and SIGKILL (sidecars drain 1 s, then stop their app)
 SYNC_TIMEOUT = 10.0  # seconds for every sidecar to show the control's latest revision
+# Seconds for gossip to converge once every sidecar is ready. A joiner push/pulls with the control
+# at once, but with 7 members the `local` profile retransmits each join only 2 times
+# (retransmit_mult 2 x ceil(log10(8))), so a sidecar can miss a later joiner until a gossip or a
+# push/pull (every 15 s, `local`) repairs it: seen 0.1-2.5 s here; the bound covers one push/pull.
+GOSSIP_TIMEOUT = 30.0
 POLL_INTERVAL = 0.05  # seconds between readiness polls
 PAGE_TIMEOUT = 30.0  # seconds a page load may take (the fault task's page takes ~6 s)
 LOG_TAIL_LINES = 30
@@ -104,21 +121,26 @@ def trimesh_command() -> list[str]:
     return [sys.executable, "-c", "from trimesh.cli import main; main()"]
 
 
-def port_free(address: str, port: int) -> bool:
-    """Whether ``address:port`` can be bound for TCP now (a hint: another process may take it)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((address, port))
-        except OSError:
-            return False
+def port_free(address: str, port: int, *, udp: bool = False) -> bool:
+    """Whether ``address:port`` can be bound for TCP (and ``udp``: for UDP too) now (a hint:
+    another process may take it)."""
+    kinds = [socket.SOCK_STREAM] + ([socket.SOCK_DGRAM] if udp else [])
+    for kind in kinds:
+        with socket.socket(socket.AF_INET, kind) as s:
+            if kind == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((address, port))
+            except OSError:
+                return False
     return True
 
 
 def default_control_address(block: str) -> str:
-    """``127.0.0.1`` when the default control port is free there (then ``trimesh create`` needs no
-    ``--control``), else the block's first address."""
-    if port_free(DEFAULT_CONTROL_ADDRESS, CONTROL_PORT):
+    """``127.0.0.1`` when the default control port and the gossip port (TCP and UDP) are free there
+    (then ``trimesh create`` needs no ``--control``), else the block's first address."""
+    if (port_free(DEFAULT_CONTROL_ADDRESS, CONTROL_PORT)
+            and port_free(DEFAULT_CONTROL_ADDRESS, GOSSIP_PORT, udp=True)):
         return DEFAULT_CONTROL_ADDRESS
     return f"{block}.1"
 
@@ -283,7 +305,7 @@ class DemoMesh:
         self.workdir = workdir
         self.log_dir = workdir / "logs"
         self.state_dir = state_dir if state_dir is not None else workdir / "state"
-        self.registry_path = workdir / "registry.yaml"
+        self.key_file = mesh_key_path(self.state_dir)  # the control writes it, sidecars read it
         self.trimesh = list(trimesh or trimesh_command())
         self.seed = seed  # sidecar i's routing RNG gets seed + i (None: unseeded)
         self._preexec = _pdeathsig_setter()
@@ -295,6 +317,8 @@ class DemoMesh:
         self.ready = False
         self.page_loads = 0
         self.rules_applied = 0
+        self.gossip: GossipProgress | None = None  # the last convergence check (wait_gossip)
+        self.gossip_seconds: float | None = None  # how long gossip took to converge
 
     # -- introspection ----------------------------------------------------------------------
     @property
@@ -318,7 +342,10 @@ class DemoMesh:
         return {"members": len(self.plan.members), "processes": len(self.processes),
                 "running": sum(p.alive() for p in self.processes), "ready": self.ready,
                 "control": self.control_url, "page_loads": self.page_loads,
-                "rules_applied": self.rules_applied, "workdir": str(self.workdir)}
+                "rules_applied": self.rules_applied, "workdir": str(self.workdir),
+                "gossip_seed": self.plan.join,
+                "gossip_alive": self.gossip.alive if self.gossip else None,
+                "gossip_seconds": self.gossip_seconds}
 
     def __repr__(self) -> str:
         running = sum(p.alive() for p in self.processes)
@@ -360,25 +387,23 @@ class DemoMesh:
                          f"{proc.log_tail()}")
 
     def start(self, progress: Callable[[Process, str], None] | None = None, *,
-              timeout: float = READY_TIMEOUT) -> None:
-        """Start every process; ``progress(process, detail)`` is called as each becomes ready."""
+              timeout: float = READY_TIMEOUT, note: Callable[[str], None] | None = None) -> None:
+        """Start every process; ``progress(process, detail)`` is called as each becomes ready,
+        ``note(line)`` once gossip has converged (``gossip: 7 of 7 members alive in 0.4s``)."""
         report = progress or (lambda proc, detail: None)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.registry_path.write_text(yaml.safe_dump(self.plan.registry_entries(), sort_keys=False))
         self.started_at = time.monotonic()
         deadline = self.started_at + timeout
         plan = self.plan
-        self.control_proc = self._spawn("control", [
-            *self.trimesh, "run", "control", "--address", plan.control_address,
-            "--config-port", str(plan.control_port), "--state-dir", str(self.state_dir)],
-            "control")
+        self.control_proc = self._spawn(
+            "control", plan.control_argv(self.trimesh, state_dir=str(self.state_dir)), "control")
         self._wait(self.control_proc, self._control_ready, deadline, "control API answering")
         self.control_proc.ready_at = self._elapsed()
         report(self.control_proc, self.control_url)
 
         for i, m in enumerate(plan.members):
-            argv = m.sidecar_argv(self.trimesh, control_url=self.control_url,
-                                  registry=str(self.registry_path),
+            argv = m.sidecar_argv(self.trimesh, control_url=self.control_url, join=plan.join,
+                                  key_file=str(self.key_file),
                                   access_log=str(self.log_dir / f"{m.name}-access.log"),
                                   seed=None if self.seed is None else self.seed + i)
             self.sidecars[m.name] = self._spawn(f"sidecar {m.name}", argv, m.name)
@@ -407,7 +432,50 @@ class DemoMesh:
                 raise self._failed(first, f"not ready after {timeout:.0f}s (waiting for "
                                           f"{', '.join(waiting)})")
             time.sleep(POLL_INTERVAL)
+        seconds = self.wait_gossip()
+        if note is not None:
+            assert self.gossip is not None
+            note(f"[{self._elapsed():5.1f}s] gossip: {self.gossip.alive} of {self.gossip.total} "
+                 f"members alive in {seconds:.1f}s, every sidecar lists all "
+                 f"{len(plan.members)} instances (seed {plan.join})")
         self.ready = True
+
+    def members(self) -> list[dict[str, Any]]:
+        """The control's ``GET /v1/members`` rows (what ``trimesh members -o json`` prints)."""
+        with self.client() as client:
+            return list(client.members().get("members") or [])
+
+    def _config_dump_instances(self, m: Member) -> list[dict[str, Any]] | None:
+        try:
+            status, body = http_get(m.address, m.admin_port, "/config_dump", timeout=2.0)
+            return list(json.loads(body).get("instances") or []) if status == 200 else None
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+
+    def wait_gossip(self, *, timeout: float = GOSSIP_TIMEOUT) -> float:
+        """Block until gossip has converged: the control sees every member alive and every
+        sidecar's ``/config_dump`` lists every instance. Returns the seconds it took (also in
+        :attr:`gossip_seconds`); DemoError naming what is missing past ``timeout``."""
+        began = time.monotonic()
+        while True:
+            for p in self.processes:
+                if p.popen is not None and not p.alive():
+                    raise self._failed(p, "exited while gossip converged")
+            try:
+                rows: list[dict[str, Any]] | None = self.members()
+            except (OSError, TrimeshError, http.client.HTTPException):
+                rows = None
+            dumps = {m.name: self._config_dump_instances(m) for m in self.plan.members}
+            self.gossip = gossip_progress(self.plan, rows, dumps)
+            if self.gossip.done:
+                self.gossip_seconds = time.monotonic() - began
+                return self.gossip_seconds
+            if time.monotonic() - began > timeout:
+                assert self.control_proc is not None
+                raise self._failed(self.control_proc, f"gossip did not converge in {timeout:.0f}s "
+                                   f"({self.gossip.alive} of {self.gossip.total} members alive; "
+                                   f"{self.gossip.describe()})")
+            time.sleep(POLL_INTERVAL)
 
     def _wait(self, proc: Process, predicate: Callable[[], bool], deadline: float,
               what: str) -> None:
@@ -610,7 +678,7 @@ def open_demo_mesh(workloads: Sequence[WorkloadLike] | None = None, *, block: st
                    seed: int | None = None) -> Iterator[DemoMesh]:
     """Start a mesh of ``workloads`` (default: BookInfo) and stop it on exit.
 
-    ``workdir`` (logs, registry, default state) is a new temporary directory unless given; a
+    ``workdir`` (logs, default state) is a new temporary directory unless given; a
     temporary one is removed on exit."""
     checkout = find_checkout()
     if workloads is None:

@@ -1,15 +1,17 @@
 """``trimesh demo`` and ``trimesh demo --check`` from start to summary (the CLI only wires options).
 
 - ``run_demo(check=False)``: start the mesh, print one line per process as it becomes ready (seconds
-  since start, PID), then the product page's URL and the docs' commands to try (with ``--control URL``
-  when the control is not at the default ``http://127.0.0.1:15010``); wait until Ctrl-C/SIGTERM or
-  until a process dies; stop every process by PID and print what happened to each.
+  since start, PID) and one when gossip has converged (every member alive, every sidecar knows every
+  instance), then the product page's URL and the commands to try — ``trimesh members`` and the
+  docs' tasks (with ``--control URL`` when the control is not at the default
+  ``http://127.0.0.1:15010``); wait until Ctrl-C/SIGTERM or until a process dies; stop every
+  process by PID and print what happened to each.
 - ``run_demo(check=True)``: the same mesh (its control always on the block's own address, so a
   running demo is not disturbed), then every scenario of :mod:`._scenarios` with one PASS/FAIL line
   each, then the stop summary. Exit status 0 when every scenario passed and no process is left.
 
-The working directory (logs, registry, the control's state unless ``--state-dir``) is temporary and
-removed at the end, unless something failed: then it is kept and named so the logs can be read.
+The working directory (logs, the control's state and mesh key unless ``--state-dir``) is temporary
+and removed at the end, unless something failed: then it is kept and named so the logs can be read.
 """
 
 from __future__ import annotations
@@ -21,17 +23,33 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ._layout import CONTROL_PORT, DEFAULT_CONTROL_ADDRESS, DEMO_BLOCK, check_block, plan_mesh
-from ._mesh import (DemoError, DemoMesh, Process, default_control_address, find_checkout,
-                    load_examples, port_free)
+from ._layout import (
+    CONTROL_PORT,
+    DEFAULT_CONTROL_ADDRESS,
+    DEMO_BLOCK,
+    GOSSIP_PROFILE,
+    check_block,
+    plan_mesh,
+)
+from ._mesh import (
+    DemoError,
+    DemoMesh,
+    Process,
+    default_control_address,
+    find_checkout,
+    load_examples,
+    port_free,
+)
 from ._scenarios import run_scenarios
 
 WATCH_INTERVAL = 0.5  # seconds between checks that every process still runs
 
 Echo = Callable[[str], None]
 
-# The docs' commands, in the tasks' order: (verb and argument, what the page shows then).
+# Who is in the mesh, then the docs' commands in the tasks' order: (verb and argument, what the
+# page shows then).
 TRY_COMMANDS = (
+    ("members", "the control and six sidecars, found by gossip"),
     ("create -f {rules}/route-rule-all-v1.yaml", "every service to v1: no stars"),
     ("create -f {rules}/route-rule-reviews-test-v2.yaml", "signed in as jason: black stars"),
     ("create -f {rules}/route-rule-ratings-test-delay.yaml",
@@ -75,9 +93,12 @@ def try_commands(mesh: DemoMesh, *, cwd: Path) -> list[str]:
 
 
 def _busy(mesh: DemoMesh) -> list[str]:
-    out = [f"{m.address}:{m.port}" for m in mesh.plan.members if not port_free(m.address, m.port)]
-    if not port_free(mesh.plan.control_address, mesh.plan.control_port):
-        out.append(f"{mesh.plan.control_address}:{mesh.plan.control_port}")
+    plan = mesh.plan
+    out = [f"{m.address}:{m.port}" for m in plan.members if not port_free(m.address, m.port)]
+    if not port_free(plan.control_address, plan.control_port):
+        out.append(f"{plan.control_address}:{plan.control_port}")
+    if not port_free(plan.control_address, plan.gossip_port, udp=True):
+        out.append(f"{plan.join} (gossip)")
     return out
 
 
@@ -106,12 +127,13 @@ def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str =
             f"or give this one another block (--addresses 127.0.11).")
         _remove(workdir)
         return 1
-    echo(f"trimesh demo: BookInfo on {block}.0/24, control at {mesh.control_url}")
+    echo(f"trimesh demo: BookInfo on {block}.0/24, control at {mesh.control_url}; members find "
+         f"each other by gossip through {plan.join} ({GOSSIP_PROFILE} profile)")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     failed = False
     try:
         try:
-            mesh.start(_progress(echo))
+            mesh.start(_progress(echo), note=echo)
         except DemoError as exc:
             err(f"Error: the mesh did not start: {exc}")
             failed = True
@@ -156,7 +178,10 @@ def _serve(mesh: DemoMesh, echo: Echo, err: Echo) -> bool:
     echo(f"Product page:  {mesh.page_url}")
     echo('Sign in as "jason" there (any password) to be the docs\' test user.')
     echo("")
-    echo("Try the docs' tasks from another shell (docs/quickstart.md tells what you will see):")
+    echo(f"The sidecars found each other by gossip (seed {mesh.plan.join}); "
+         "`trimesh members` lists them.")
+    echo("Try it and the docs' tasks from another shell (docs/quickstart.md tells what you "
+         "will see):")
     for line in try_commands(mesh, cwd=Path.cwd()):
         echo(line)
     echo("")

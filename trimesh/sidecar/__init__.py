@@ -1,7 +1,15 @@
 """The sidecar: one supervision tree of config sources, snapshot builder, proxies, telemetry and
-admin server (docs/sidecar.md); hooks for other subsystems are documented in ``_sidecar.py``."""
+admin server (docs/sidecar.md); hooks for other subsystems are documented in ``_sidecar.py``;
+gossip discovery (``install_gossip``, docs/gossip.md §7) in ``_gossip.py``."""
 
 from ._admin import AdminApp as AdminApp
+from ._gossip import COALESCE_INTERVAL as COALESCE_INTERVAL
+from ._gossip import JOIN_WAIT as JOIN_WAIT
+from ._gossip import OWN_INSTANCE_POLL as OWN_INSTANCE_POLL
+from ._gossip import GossipOptions as GossipOptions
+from ._gossip import GossipSource as GossipSource
+from ._gossip import install_gossip as install_gossip
+from ._gossip import member_name as member_name
 from ._health import HEALTH_INTERVAL as HEALTH_INTERVAL
 from ._health import HEALTH_PATH as HEALTH_PATH
 from ._health import HEALTH_TIMEOUT as HEALTH_TIMEOUT

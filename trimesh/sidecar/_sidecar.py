@@ -265,6 +265,7 @@ class Sidecar:
         return dataclasses.asdict(self.supervisor.statistics())
 
     def statistics(self) -> dict[str, Any]:
+        gossip = getattr(self, "gossip", None)  # the GossipSource install_gossip() sets, if any
         return {
             "name": self.config.name, "ready": self.ready, "draining": self.draining,
             "tree": self.tree_statistics(),
@@ -278,6 +279,7 @@ class Sidecar:
             "control": self.control.statistics() if self.control else None,
             "app": self.app.statistics() if self.app else None,
             "health": self.health.statistics(),
+            "gossip": gossip.statistics() if gossip is not None else None,
             # Envoy's cluster.<name>.upstream_rq_pending_overflow & co. (docs/resilience.md §3)
             "clusters": {name: c.statistics()
                          for name, c in (self.table.clusters() if self.table else {}).items()},
