@@ -471,8 +471,9 @@ def main(argv: list[str] | None = None) -> None:
                 for path in order:
                     sample = measure(path, gen, args)
                     samples[path.name].append(sample)
+                    cpu = "     —" if sample.cpu_us is None else f"{sample.cpu_us:6.0f}"
                     print(f"round {r + 1} {path.name:7} {sample.rps:9,.0f} req/s  "
-                          f"cpu {sample.cpu_us or 0:6.0f} µs/req  p50@c1 "
+                          f"cpu {cpu} µs/req  p50@c1 "
                           f"{sample.latency.get('50', 0) * 1e6:6.0f} µs", file=sys.stderr)
             print(report(samples, args, generator, backend))
             if args.json:
