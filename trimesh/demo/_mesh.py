@@ -319,6 +319,7 @@ class DemoMesh:
         self.rules_applied = 0
         self.gossip: GossipProgress | None = None  # the last convergence check (wait_gossip)
         self.gossip_seconds: float | None = None  # how long gossip took to converge
+        self.up_at: float | None = None  # seconds after start: all ready and gossip converged
 
     # -- introspection ----------------------------------------------------------------------
     @property
@@ -438,6 +439,7 @@ class DemoMesh:
             note(f"[{self._elapsed():5.1f}s] gossip: {self.gossip.alive} of {self.gossip.total} "
                  f"members alive in {seconds:.1f}s, every sidecar lists all "
                  f"{len(plan.members)} instances (seed {plan.join})")
+        self.up_at = self._elapsed()
         self.ready = True
 
     def members(self) -> list[dict[str, Any]]:
