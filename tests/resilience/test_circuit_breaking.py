@@ -75,6 +75,18 @@ async def test_docs_circuit_breaking_task(tmp_path):
         # The overflow counter is cumulative (the docs' 12 = 1 + 11) and counts exactly the 503s.
         assert stats["upstream_rq_pending_overflow"] == overflow_2 + refused
         assert stats["upstream_rq_pending_overflow"] == two.get(503, 0) + refused
+        # Overflow is answered at once by the sidecar: 503, x-envoy-overloaded, flag UO.
+        answers = []
+
+        async def slow_call():
+            answers.append(await sidecar.get("http://httpbin:8000/delay/0.5"))
+        async with trio.open_nursery() as calls:
+            for _ in range(3):
+                calls.start_soon(slow_call)
+        refused_now = [r for r in answers if r.status == 503]
+        assert sorted(r.status for r in answers) == [200, 200, 503]
+        assert refused_now[0].header("x-envoy-overloaded") == "true"
+        assert refused_now[0].header("x-trimesh-response-flags") == "UO"
         print(f"2x20: {two}  3x30: {three}  overflow counter: "
               f"{stats['upstream_rq_pending_overflow']}")
     finally:

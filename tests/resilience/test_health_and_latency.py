@@ -63,7 +63,7 @@ async def test_an_instance_answering_503_to_checks_leaves_within_one_interval(tm
     assert result.codes.get(200, 0) == result.calls >= 600  # shedding loses no request
     assert len([t for t in served if t < marks["shed"]]) >= 30
     # Out within one check interval (plus what was already on its way).
-    assert not during or during[-1] - marks["shed"] <= INTERVAL + 0.15, during[-1] - marks["shed"]
+    assert not during or during[-1] - marks["shed"] <= INTERVAL + 0.25, during[-1] - marks["shed"]
     assert marks["stats"]["membership_healthy"] == 2
     # Back after HEALTHY_THRESHOLD (2) passing checks: between 1 and 2 intervals.
     assert after, "the instance never came back"
