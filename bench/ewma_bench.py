@@ -28,9 +28,9 @@ import trio
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's examples/
-from examples._client import Proxy, fetch  # noqa: E402
-from examples.loadgen._load import run_load  # noqa: E402
-from trimesh.testing import FakeUpstream, serve_upstream  # noqa: E402
+from examples._client import FetchError, Proxy, fetch
+from examples.loadgen._load import run_load
+from trimesh.testing import FakeUpstream, serve_upstream
 
 ADDRESSES = ("127.0.14.2", "127.0.14.3", "127.0.14.4")  # the instances (port 9080)
 SIDECAR_ADDRESS = "127.0.14.1"
@@ -66,15 +66,15 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-async def _wait_ready(admin: str, proc: subprocess.Popen) -> None:
+async def _wait_ready(admin: str, proc: trio.Process) -> None:
     with trio.fail_after(30):
         while True:
-            if proc.poll() is not None:
+            if proc.returncode is not None:
                 raise SystemExit(f"the sidecar exited with status {proc.returncode}")
             try:
                 if (await fetch(f"{admin}/ready", timeout=2)).status == 200:
                     return
-            except Exception:  # not listening yet
+            except (OSError, FetchError):  # not listening yet
                 pass
             await trio.sleep(0.1)
 
@@ -96,7 +96,8 @@ async def run_one(balancer: str, args: argparse.Namespace, workdir: Path) -> dic
     async with trio.open_nursery() as nursery:
         for up, addr in zip(ups, ADDRESSES):
             await nursery.start(serve_upstream, up, addr, 9080)
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = await trio.lowlevel.open_process(argv, stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL)
         try:
             await _wait_ready(f"http://{SIDECAR_ADDRESS}:{admin_port}", proc)
             proxy = Proxy(SIDECAR_ADDRESS, proxy_port)
@@ -111,7 +112,10 @@ async def run_one(balancer: str, args: argparse.Namespace, workdir: Path) -> dic
             shares = [u.hits - b for u, b in zip(ups, before)]
         finally:
             proc.terminate()
-            proc.wait(10)
+            with trio.move_on_after(10):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
             nursery.cancel_scope.cancel()
     return {"balancer": balancer, "shares": shares, "errors": skewed.calls - skewed.codes[200],
             "p50_healthy": healthy.percentile(50), "p99_healthy": healthy.percentile(99),

@@ -9,8 +9,8 @@ keep the docs' ports.
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -22,8 +22,8 @@ import trio
 import yaml
 
 from examples._client import FetchError, Proxy, fetch
-from trimesh.testing import FakeUpstream
 from trimesh.sidecar._health import USER_AGENT as HEALTH_USER_AGENT
+from trimesh.testing import FakeUpstream
 
 READY_TIMEOUT = 30.0  # seconds for a process to be ready (2 shared cores, cold imports)
 STOP_TIMEOUT = 5.0

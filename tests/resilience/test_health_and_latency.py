@@ -6,10 +6,15 @@ requests and the callers' p99 stays within 2x the p99 of an all-healthy pool."""
 from __future__ import annotations
 
 import trio
+from resilience_testkit import (
+    ControlledUpstream,
+    instance,
+    next_address,
+    start_sidecar,
+    write,
+)
 
 from examples.loadgen._load import run_load
-from resilience_testkit import (ControlledUpstream, instance, next_address, start_sidecar,
-                                write)
 from trimesh.testing import serve_upstream
 
 CLUSTER = "reviews.default.svc.cluster.local"

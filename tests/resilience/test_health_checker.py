@@ -10,9 +10,16 @@ import trio
 
 from trimesh.config import Snapshot, make_instance
 from trimesh.routing import RequestInfo, SourceIdentity, compile_routes
-from trimesh.sidecar._health import (HEALTH_INTERVAL, HEALTH_PATH, USER_AGENT, HealthChecker,
-                                     HealthCheckConfig, probe_endpoint, probe_passes,
-                                     serve_health_checker)
+from trimesh.sidecar._health import (
+    HEALTH_INTERVAL,
+    HEALTH_PATH,
+    USER_AGENT,
+    HealthCheckConfig,
+    HealthChecker,
+    probe_endpoint,
+    probe_passes,
+    serve_health_checker,
+)
 from trimesh.testing import FakeUpstream, serve_upstream
 
 SOURCE = SourceIdentity(service="productpage", namespace="default",

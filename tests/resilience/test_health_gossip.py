@@ -8,8 +8,8 @@ from __future__ import annotations
 from functools import partial
 
 import trio
-
 from resilience_testkit import ControlledUpstream
+
 from trimesh.control import load_or_create_mesh_key, mesh_key_path
 from trimesh.discovery import gossip_profile, serve_discovery
 from trimesh.sidecar import GossipOptions, SidecarConfig, install_gossip, serve_sidecar

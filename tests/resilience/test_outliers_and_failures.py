@@ -5,11 +5,19 @@ processes is killed with SIGKILL under 200 requests per second and restarted."""
 from __future__ import annotations
 
 import trio
+from resilience_testkit import (
+    ControlledUpstream,
+    instance,
+    next_address,
+    port_open,
+    start_sidecar,
+    start_upstream_process,
+    wait_for,
+    write,
+)
 
 from examples._client import fetch
 from examples.loadgen._load import run_load
-from resilience_testkit import (ControlledUpstream, instance, next_address, port_open,
-                                start_sidecar, start_upstream_process, wait_for, write)
 from trimesh.testing import serve_upstream
 
 CLUSTER = "reviews.default.svc.cluster.local"

@@ -48,8 +48,9 @@ trimesh widens that to < 500, see above).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 import h11
 import trio
