@@ -77,9 +77,14 @@ from ..nursery import (
 from ..proxy import AccessLog, HttpServer, InboundProxy, OutboundProxy, UpstreamPool
 from ..routing import SourceIdentity, compile_routes
 from ._admin import AdminApp, serve_admin
-from ._health import DEFAULT_HEALTH_MODE, HEALTH_INTERVAL, HEALTH_PATH, HealthCheckConfig
-from ._health import HealthChecker
-from ._health import serve_health_checker
+from ._health import (
+    DEFAULT_HEALTH_MODE,
+    HEALTH_INTERVAL,
+    HEALTH_PATH,
+    HealthCheckConfig,
+    HealthChecker,
+    serve_health_checker,
+)
 from ._sources import ControlSource, FileSource
 
 DEFAULT_PROXY_PORT = 15001  # Istio's outbound capture port (DESIGN.md §1)
