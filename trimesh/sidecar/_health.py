@@ -31,9 +31,11 @@ Theory of operation (docs/resilience.md §5; concepts.md §6 L538–540; Envoy `
   short or fully qualified, for services that serve health elsewhere).
 - The own app is probed directly (not through the inbound listener). Its state is kept in
   :attr:`HealthChecker.own`, fed into the own endpoint's state when the table has it (a sidecar
-  that calls its own service), and every flip is reported to ``on_own_change(healthy)`` — the hook
-  through which the sidecar announces the app's health in gossip, so other sidecars stop choosing
-  it. Until the app first passes a check, failures within :data:`APP_START_GRACE` of the start
+  that calls its own service), and after every check the app's health is reported to
+  ``on_own_change(healthy)`` — the hook through which the sidecar announces it in gossip, so other
+  sidecars stop choosing it. Reporting every check, not only flips, repairs an announcement that
+  something else reset (a restarted inbound listener re-creates the own instance); the callee acts
+  on changes only. Until the app first passes a check, failures within :data:`APP_START_GRACE` of the start
   are not counted: an app that is still starting (the sidecar starts it once ready) is not sick.
 
 The timing and I/O are here; the decisions (thresholds, shedding, panic) are the pure state machines
@@ -176,8 +178,8 @@ class HealthChecker:
     read at the start of every round, so a snapshot swap is followed at once. ``own_app`` is the
     app's ``(address, port)`` (``None``: no app to check); ``own_endpoint`` the sidecar's own
     instance endpoint (its inbound listener), which is not probed as a peer — the app behind it is
-    probed directly and that verdict is fed to it. ``on_own_change(healthy)`` is called on every
-    flip of the app's health.
+    probed directly and that verdict is fed to it. ``on_own_change(healthy)`` is called with the
+    app's health after every counted check of it (the callee acts on changes).
     """
 
     def __init__(self, tables: Callable[[], Any], *, own_app: tuple[str, int] | None = None,
@@ -277,8 +279,8 @@ class HealthChecker:
             what = "app" if state is self.own else "endpoint"
             log.info("health: %s %s:%d is now %s (status %s)", what, target.address, target.port,
                      state.state, status if status is not None else "none")
-            if state is self.own and self.on_own_change is not None:
-                self.on_own_change(state.healthy)
+        if target.states[0] is self.own and self.on_own_change is not None:
+            self.on_own_change(self.own.healthy)
 
     # -- introspection --------------------------------------------------------------------------
     def statistics(self) -> dict[str, Any]:
