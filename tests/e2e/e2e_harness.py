@@ -199,7 +199,8 @@ class Sidecar:
     config_path: Path
     registry_path: Path
     proc: Proc
-    applied_text: str = ""  # what the config file holds
+    applied_text: str = ""  # the rules the config file holds (without the marker)
+    applies: int = 0
 
     @property
     def proxy_url(self) -> str:
@@ -215,31 +216,49 @@ class Sidecar:
     def config_dump(self) -> str:
         return self.admin("/config_dump").text
 
-    def config_version(self) -> object:
-        return self.admin("/config_dump").json().get("version")
-
     def apply(self, text: str) -> float:
-        """Replace the rules (YAML, docs' format; "" = none); return once ``/config_dump`` shows a
-        new snapshot version with exactly the new rule names. Returns the monotonic time the file
-        was written."""
+        """Replace the rules (YAML, docs' format, kept verbatim; "" = none); return once
+        ``/config_dump`` shows exactly the new rules. Returns the monotonic time the file was
+        written.
+
+        Rules often keep their names from one config to the next, and the snapshot version also
+        moves for other reasons (the registry, the own app's health), so neither tells that *this*
+        file was loaded. Each write therefore carries one extra marker rule with a fresh name (for
+        a service nobody calls), and the wait is for that name."""
         if text == self.applied_text:
             return time.monotonic()
+        self.applies += 1
+        marker = f"e2e-apply-{os.getpid()}-{self.applies}"
         docs = [d for d in yaml.safe_load_all(text) if d]
-        names = {d["metadata"]["name"] for d in docs}
-        before = self.config_version()
+        names = {d["metadata"]["name"] for d in docs} | {marker}
+        body = text.rstrip() + "\n---\n" if docs else ""
         tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_text(text)
+        tmp.write_text(body + MARKER_RULE.format(name=marker))
         written = time.monotonic()
         os.replace(tmp, self.config_path)
 
         def shown() -> bool:
             dump = self.admin("/config_dump").json()
-            shown_names = {o.get("metadata", {}).get("name") for o in dump.get("objects", [])}
-            return dump.get("version") != before and shown_names == names
+            return {o["metadata"]["name"] for o in dump.get("objects", [])} == names
 
         wait_until(shown, CONFIG_TIMEOUT, f"config {sorted(names)} in /config_dump", self.proc)
         self.applied_text = text
         return written
+
+
+MARKER_RULE = """\
+apiVersion: config.istio.io/v1alpha2
+kind: RouteRule
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  destination:
+    name: e2e-config-marker
+  route:
+  - labels:
+      version: v1
+"""
 
 
 def start_sidecar(log_dir: Path, service: str, instances: list[dict], config: str = "",

@@ -80,9 +80,8 @@ def test_timeout_1s_against_2s_upstream_and_header_override(mesh):
         start = time.monotonic()
         r = client.get("/slow", headers={"x-upstream-delay": "2"})
         took = time.monotonic() - start
-        assert r.status_code == 504, r.text
+        assert r.status_code == 504 and 0.9 <= took <= 1.8, (r.status_code, took, r.text[:200])
         assert "upstream request timeout" in r.text
-        assert 0.9 <= took <= 1.8, took
 
         # the per-request header overrides the rule, both ways (milliseconds)
         start = time.monotonic()
