@@ -612,3 +612,30 @@ async def test_a_handler_bug_answers_500_and_keeps_the_listener(mesh, caplog):
     assert "routing bug" in caplog.text
     mesh.proxy.table = good
     assert (await mesh.get("/")).status == 200
+
+
+async def test_docs_7s_delay_for_jason_only(mesh, autojump_clock):
+    """traffic-tasks.md §3.1: route-rule-ratings-test-delay delays jason's calls by 7 s (100 %);
+    everyone else is answered at once. Virtual time makes the 7 s exact."""
+    mesh.apply(rule("ratings-test-delay", "reviews", """
+precedence: 2
+match:
+  request:
+    headers:
+      cookie:
+        regex: "^(.*?;)?(user=jason)(;.*)?$"
+route:
+- labels: {version: v1}
+httpFault:
+  delay: {percent: 100, fixedDelay: 7s}
+"""))
+    start = trio.current_time()
+    r = await mesh.get("/", headers=[("cookie", "session=x;user=jason")])
+    assert (r.status, r.name) == (200, "reviews-v1")
+    assert trio.current_time() - start == 7.0
+    assert mesh.log[-1]["flags"] == "DI"
+    start = trio.current_time()
+    r = await mesh.get("/", headers=[("cookie", "session=x; user=jason")])  # a space: no match
+    assert r.status == 200
+    assert trio.current_time() - start == 0.0
+    assert mesh.log[-1]["flags"] == "-"
