@@ -14,7 +14,7 @@ def cli() -> None:
 
 @cli.group()
 def run() -> None:
-    """Run a mesh process: control, sidecar, ingress, ca, mixer."""
+    """Run a mesh process: control or sidecar."""
 
 
 def main() -> None:
