@@ -12,44 +12,14 @@ from collections import Counter
 
 import httpx
 import pytest
+from docs_yaml import bookinfo
 from e2e_harness import (Proc, free_port, next_address, spawn, start_sidecar, trimesh_command,
                          wait_sidecar_ready, wait_until)
 
-# samples/bookinfo/kube/route-rule-all-v1.yaml (the four rules of traffic task §2.2)
-ALL_V1 = "---\n".join(f"""\
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata:
-  name: {svc}-default
-  namespace: default
-spec:
-  destination:
-    name: {svc}
-  precedence: 1
-  route:
-  - labels:
-      version: v1
-""" for svc in ("productpage", "reviews", "ratings", "details"))
+# the four rules of traffic task §2.2, and jason's rule of §2.3
+ALL_V1 = bookinfo("route-rule-all-v1.yaml")
 
-TEST_V2 = """\
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata:
-  name: reviews-test-v2
-  namespace: default
-spec:
-  destination:
-    name: reviews
-  match:
-    request:
-      headers:
-        cookie:
-          regex: ^(.*?;)?(user=jason)(;.*)?$
-  precedence: 2
-  route:
-  - labels:
-      version: v2
-"""
+TEST_V2 = bookinfo("route-rule-reviews-test-v2.yaml")
 
 APPLY_WITHIN = 1.0  # seconds from the command's return to new requests following the change
 

@@ -11,62 +11,16 @@ import uuid
 from collections import Counter
 
 import httpx
+from docs_yaml import bookinfo, fixture
 from e2e_harness import dump_rules, fetch_many, require_tool, rule, served_by, wait_until
 
 RULE_ALL_V1 = dump_rules(rule("reviews-default", "reviews", [{"labels": {"version": "v1"}}]))
 
-# samples/bookinfo/kube/route-rule-reviews-test-v2.yaml as `istioctl get` shows it (traffic §2.3)
-RULE_TEST_V2 = """\
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata:
-  name: reviews-test-v2
-  namespace: default
-spec:
-  destination:
-    name: reviews
-  match:
-    request:
-      headers:
-        cookie:
-          regex: ^(.*?;)?(user=jason)(;.*)?$
-  precedence: 2
-  route:
-  - labels:
-      version: v2
-"""
+# traffic-tasks.md §2.3
+RULE_TEST_V2 = bookinfo("route-rule-reviews-test-v2.yaml")
 
-# The reference's precedence example (concepts §8.10), verbatim
-RULES_FOO_BAR = """\
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata:
-  name: reviews-foo-bar
-spec:
-  destination:
-    name: reviews
-  precedence: 2
-  match:
-    request:
-      headers:
-        Foo: bar
-  route:
-  - labels:
-      version: v2
----
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata:
-  name: reviews-default
-spec:
-  destination:
-    name: reviews
-  precedence: 1
-  route:
-  - labels:
-      version: v1
-    weight: 100
-"""
+# The reference's precedence example (concepts §8.10), verbatim from the docs
+RULES_FOO_BAR = fixture("reviews-foo-bar.yaml")
 
 
 def versions(responses: list[httpx.Response]) -> Counter:

@@ -6,147 +6,20 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from docs_yaml import bookinfo, fixture
 from routing_helpers import PRODUCTPAGE, req, table, versions_of
 from trimesh.config import load_text
 from trimesh.routing import Forward, Reject, SourceIdentity
 
-ALL_V1_AND_JASON = """
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata:
-  name: reviews-default
-  namespace: default
-spec:
-  destination:
-    name: reviews
-  precedence: 1
-  route:
-  - labels:
-      version: v1
----
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata:
-  name: reviews-test-v2
-  namespace: default
-spec:
-  destination:
-    name: reviews
-  match:
-    request:
-      headers:
-        cookie:
-          regex: ^(.*?;)?(user=jason)(;.*)?$
-  precedence: 2
-  route:
-  - labels:
-      version: v2
-"""
+ALL_V1_AND_JASON = bookinfo("route-rule-all-v1.yaml", "route-rule-reviews-test-v2.yaml")
 
-FOO_BAR = """
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata:
-  name: reviews-foo-bar
-spec:
-  destination:
-    name: reviews
-  precedence: 2
-  match:
-    request:
-      headers:
-        Foo: bar
-  route:
-  - labels:
-      version: v2
----
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata:
-  name: reviews-default
-spec:
-  destination:
-    name: reviews
-  precedence: 1
-  route:
-  - labels:
-      version: v1
-    weight: 100
-"""
+FOO_BAR = fixture("reviews-foo-bar.yaml")
 
-FOO_EGRESS_AND_TIMEOUT = """
-apiVersion: config.istio.io/v1alpha2
-kind: EgressRule
-metadata:
-  name: foo-egress-rule
-spec:
-  destination:
-    service: *.foo.com
-  ports:
-    - port: 80
-      protocol: http
-    - port: 443
-      protocol: https
----
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata:
-  name: foo-timeout-rule
-spec:
-  destination:
-    service: *.foo.com
-  httpReqTimeout:
-    simpleTimeout:
-      timeout: 10s
-"""
+FOO_EGRESS_AND_TIMEOUT = fixture("foo-egress-rule.yaml", "foo-timeout-rule.yaml")
 
-HTTPBIN = """
-apiVersion: config.istio.io/v1alpha2
-kind: EgressRule
-metadata:
-  name: httpbin-egress-rule
-spec:
-  destination:
-    service: httpbin.org
-  ports:
-    - port: 80
-      protocol: http
----
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata:
-  name: httpbin-timeout-rule
-spec:
-  destination:
-    service: httpbin.org
-  http_req_timeout:
-    simple_timeout:
-      timeout: 3s
-"""
+HTTPBIN = fixture("httpbin-egress-rule.yaml", "httpbin-timeout-rule.yaml")
 
-DELAY_ABORT = """
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata:
-  name: ratings-delay-abort
-spec:
-  destination:
-    name: ratings
-  match:
-    source:
-      name: reviews
-      labels:
-        version: v2
-  route:
-  - labels:
-      version: v1
-  httpFault:
-    delay:
-      fixedDelay: 5s
-    abort:
-      percent: 10
-      httpStatus: 400
-"""
+DELAY_ABORT = fixture("ratings-delay-abort.yaml")
 
 
 def test_request_routing_task():
