@@ -1,7 +1,7 @@
 """SIGTERM to a gossiping sidecar under load: no request that reached it fails, and the client's
 mesh (another gossip member) drops its instance within one gossip round of its exit.
 
-Processes on 127.0.15.x: a control (gossip seed, mesh key), the 'reviews' app (fake upstream) and
+Processes on 127.0.21.x: a control (gossip seed, mesh key), the 'reviews' app (fake upstream) and
 its sidecar with gossip. The client is an embedded member in this process
 (``trimesh.start_in_thread(join=...)``) driving ~200 requests/s at ``http://reviews:9080``."""
 
@@ -60,7 +60,7 @@ def _load(proxy, stop_at, results, lock):
 def test_drain_under_load_then_leave_within_a_gossip_round(tmp_path):
     state = tmp_path / "control"
     access = tmp_path / "reviews-access.log"
-    control = start(CONTROL + ["--state-dir", str(state), "--address", "127.0.15.1",
+    control = start(CONTROL + ["--state-dir", str(state), "--address", "127.0.21.1",
                                "--config-port", "0", "--gossip-port", "7946",
                                "--gossip-profile", "local"])
     procs = [control]
@@ -69,30 +69,30 @@ def test_drain_under_load_then_leave_within_a_gossip_round(tmp_path):
         deadline = time.monotonic() + 20
         while not (state / "gossip.key").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        wait_port("127.0.15.1", 7946)
+        wait_port("127.0.21.1", 7946)
         key = str(state / "gossip.key")
-        gossip = ["--join", "127.0.15.1:7946", "--gossip-key-file", key, "--gossip-profile",
+        gossip = ["--join", "127.0.21.1:7946", "--gossip-key-file", key, "--gossip-profile",
                   "local", "--gossip-port", "7946"]
-        app = start(UPSTREAM + ["--address", "127.0.15.2", "--port", "9080", "--name",
+        app = start(UPSTREAM + ["--address", "127.0.21.2", "--port", "9080", "--name",
                                 "reviews-app", "--no-record"])
         procs.append(app)
-        wait_port("127.0.15.2", 9080)
+        wait_port("127.0.21.2", 9080)
         side = start(SIDECAR + ["--service", "reviews", "--port", "9080", "--app-port", "9080",
-                                "--app-address", "127.0.15.2", "--address", "127.0.15.3",
+                                "--app-address", "127.0.21.2", "--address", "127.0.21.3",
                                 "--proxy-port", "0", "--admin-port", "0", "--control", "none",
                                 "--drain-timeout", "3", "--access-log", str(access), *gossip])
         procs.append(side)
         wait_ready(side)
-        mesh = trimesh.start_in_thread(service="productpage", address="127.0.15.4",
-                                       join=["127.0.15.1:7946"], gossip_key_file=key,
+        mesh = trimesh.start_in_thread(service="productpage", address="127.0.21.4",
+                                       join=["127.0.21.1:7946"], gossip_key_file=key,
                                        gossip_profile="local", admin_port=0)
         admin_host, admin_port = mesh.sidecar.addresses["admin"]
         admin = f"http://{admin_host}:{admin_port}"
         proxy = tuple(mesh.sidecar.addresses["outbound"])
         deadline = time.monotonic() + 10
-        while "127.0.15.3:9080" not in _instances(admin) and time.monotonic() < deadline:
+        while "127.0.21.3:9080" not in _instances(admin) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _instances(admin) == {"127.0.15.3:9080"}
+        assert _instances(admin) == {"127.0.21.3:9080"}
 
         results, lock = [], threading.Lock()
         stop_at = time.monotonic() + 2.5
@@ -107,7 +107,7 @@ def test_drain_under_load_then_leave_within_a_gossip_round(tmp_path):
         while time.monotonic() < sigterm_at + 10 and (dropped_at is None or exited_at is None):
             if exited_at is None and side.poll() is not None:
                 exited_at = time.monotonic()
-            if dropped_at is None and "127.0.15.3:9080" not in _instances(admin):
+            if dropped_at is None and "127.0.21.3:9080" not in _instances(admin):
                 dropped_at = time.monotonic()
             time.sleep(0.005)
         for t in threads:

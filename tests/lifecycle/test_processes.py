@@ -27,7 +27,7 @@ BASE = ["--port", "0", "--proxy-port", "0", "--admin-port", "0", "--control", "n
 
 
 def test_a_crashed_child_is_restarted_and_shown_in_stats():
-    proc = start(SIDECAR + ["--service", "a", "--app-port", "1", "--address", "127.0.10.1", *BASE],
+    proc = start(SIDECAR + ["--service", "a", "--app-port", "1", "--address", "127.0.20.1", *BASE],
                  env={"TRIMESH_TEST_CRASH": "health:1:0.3"})
     try:
         m = wait_ready(proc)
@@ -49,7 +49,7 @@ def test_a_crashed_child_is_restarted_and_shown_in_stats():
 
 
 def test_crashing_past_the_intensity_exits_non_zero_naming_the_child():
-    proc = start(SIDECAR + ["--service", "a", "--app-port", "1", "--address", "127.0.10.2", *BASE],
+    proc = start(SIDECAR + ["--service", "a", "--app-port", "1", "--address", "127.0.20.2", *BASE],
                  env={"TRIMESH_TEST_CRASH": "health:0:0.2"})
     try:
         m = wait_ready(proc)
@@ -90,12 +90,12 @@ def test_crashing_past_the_intensity_exits_non_zero_naming_the_child():
 @pytest.fixture
 def ratings(tmp_path):
     """A real upstream process for service 'ratings' and a registry file naming it."""
-    up = start(UPSTREAM + ["--address", "127.0.10.9", "--port", "9080", "--name", "ratings-v1",
+    up = start(UPSTREAM + ["--address", "127.0.20.9", "--port", "9080", "--name", "ratings-v1",
                            "--service", "ratings", "--version", "v1", "--no-record"])
     try:
-        wait_port("127.0.10.9", 9080)
+        wait_port("127.0.20.9", 9080)
         reg = tmp_path / "registry.yaml"
-        reg.write_text("- {service: ratings, address: 127.0.10.9, port: 9080, "
+        reg.write_text("- {service: ratings, address: 127.0.20.9, port: 9080, "
                        "labels: {version: v1}}\n")
         yield reg
     finally:
@@ -112,7 +112,7 @@ def test_an_app_calling_out_on_its_first_line_succeeds_every_time(ratings):
     failures = []
     for i in range(20):
         proc = start(SIDECAR + ["--service", "productpage", "--app-port", "1",
-                                "--address", "127.0.10.3", *BASE, "--registry", str(ratings),
+                                "--address", "127.0.20.3", *BASE, "--registry", str(ratings),
                                 "--drain-timeout", "0.2", "--", sys.executable, "-c", APP])
         try:
             _, err = proc.communicate(timeout=30)
@@ -173,13 +173,13 @@ def _client(addr, stop_at, results, lock):
 
 
 def test_sigterm_under_load_fails_no_started_request():
-    app = start(UPSTREAM + ["--address", "127.0.10.5", "--port", "9080", "--name", "reviews-app",
+    app = start(UPSTREAM + ["--address", "127.0.20.5", "--port", "9080", "--name", "reviews-app",
                             "--no-record"])
     proc = None
     try:
-        wait_port("127.0.10.5", 9080)
+        wait_port("127.0.20.5", 9080)
         proc = start(SIDECAR + ["--service", "reviews", "--app-port", "9080", "--app-address",
-                                "127.0.10.5", "--address", "127.0.10.6", *BASE,
+                                "127.0.20.5", "--address", "127.0.20.6", *BASE,
                                 "--drain-timeout", "3"])
         m = wait_ready(proc)
         inbound = (m.group(2), int(m.group(3)))
@@ -208,17 +208,17 @@ def test_sigterm_under_load_fails_no_started_request():
 
 def test_a_port_in_use_is_a_one_line_user_error():
     busy = socket.socket()
-    busy.bind(("127.0.10.7", 0))
+    busy.bind(("127.0.20.7", 0))
     busy.listen()
     port = busy.getsockname()[1]
     try:
-        proc = start(SIDECAR + ["--service", "a", "--app-port", "1", "--address", "127.0.10.7",
+        proc = start(SIDECAR + ["--service", "a", "--app-port", "1", "--address", "127.0.20.7",
                                 "--port", str(port), "--proxy-port", "0", "--admin-port", "0",
                                 "--control", "none"])
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 1
         last = err.strip().splitlines()[-1]
-        assert last == f"Error: sidecar a: [Errno 98] inbound listener 127.0.10.7:{port}: " \
+        assert last == f"Error: sidecar a: [Errno 98] inbound listener 127.0.20.7:{port}: " \
                        "Address already in use"
     finally:
         busy.close()
