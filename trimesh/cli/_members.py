@@ -13,6 +13,7 @@ from ..config._instances import PROTOCOLS
 from ..control import DEFAULT_CONTROL_URL, ControlClient
 from ..errors import TrimeshError
 from ._main import cli
+from ._sidecar import _labels  # the same -l KEY=VALUE parsing as run sidecar
 
 
 def _client(url: str) -> ControlClient:
@@ -54,16 +55,6 @@ def parse_port(value: str) -> tuple[str, int]:
         raise click.BadParameter(f"port name must be one of {', '.join(PROTOCOLS)}, got {name!r}",
                                  param_hint="PORT")
     return name, int(port)
-
-
-def _labels(values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="-l/--label")
-        out[key] = value
-    return out
 
 
 @cli.command()
