@@ -187,6 +187,15 @@ def _reason(status: int) -> str:
 
 # -- requests ---------------------------------------------------------------------------------
 
+def _find_header(headers: list[tuple[str, str]], name: str, default: str | None) -> str | None:
+    """The first value of field ``name`` (any case) in lower-cased ``headers``, else ``default``."""
+    name = name.lower()
+    for n, v in headers:
+        if n == name:
+            return v
+    return default
+
+
 @dataclass(slots=True)
 class MeshResponse:
     """A buffered response. ``headers`` are ``(lower-case name, value)`` pairs in order."""
@@ -196,11 +205,7 @@ class MeshResponse:
     content: bytes
 
     def header(self, name: str, default: str | None = None) -> str | None:
-        name = name.lower()
-        for n, v in self.headers:
-            if n == name:
-                return v
-        return default
+        return _find_header(self.headers, name, default)
 
     @property
     def flags(self) -> str:
@@ -227,11 +232,7 @@ class StreamedResponse:
         self._done = False
 
     def header(self, name: str, default: str | None = None) -> str | None:
-        name = name.lower()
-        for n, v in self.headers:
-            if n == name:
-                return v
-        return default
+        return _find_header(self.headers, name, default)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         events = self._down.response.events
