@@ -170,6 +170,21 @@ def _frame_request(headers: list, head: RequestHead, body: bytes, complete: bool
     return True
 
 
+async def _read_and_frame(down: Downstream, head: RequestHead, hdrs: list, path: str,
+                         limit: int) -> tuple[bytes, bytes, bool, object]:
+    """The upstream request for a request with a body (or whose END is not parsed yet):
+    ``(payload, body, complete, streamer)``. Reads up to ``limit`` bytes (read_request_body),
+    appends the framing header to ``hdrs`` and renders the head; ``payload`` carries the body
+    read so far (as one chunk when the upstream body is chunked); ``streamer`` sends the rest
+    when the body did not fit, else None."""
+    body, complete = await read_request_body(down, head, limit)
+    chunked_up = _frame_request(hdrs, head, body, complete)
+    payload = render_request_head(head.method, path, hdrs)
+    if body:
+        payload += body if (complete or not chunked_up) else encode_chunk(body)
+    return payload, body, complete, (None if complete else _body_streamer(down, chunked_up))
+
+
 async def relay_response(down: Downstream, pool: UpstreamPool, conn, rh: ResponseHead,
                          req: RequestHead, extra: list[tuple[str, str]], reuse: bool = True) -> bool:
     """Send the response (head rewritten, body re-framed) to the client; release or discard the
@@ -382,14 +397,8 @@ class OutboundProxy:
             payload = render_request_head(head.method, out_path, hdrs)
             body, complete, streamer = b"", True, None
         else:
-            body, complete = await read_request_body(down, head, self.retry_buffer_limit)
-            chunked_up = _frame_request(hdrs, head, body, complete)
-            payload = render_request_head(head.method, out_path, hdrs)
-            if body and (complete or not chunked_up):
-                payload += body
-            elif body:
-                payload += encode_chunk(body)
-            streamer = None if complete else _body_streamer(down, chunked_up)
+            payload, body, complete, streamer = await _read_and_frame(
+                down, head, hdrs, out_path, self.retry_buffer_limit)
         if fwd.mirror is not None and complete:
             self._start_mirror(fwd, head, hdrs, out_path, out_authority, body)
         # Attempts, under the cluster's circuit breaker (docs/resilience.md §1).
@@ -807,12 +816,8 @@ class InboundProxy(OutboundProxy):
             payload = render_request_head(head.method, path, hdrs)
             complete, streamer = True, None
         else:
-            body, complete = await read_request_body(down, head, self.retry_buffer_limit)
-            chunked_up = _frame_request(hdrs, head, body, complete)
-            payload = render_request_head(head.method, path, hdrs)
-            if body:
-                payload += body if (complete or not chunked_up) else encode_chunk(body)
-            streamer = None if complete else _body_streamer(down, chunked_up)
+            payload, _, complete, streamer = await _read_and_frame(
+                down, head, hdrs, path, self.retry_buffer_limit)
         try:
             conn, rh = await exchange(self.pool, self.app_endpoint, payload,
                                       head_request=head.method == "HEAD", replayable=complete,
