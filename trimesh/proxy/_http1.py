@@ -86,7 +86,21 @@ class HTTPError(ProtocolError):
         self.message = message
 
 
-class RequestHead:
+class _Head:
+    """What request and response heads share: ``headers``, a list of ``(lower-case name, value)``."""
+
+    __slots__ = ()
+    headers: list[tuple[str, str]]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of the lower-case field ``name``, else ``default``."""
+        for n, v in self.headers:
+            if n == name:
+                return v
+        return default
+
+
+class RequestHead(_Head):
     """A parsed request head. ``headers`` is a list of ``(lower-case name, value)`` str pairs in
     arrival order (latin-1 decoded). ``content_length`` is None unless the request had one;
     ``chunked`` is True for ``Transfer-Encoding: chunked``. ``upgrade`` is the lower-cased Upgrade
@@ -114,17 +128,11 @@ class RequestHead:
     def has_body(self) -> bool:
         return self.chunked or bool(self.content_length)
 
-    def get(self, name: str, default: str | None = None) -> str | None:
-        for n, v in self.headers:
-            if n == name:
-                return v
-        return default
-
     def __repr__(self) -> str:
         return f"<RequestHead {self.method} {self.target} HTTP/{self.version} {len(self.headers)} headers>"
 
 
-class ResponseHead:
+class ResponseHead(_Head):
     """A parsed response head; ``close_delimited`` when the body runs to EOF (no framing)."""
 
     __slots__ = ("status", "reason", "version", "headers", "keep_alive", "content_length",
@@ -143,12 +151,6 @@ class ResponseHead:
         self.chunked = chunked
         self.close_delimited = close_delimited
         self.no_body = no_body
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        for n, v in self.headers:
-            if n == name:
-                return v
-        return default
 
     def __repr__(self) -> str:
         return f"<ResponseHead {self.status} HTTP/{self.version} {len(self.headers)} headers>"
