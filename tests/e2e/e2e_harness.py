@@ -32,19 +32,12 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from procs import STOP_TIMEOUT, Proc, free_port, spawn, trimesh_command  # noqa: F401  (re-exported)
 
 READY_TIMEOUT = 20.0  # seconds to wait for a process's readiness (2 shared cores, cold imports)
 CONFIG_TIMEOUT = 10.0  # seconds to wait for the sidecar to show a new config
-STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 SERVICE_PORT = 9080  # the docs' BookInfo port; every instance has its own address, so all share it
 ATTEMPTS_HEADERS = ("x-trimesh-attempts", "x-envoy-attempt-count")  # the proxy reports attempts
-
-
-def trimesh_command() -> list[str]:
-    script = Path(sys.executable).with_name("trimesh")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from trimesh.cli import main; main()"]
 
 
 _SIDECAR_AVAILABLE: tuple[bool, str] | None = None
@@ -78,53 +71,7 @@ def next_address() -> str:
     return f"127.77.{(n >> 8) % 256}.{n % 254 + 1}"
 
 
-def free_port(host: str, kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 # -- processes -------------------------------------------------------------------------------
-
-
-@dataclass
-class Proc:
-    """A child process with its log file; ``stop()`` ends it by PID."""
-
-    name: str
-    popen: subprocess.Popen
-    log_path: Path
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(STOP_TIMEOUT)
-
-
-def spawn(name: str, argv: list[str], log_dir: Path, env: dict | None = None) -> Proc:
-    log_path = log_dir / f"{name}.log"
-    log = open(log_path, "wb")
-    try:
-        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL,
-                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-    finally:
-        log.close()  # the child keeps its own descriptor
-    return Proc(name=name, popen=popen, log_path=log_path)
 
 
 def wait_until(predicate, timeout: float, what: str, proc: Proc | None = None,

@@ -9,10 +9,11 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from procs import trimesh_command
 
 BASE = "127.0.77."  # this suite's own loopback addresses: 127.0.77.1 control, .10+ sidecars
 CONTROL_ADDRESS = BASE + "1"
@@ -20,13 +21,6 @@ GOSSIP_PORT = 7946
 SERVICE_PORT = 9080
 ADMIN_PORT = 15000
 PROFILE = "local"  # memberlist's local profile: keeps the failure test short (docs/gossip.md §7)
-
-
-def trimesh_command() -> list[str]:
-    script = Path(sys.executable).with_name("trimesh")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from trimesh.cli import main; main()"]
 
 
 @dataclass

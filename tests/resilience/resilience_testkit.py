@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +18,13 @@ from pathlib import Path
 import trio
 import yaml
 
+from procs import STOP_TIMEOUT, Proc, free_port, spawn, trimesh_command  # noqa: F401  (re-exported)
+
 from examples._client import FetchError, Proxy, fetch
 from trimesh.sidecar._health import USER_AGENT as HEALTH_USER_AGENT
 from trimesh.testing import FakeUpstream
 
 READY_TIMEOUT = 30.0  # seconds for a process to be ready (2 shared cores, cold imports)
-STOP_TIMEOUT = 5.0
 
 _counter = [0]
 
@@ -35,57 +33,6 @@ def next_address() -> str:
     _counter[0] += 1
     n = (os.getpid() % 200) * 64 + _counter[0]
     return f"127.79.{(n >> 8) % 256}.{n % 254 + 1}"
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def trimesh_command() -> list[str]:
-    script = Path(sys.executable).with_name("trimesh")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from trimesh.cli import main; main()"]
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen
-    log_path: Path
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def kill9(self) -> None:
-        os.kill(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(STOP_TIMEOUT)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(STOP_TIMEOUT)
-
-
-def spawn(name: str, argv: list[str], log_dir: Path) -> Proc:
-    log_path = log_dir / f"{name}.log"
-    with open(log_path, "ab") as log:
-        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL,
-                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    return Proc(name, popen, log_path)
 
 
 async def wait_for(predicate, timeout: float, what: str, proc: Proc | None = None,
