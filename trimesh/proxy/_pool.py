@@ -163,10 +163,6 @@ class UpstreamPool:
                 f"connects={s['connects']} reuses={s['reuses']}>")
 
 
-class StaleConnection(Exception):
-    """A reused connection failed before the first response byte (internal to :func:`exchange`)."""
-
-
 async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], payload: bytes, *,
                    head_request: bool, replayable: bool, body_source=None, owner=None):
     """Send ``payload`` (a request head, plus the whole body when buffered) and wait for the final
