@@ -180,11 +180,6 @@ class _Suspicion:
         self.deadline = start + (hi if k >= 1 else lo)
         self.verifying = False
 
-    @property
-    def confirmed(self) -> bool:
-        """All ``k`` wanted independent confirmations arrived."""
-        return self.k >= 1 and len(self.confirmers) - 1 >= self.k
-
     def confirm(self, source: str) -> bool:
         """Count an independent confirmation; True if it shortened the deadline."""
         if self.verifying or len(self.confirmers) - 1 >= self.k or source in self.confirmers:
