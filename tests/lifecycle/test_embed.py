@@ -7,33 +7,14 @@ import pytest
 import trio
 
 import trimesh
+from tests.docs_yaml import bookinfo
 from tests.proxy.conftest import http_request
 from trimesh.config import load_text, make_instance
 from trimesh.errors import ConfigError
 from trimesh.testing import FakeUpstream, serve_upstream
 
-RULES = """apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata: {name: reviews-v2-for-jason}
-spec:
-  destination: {name: reviews}
-  precedence: 2
-  match:
-    request:
-      headers:
-        cookie: {regex: "^(.*?;)?(user=jason)(;.*)?$"}
-  route:
-  - labels: {version: v2}
----
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata: {name: reviews-default}
-spec:
-  destination: {name: reviews}
-  precedence: 1
-  route:
-  - labels: {version: v1}
-"""
+# the docs' request-routing task: every service to v1, jason to reviews v2
+RULES = bookinfo("route-rule-all-v1.yaml", "route-rule-reviews-test-v2.yaml")
 
 
 @pytest.fixture

@@ -10,32 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs_yaml import bookinfo
 from tests.lifecycle.proc import UPSTREAM, start, stop, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
-RULE = """apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata: {name: reviews-jason-v2}
-spec:
-  destination: {name: reviews}
-  precedence: 2
-  match:
-    request:
-      headers:
-        cookie: {regex: "^(.*?;)?(user=jason)(;.*)?$"}
-  route:
-  - labels: {version: v2}
----
-apiVersion: config.istio.io/v1alpha2
-kind: RouteRule
-metadata: {name: reviews-default-v1}
-spec:
-  destination: {name: reviews}
-  precedence: 1
-  route:
-  - labels: {version: v1}
-"""
+# the docs' request-routing task: every service to v1, jason to reviews v2
+RULE = bookinfo("route-rule-all-v1.yaml", "route-rule-reviews-test-v2.yaml")
 
 
 @pytest.fixture(scope="module")

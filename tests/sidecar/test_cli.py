@@ -2,44 +2,19 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
-READY = re.compile(r"sidecar (\S+) ready: inbound ([\d.]+):(\d+) -> ([\d.]+):(\d+), "
-                   r"outbound ([\d.]+):(\d+), admin ([\d.]+):(\d+)")
-CMD = [sys.executable, "-c", "from trimesh.cli import main; main()", "run", "sidecar"]
+from tests.lifecycle.proc import SIDECAR as CMD, start, stop as _stop
+from tests.lifecycle.proc import wait_ready as _wait_ready
 
 
 def _start(*args):
-    return subprocess.Popen(CMD + list(args), stderr=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
-
-
-def _wait_ready(proc, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    lines = []
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = READY.search(line)
-        if m:
-            return m
-    proc.kill()
-    raise AssertionError("no ready line: " + "".join(lines))
-
-
-def _stop(proc):
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(5)
+    return start(CMD + list(args))
 
 
 def test_ready_line_admin_and_sigterm_exit_0():
