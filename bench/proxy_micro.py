@@ -29,7 +29,8 @@ CHILD = r'''
 import logging, random, sys, time
 import trio
 from trimesh.config import Snapshot, load_text, make_instance
-from trimesh.proxy import AccessLog, HttpServer, OutboundProxy, UpstreamPool
+from trimesh.telemetry import AccessLog
+from trimesh.proxy import HttpServer, OutboundProxy, UpstreamPool
 from trimesh.proxy import _io, _pool
 from trimesh.routing import SourceIdentity, compile_routes
 

@@ -31,7 +31,6 @@ without it.
 
 from __future__ import annotations
 
-import http
 import os
 import threading
 from collections.abc import (
@@ -166,23 +165,6 @@ class _MemoryDownstream:
             _, ev = await self.next_event()
             if ev is None:
                 return True
-
-    async def send_simple(self, status: int, body: str, headers: Sequence[tuple[str, str]] = (),
-                          *, keep_alive: bool = True, head_request: bool = False) -> None:
-        data = body.encode()
-        lines = [f"HTTP/1.1 {status} {_reason(status)}", "content-type: text/plain",
-                 f"content-length: {len(data)}"]
-        lines.extend(f"{n}: {v}" for n, v in headers)
-        self.response_started = True
-        out = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        await self.stream.send_all(out if head_request else out + data)
-
-
-def _reason(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
 
 
 # -- requests ---------------------------------------------------------------------------------

@@ -70,3 +70,16 @@ class UpstreamError(TrimeshError):
 
 class MeshError(TrimeshError):
     """The mesh itself could not do what was asked (no route, no healthy instance, ...)."""
+
+
+class UpstreamConnectError(UpstreamError):
+    """No connection to the upstream could be made (refused, unreachable, connect timeout)."""
+
+
+class UpstreamResetError(UpstreamError):
+    """The upstream connection broke, or the upstream sent a malformed response, before the
+    response head arrived."""
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """A deadline (the route's timeout or a per-try timeout) passed before the response head."""

@@ -10,7 +10,8 @@ import pytest
 import trio
 
 from trimesh.config import Snapshot, load_text, make_instance
-from trimesh.proxy import AccessLog, HttpServer, OutboundProxy, UpstreamPool
+from trimesh.telemetry import AccessLog
+from trimesh.proxy import HttpServer, OutboundProxy, UpstreamPool
 from trimesh.routing import SourceIdentity, compile_routes
 from trimesh.testing import FakeUpstream, serve_upstream
 

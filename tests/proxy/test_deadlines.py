@@ -144,7 +144,8 @@ async def test_websocket_upgrade_is_stripped_unless_the_rule_allows_it(mesh):
 async def test_inbound_logs_dc_when_the_caller_leaves(nursery, autojump_clock):
     import random
 
-    from trimesh.proxy import AccessLog, HttpServer, InboundProxy, UpstreamPool
+    from trimesh.telemetry import AccessLog
+    from trimesh.proxy import HttpServer, InboundProxy, UpstreamPool
     from trimesh.testing import FakeUpstream, serve_upstream
 
     port = await nursery.start(serve_upstream, FakeUpstream(name="app"), "127.0.9.60", 0)

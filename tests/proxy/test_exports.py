@@ -1,4 +1,5 @@
-"""The public surface of trimesh.proxy and trimesh.sidecar, and the access-log line format."""
+"""The public surface of trimesh.proxy, trimesh.telemetry and trimesh.sidecar, and the access-log
+line format (read from the one per-request record)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import logging
 
 import trimesh.proxy
 import trimesh.sidecar
-from trimesh.proxy import AccessLog
+import trimesh.telemetry
+from trimesh.telemetry import AccessLog, RequestRecord
 
-PROXY = {"AccessLog", "ATTEMPTS_HEADER", "FLAGS_HEADER", "RETRY_BUFFER_LIMIT", "InboundProxy",
+PROXY = {"ATTEMPTS_HEADER", "Exchange", "Pipeline", "OUTCOMES", "render_reply", "FLAGS_HEADER", "RETRY_BUFFER_LIMIT", "InboundProxy",
          "OutboundProxy", "shadow_authority", "split_target", "HEADER_READ_TIMEOUT",
          "MAX_HEADER_BYTES", "MAX_HEADERS", "HTTPError", "RequestHead", "RequestParser",
          "ResponseHead", "ResponseParser", "forwardable_headers", "FastStream", "UpstreamPool",
@@ -24,6 +26,7 @@ def _public(mod):
 
 
 def test_public_names():
+    assert {"AccessLog", "RequestRecord", "ATTRIBUTES"} <= _public(trimesh.telemetry)
     assert PROXY <= _public(trimesh.proxy)
     assert SIDECAR <= _public(trimesh.sidecar)
     for name in PROXY:
@@ -37,8 +40,9 @@ def test_access_log_lines_are_json_and_batched(caplog):
     log = AccessLog(logger)
     with caplog.at_level(logging.INFO, logger="trimesh.test-access"):
         for i in range(3):
-            log.log("outbound", "GET", "reviews:9080", f"/r/{i}", 503, "UF", "127.0.0.2:9080",
-                    "reviews.default.svc.cluster.local", "reviews-default", 0.0123, 2, "rid")
+            log.log(RequestRecord(1.0, "outbound", "GET", "reviews:9080", f"/r/{i}", 503, "UF",
+                                  "127.0.0.2:9080", "reviews.default.svc.cluster.local",
+                                  "reviews-default", 0.0123, 2, "rid"))
         assert not caplog.records  # buffered
         log.flush()
     (record,) = caplog.records
@@ -50,3 +54,17 @@ def test_access_log_lines_are_json_and_batched(caplog):
         "cluster": "reviews.default.svc.cluster.local", "rule": "reviews-default",
         "duration_ms": 12.3, "attempts": 2, "request_id": "rid"}
     assert log.statistics()["records"] == 3
+
+
+def test_the_record_speaks_mixer_attributes():
+    r = RequestRecord(1.5, "inbound", "GET", "ratings:9080", "/ratings/0", 200, "",
+                      "127.0.0.3:9080", "inbound|app", None, 0.25, 1, "rid", source_ip="127.0.0.2",
+                      destination_service="ratings.default.svc.cluster.local", request_size=0)
+    bag = r.attributes()
+    assert bag["request.host"] == "ratings:9080" and bag["request.path"] == "/ratings/0"
+    assert bag["response.code"] == 200 and bag["response.duration"] == 0.25
+    assert bag["request.id"] == "rid" and bag["source.ip"] == "127.0.0.2"
+    assert bag["destination.service"] == "ratings.default.svc.cluster.local"
+    assert (bag["destination.ip"], bag["destination.port"]) == ("127.0.0.3", 9080)
+    assert bag["request.size"] == 0 and "response.size" not in bag  # unknown sizes are absent
+    assert "context.response_flags" not in bag

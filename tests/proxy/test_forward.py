@@ -281,7 +281,8 @@ async def test_snapshot_swap_mid_request(mesh, autojump_clock):
 async def test_inbound_strips_envoy_headers(nursery):
     import random as _random
 
-    from trimesh.proxy import AccessLog, HttpServer, InboundProxy, UpstreamPool
+    from trimesh.telemetry import AccessLog
+    from trimesh.proxy import HttpServer, InboundProxy, UpstreamPool
     from trimesh.testing import FakeUpstream, serve_upstream
 
     app = FakeUpstream(name="app")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 
 import pytest
+
+from trimesh.errors import UpstreamConnectError
 import trio
 
 from trimesh.proxy import FastStream, UpstreamPool
@@ -92,9 +94,9 @@ async def test_stale_pooled_connection_is_retried_once(nursery):
     listener.close()
 
 
-async def test_connect_failure_raises_oserror():
+async def test_connect_failure_raises_the_projects_error():
     pool = UpstreamPool()
-    with pytest.raises(OSError):
+    with pytest.raises(UpstreamConnectError, match="127.0.9.63:1"):
         await pool.acquire(("127.0.9.63", 1))
     assert pool.statistics()["connect_failures"] == 1
 
@@ -192,6 +194,6 @@ async def test_tls_origination(nursery):
         pool.release(conn)
     assert pool.statistics()["connects"] == 1 and up.statistics()["served"] == 2
     # an untrusted certificate is a connect failure
-    with pytest.raises(OSError):
+    with pytest.raises(UpstreamConnectError):
         await UpstreamPool().acquire(ep)
     nursery.cancel_scope.cancel()

@@ -43,13 +43,17 @@ def limits(**kw) -> BreakerLimits:
 # --- limits from the policy ------------------------------------------------------------------
 
 
-def test_no_policy_means_envoy_defaults():
+def test_no_policy_means_envoy_defaults_and_a_retry_budget_without_ceiling():
     c = httpbin_cluster(with_rule=False)  # labelled policy, no rule: never applied (§8.13)
     assert c.policy is None
     assert c.limits.as_dict() == {"max_connections": 1024, "max_pending_requests": 1024,
-                                  "max_requests": 1024, "max_retries": 3,
+                                  "max_requests": 1024, "max_retries": None,
                                   "max_requests_per_connection": 0}
     assert c.outlier_config is None
+    assert c.detection.gateway_only  # failure accrual instead (issue 10)
+    # No httpMaxRetries ceiling: the budget's floor of 10 concurrent retries applies.
+    admitted = sum(c.admit_retry() for _ in range(12))
+    assert admitted == 10
 
 
 def test_the_docs_policy_sets_every_field():

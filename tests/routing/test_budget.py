@@ -92,10 +92,10 @@ def test_a_retry_storm_is_damped():
     assert b.statistics(lim)["upstream_rq_retry_overflow"] == 280
 
 
-def test_cluster_retry_gate_uses_its_policy_ceiling():
+def test_cluster_retry_gate_without_a_policy_is_the_budget_floor():
     c = Cluster("r.default.svc.cluster.local", None, [make_instance("r", "127.0.0.1", 80)],
                 make_balancer(None))
-    assert [c.admit_retry() for _ in range(4)] == [True, True, True, False]
+    assert [c.admit_retry() for _ in range(11)] == [True] * 10 + [False]
     c.release_retry()
     assert c.admit_retry()
     assert c.statistics()["upstream_rq_retry_overflow"] == 1

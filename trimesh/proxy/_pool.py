@@ -21,6 +21,7 @@ from collections import deque
 
 import trio
 
+from ..errors import UpstreamConnectError, UpstreamResetError
 from . import _io
 from ._http1 import HEAD, INFO, HTTPError, ResponseParser
 
@@ -44,14 +45,18 @@ class UpstreamConnection:
         self.reused = False
 
     async def next_event(self):
-        """The next response event, reading from the socket as needed."""
+        """The next response event, reading from the socket as needed. A broken connection or a
+        malformed response raises UpstreamResetError (the one error the relay handles)."""
         events = self.parser.events
-        while not events:
-            data = await self.stream.receive_some()
-            if data:
-                self.parser.feed(data)
-            else:
-                self.parser.feed_eof()
+        try:
+            while not events:
+                data = await self.stream.receive_some()
+                if data:
+                    self.parser.feed(data)
+                else:
+                    self.parser.feed_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, HTTPError) as exc:
+            raise UpstreamResetError(f"{self.endpoint[0]}:{self.endpoint[1]}: {exc}") from exc
         return events.popleft()
 
     def close(self) -> None:
@@ -79,7 +84,8 @@ class UpstreamPool:
 
     async def acquire(self, endpoint: tuple[str, int]) -> UpstreamConnection:
         """A connection to ``endpoint``: the most recently released idle one, or a new one.
-        Raises OSError when connecting fails (or takes longer than ``connect_timeout``)."""
+        Raises UpstreamConnectError when connecting fails (or takes longer than
+        ``connect_timeout``)."""
         conn = self.take_idle(endpoint)
         return conn if conn is not None else await self.connect(endpoint)
 
@@ -111,10 +117,11 @@ class UpstreamPool:
                     stream = await _io.connect(endpoint[0], endpoint[1])
         except trio.TooSlowError:
             self._connect_failures += 1
-            raise OSError(f"connect to {endpoint[0]}:{endpoint[1]} timed out") from None
-        except OSError:
+            raise UpstreamConnectError(
+                f"connect to {endpoint[0]}:{endpoint[1]} timed out") from None
+        except OSError as exc:  # refused, unreachable, TLS handshake failures (ssl.SSLError)
             self._connect_failures += 1
-            raise
+            raise UpstreamConnectError(f"connect to {endpoint[0]}:{endpoint[1]}: {exc}") from exc
         self._active += 1
         return UpstreamConnection(stream, endpoint)
 
@@ -170,12 +177,15 @@ async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], payload: bytes
     body onto the connection after ``payload``. Returns ``(conn, ResponseHead)``; the caller reads
     the body with ``conn.next_event()`` and then releases or discards ``conn``.
 
-    Raises OSError for a connect failure, ``trio.BrokenResourceError``/``HTTPError`` for a reset or
-    malformed response. A stale pooled connection is retried once when ``replayable``.
+    Raises :class:`~trimesh.errors.UpstreamConnectError` for a connect failure and
+    :class:`~trimesh.errors.UpstreamResetError` for a reset, a closed connection or a malformed
+    response before the head (the errors the attempt policy maps to outcomes; nothing else of the
+    I/O layer escapes). A stale pooled connection is retried once when ``replayable``.
 
     ``owner`` (the downstream request's ``Downstream``) gets the connection in use as
     ``owner.upstream``, so its deadline timer can close it; if the deadline already passed
-    (``owner.expired``) the connection is closed at once and ``trio.ClosedResourceError`` raised.
+    (``owner.expired``) the connection is closed at once and UpstreamResetError raised (the caller
+    sees ``owner.expired`` and answers 504).
     """
     for tried_fresh in (False, True):
         conn = None if tried_fresh else pool.take_idle(endpoint)
@@ -185,7 +195,7 @@ async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], payload: bytes
             owner.upstream = conn
             if owner.expired:
                 pool.discard(conn)
-                raise trio.ClosedResourceError("request deadline passed")
+                raise UpstreamResetError("request deadline passed")
         try:
             conn.parser.expect(head_request=head_request)
             await conn.stream.send_all(payload)
@@ -207,14 +217,14 @@ async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], payload: bytes
                 if kind == INFO:
                     continue  # 100 Continue and friends: the proxy answers those itself
                 raise HTTPError(502, "unexpected response event")
-        except (trio.BrokenResourceError, HTTPError):
+        except (trio.BrokenResourceError, trio.ClosedResourceError, HTTPError) as exc:
             stale = (conn.reused and not conn.parser.mid_message and replayable
-                     and not tried_fresh)
+                     and not tried_fresh and not isinstance(exc, trio.ClosedResourceError))
             pool.discard(conn)
             if stale:
                 pool.note_stale_retry()
                 continue
-            raise
+            raise UpstreamResetError(f"{conn.endpoint[0]}:{conn.endpoint[1]}: {exc}") from exc
         except BaseException:
             pool.discard(conn)
             raise

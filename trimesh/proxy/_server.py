@@ -31,8 +31,9 @@ import socket
 import trio
 
 from . import _io
-from ._http1 import (DATA, END, HEADER_READ_TIMEOUT, HTTPError, RequestParser, reason_phrase,
-                     render_response_head)
+from ..routing import MeshReply
+from ._http1 import DATA, END, HEADER_READ_TIMEOUT, HTTPError, RequestParser, reason_phrase
+from ._replies import render_reply
 
 WATCHDOG_INTERVAL = 0.5  # seconds; resolution of the header and idle timeouts
 IDLE_TIMEOUT = 300.0  # seconds a keep-alive connection may sit idle (Envoy's is 1 h; apps reconnect)
@@ -103,17 +104,6 @@ class Downstream:
                 seen += len(ev)
                 if seen > DRAIN_BODY_LIMIT:
                     return False
-
-    async def send_simple(self, status: int, body: str, headers: list[tuple[str, str]] = (),
-                          *, keep_alive: bool = True, head_request: bool = False) -> None:
-        data = body.encode()
-        hdrs = [("content-type", "text/plain"), ("content-length", str(len(data)))]
-        hdrs.extend(headers)
-        if not keep_alive:
-            hdrs.append(("connection", "close"))
-        self.response_started = True
-        out = render_response_head(status, hdrs)
-        await self.stream.send_all(out if head_request else out + data)
 
 
 class HttpServer:
@@ -343,11 +333,13 @@ class HttpServer:
                 self._timer_scope.cancel()
 
     async def _try_send_error(self, down: Downstream, status: int, message: str) -> None:
-        body = f"{reason_phrase(status)}: {message}\n"
+        """A codec-level answer (400/408/431/505/500, Envoy's flag DPE), rendered like every
+        mesh reply (trimesh/proxy/_replies.py), then the connection closes."""
+        reply = MeshReply(status, "DPE", f"{reason_phrase(status)}: {message}")
+        down.response_started = True
         try:
             with trio.move_on_after(1.0):
-                await down.send_simple(status, body, [("x-trimesh-response-flags", "DPE")],
-                                       keep_alive=False)
+                await down.stream.send_all(render_reply(reply, flags="DPE", keep_alive=False))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 

@@ -10,6 +10,17 @@ admission (``admit_request``/``admit_connection``/``admit_retry``), outlier ejec
 clock, no global randomness — ``rng`` and ``now`` are passed in.
 """
 
+from ._attempts import CONNECT_FAILURE as CONNECT_FAILURE
+from ._attempts import NO_HOST as NO_HOST
+from ._attempts import PER_TRY_TIMEOUT as PER_TRY_TIMEOUT
+from ._attempts import RELAY as RELAY
+from ._attempts import RESET as RESET
+from ._attempts import RESPONSE as RESPONSE
+from ._attempts import ROUTE_TIMEOUT as ROUTE_TIMEOUT
+from ._attempts import AttemptState as AttemptState
+from ._attempts import GiveUp as GiveUp
+from ._attempts import Relay as Relay
+from ._attempts import Retry as Retry
 from ._balancers import BALANCER_NAMES as BALANCER_NAMES
 from ._balancers import DEFAULT_BALANCER as DEFAULT_BALANCER
 from ._balancers import Balancer as Balancer
@@ -41,6 +52,13 @@ from ._policy import TIMEOUT_HEADER as TIMEOUT_HEADER
 from ._policy import RetryPolicy as RetryPolicy
 from ._table import RouteTable as RouteTable
 from ._table import compile_routes as compile_routes
+from ._replies import CONNECT_UNSUPPORTED as CONNECT_UNSUPPORTED
+from ._replies import NO_HEALTHY_UPSTREAM as NO_HEALTHY_UPSTREAM
+from ._replies import OVERFLOW as OVERFLOW
+from ._replies import UPSTREAM_FAILURE as UPSTREAM_FAILURE
+from ._replies import UPSTREAM_TIMEOUT as UPSTREAM_TIMEOUT
+from ._replies import MeshReply as MeshReply
+from ._replies import fault_abort as fault_abort
 from ._types import Forward as Forward
 from ._types import Redirect as Redirect
 from ._types import Reject as Reject
@@ -48,6 +66,10 @@ from ._types import RequestInfo as RequestInfo
 from ._types import SourceIdentity as SourceIdentity
 
 __all__ = [
+    "CONNECT_FAILURE", "NO_HOST", "PER_TRY_TIMEOUT", "RELAY", "RESET", "RESPONSE",
+    "ROUTE_TIMEOUT", "AttemptState", "GiveUp", "Relay", "Retry", "CONNECT_UNSUPPORTED",
+    "NO_HEALTHY_UPSTREAM", "OVERFLOW", "UPSTREAM_FAILURE", "UPSTREAM_TIMEOUT", "MeshReply",
+    "fault_abort",
     "BALANCER_NAMES", "DEFAULT_BALANCER", "Balancer", "HostState", "make_balancer",
     "PANIC_THRESHOLD", "Cluster", "ClusterState", "host_pattern_matches", "BASE_RETRY_INTERVAL",
     "DEFAULT_TIMEOUT",

@@ -90,6 +90,7 @@ class Balancer:
 
     name = "?"
     uses_cursor = False
+    uses_rtt = False  # wants each request's round-trip time (on_request_end's rtt)
 
     def pick(self, states: Sequence[HostState], cursor: int, rng, now: float | None = None) -> int:
         raise NotImplementedError
@@ -148,6 +149,7 @@ class LeastConn(Balancer):
 class PeakEwma(Balancer):
     name = PEAK_EWMA
     uses_cursor = True
+    uses_rtt = True
 
     def pick(self, states, cursor, rng, now=None):
         n = len(states)

@@ -77,9 +77,10 @@ class BreakerLimits:
     @classmethod
     def from_simple_cb(cls, cb: Any) -> "BreakerLimits":
         """A policy's ``simpleCb``; ``None`` (no policy or no circuit breaker) gives Envoy's
-        defaults, which every Envoy cluster has whether configured or not."""
+        defaults, which every Envoy cluster has whether configured or not — except the retry
+        ceiling: unconfigured, only the retry budget bounds retries (UNCONFIGURED_BUDGET)."""
         if cb is None:
-            return DEFAULT_LIMITS
+            return UNCONFIGURED_LIMITS
         return cls(cb.max_connections, cb.http_max_pending_requests, cb.http_max_requests,
                    cb.http_max_retries, cb.http_max_requests_per_connection)
 
@@ -93,6 +94,14 @@ class BreakerLimits:
 
 DEFAULT_LIMITS = BreakerLimits()
 DEFAULT_BUDGET = RetryBudget()
+# A cluster whose DestinationPolicy sets no circuit breaker has no httpMaxRetries ceiling of its
+# own: its concurrent retries are bounded by the retry budget alone, with Linkerd's floor of 10
+# (retry budget min_retries_per_second) instead of Envoy's 3, so the docs' retry scenarios (a
+# dead instance under load with `attempts: 3`) are never refused; a policy's httpMaxRetries
+# (default 3, as in Istio) stays a hard ceiling.
+UNCONFIGURED_MIN_RETRIES = 10
+UNCONFIGURED_BUDGET = RetryBudget(min_concurrency=UNCONFIGURED_MIN_RETRIES)
+UNCONFIGURED_LIMITS = BreakerLimits(max_retries=None)  # type: ignore[arg-type]
 
 PENDING = "pending"
 ACTIVE = "active"
@@ -196,7 +205,7 @@ class CircuitBreaker:
     def retry_limit(self, limits: BreakerLimits,
                     budget: RetryBudget | None = DEFAULT_BUDGET) -> int:
         if budget is None:
-            return limits.max_retries
+            return limits.max_retries if limits.max_retries is not None else MAX_RETRIES
         return budget.limit(self.rq_active + self.rq_pending, limits.max_retries)
 
     def admit_retry(self, limits: BreakerLimits,

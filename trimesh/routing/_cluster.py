@@ -29,10 +29,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ._balancers import Balancer, HostState
-from ._breaker import Admission, BreakerLimits, CircuitBreaker, DEFAULT_BUDGET
+from ._breaker import Admission, BreakerLimits, CircuitBreaker, DEFAULT_BUDGET, UNCONFIGURED_BUDGET
 from ._budget import RetryBudget
 from ._health import HealthState
-from ._outlier import OutlierConfig, OutlierDetector
+from ._outlier import FAILURE_ACCRUAL, OutlierConfig, OutlierDetector
 
 PANIC_THRESHOLD = 0.5  # Envoy healthy_panic_threshold default: 50 %
 
@@ -42,7 +42,7 @@ class ClusterState:
     round-robin cursor, counters, circuit-breaker accounting and outlier-ejection state."""
 
     __slots__ = ("cursor", "picks", "no_host", "clock", "breaker", "outlier", "generation",
-                 "__weakref__")
+                 "detection_mode", "__weakref__")
 
     def __init__(self) -> None:
         self.cursor = 0
@@ -52,6 +52,7 @@ class ClusterState:
         self.breaker = CircuitBreaker()
         self.outlier = OutlierDetector()
         self.generation = 0  # bumped whenever a host of the cluster may have changed availability
+        self.detection_mode: bool | None = None  # gateway_only of the config that ejected hosts
 
 
 def cluster_name(fqdn: str, labels: dict[str, str] | None) -> str:
@@ -68,7 +69,7 @@ class Cluster:
     :meth:`release_request` (docs/resilience.md)."""
 
     __slots__ = ("name", "fqdn", "labels", "instances", "balancer", "policy", "circuit_breaker",
-                 "limits", "outlier_config", "retry_budget", "_hosts", "_endpoints",
+                 "limits", "outlier_config", "detection", "retry_budget", "_hosts", "_endpoints",
                  "_by_endpoint", "_state", "_gen", "_panic", "_healthy", "_eligible",
                  "_eligible_states")
 
@@ -88,8 +89,18 @@ class Cluster:
         self.circuit_breaker = cb.simple_cb if cb is not None else None
         self.limits = BreakerLimits.from_simple_cb(self.circuit_breaker)
         self.outlier_config = OutlierConfig.from_simple_cb(self.circuit_breaker)
+        # What ejects hosts: the policy's outlier detection, else failure accrual (_outlier.py).
+        self.detection = self.outlier_config or FAILURE_ACCRUAL
+        if self.circuit_breaker is None and retry_budget is DEFAULT_BUDGET:
+            retry_budget = UNCONFIGURED_BUDGET  # no httpMaxRetries set: _breaker.py
         self.retry_budget = retry_budget
         self._state = state if state is not None else ClusterState()
+        mode = self.detection.gateway_only
+        if self._state.detection_mode not in (None, mode):
+            # The policy came or went: ejections made under the other kind of detection end.
+            self._state.outlier = OutlierDetector()
+            self._state.generation += 1
+        self._state.detection_mode = mode
         host_states = {} if host_states is None else host_states
         by_ep: dict[tuple[str, int], HostState] = {}
         for inst in self.instances:
@@ -113,18 +124,16 @@ class Cluster:
     # --- availability (health, ejection, panic) ------------------------------------------------
 
     def _rebuild(self) -> None:
-        st = self._state
-        det = st.outlier if self.outlier_config is not None else None
+        det = self._state.outlier
         available = [(i, hs) for i, hs in self._hosts
-                     if i.healthy and hs.health.healthy
-                     and (det is None or not det.is_ejected(i.endpoint))]
+                     if i.healthy and hs.health.healthy and not det.is_ejected(i.endpoint)]
         n = len(self._hosts)
         self._healthy = len(available)
         self._panic = 0 < len(available) < n * PANIC_THRESHOLD
         chosen = self._hosts if self._panic else available
         self._eligible: tuple[Any, ...] = tuple(i for i, _ in chosen)
         self._eligible_states: tuple[HostState, ...] = tuple(hs for _, hs in chosen)
-        self._gen = st.generation
+        self._gen = self._state.generation
 
     def _advance(self, now: float | None) -> None:
         """Run due outlier sweeps and note ``now``; rebuild the available set if needed."""
@@ -132,11 +141,9 @@ class Cluster:
         if now is not None:
             if st.clock is None or now > st.clock:
                 st.clock = now
-            cfg = self.outlier_config
-            if cfg is not None:
-                nxt = st.outlier.next_sweep
-                if (nxt is None or now >= nxt) and st.outlier.advance(now, cfg):
-                    st.generation += 1
+            nxt = st.outlier.next_sweep
+            if (nxt is None or now >= nxt) and st.outlier.advance(now, self.detection):
+                st.generation += 1
         if st.generation != self._gen:
             self._rebuild()
 
@@ -156,7 +163,7 @@ class Cluster:
         return self._healthy
 
     def is_ejected(self, inst: Any) -> bool:
-        return self.outlier_config is not None and self._state.outlier.is_ejected(inst.endpoint)
+        return self._state.outlier.is_ejected(inst.endpoint)
 
     def health(self, inst: Any) -> HealthState | None:
         """The active health-check state of ``inst`` (shared by every cluster holding it)."""
@@ -165,12 +172,20 @@ class Cluster:
 
     # --- picking -------------------------------------------------------------------------------
 
-    def pick(self, rng, now: float | None = None) -> Any | None:
-        """The instance for the next request, or ``None`` when no instance is available."""
+    def pick(self, rng, now: float | None = None, avoid: tuple = ()) -> Any | None:
+        """The instance for the next request, or ``None`` when no instance is available.
+        ``avoid``: endpoints this request already tried — a retry goes to another available
+        host while one exists (Envoy's ``previous_hosts`` predicate), else to any."""
         st = self._state
         if now is not None or st.generation != self._gen:
             self._advance(now)
         eligible = self._eligible
+        states = self._eligible_states
+        if avoid and len(eligible) > 1:
+            keep = [k for k, i in enumerate(eligible) if i.endpoint not in avoid]
+            if keep and len(keep) < len(eligible):
+                eligible = tuple(eligible[k] for k in keep)
+                states = tuple(states[k] for k in keep)
         if not eligible:
             st.no_host += 1
             return None
@@ -179,9 +194,7 @@ class Cluster:
         st.picks += 1
         if len(eligible) == 1:
             return eligible[0]
-        idx = self.balancer.pick(self._eligible_states, cursor, rng,
-                                 st.clock if now is None else now)
-        return eligible[idx]
+        return eligible[self.balancer.pick(states, cursor, rng, st.clock if now is None else now)]
 
     def host_state(self, inst: Any) -> HostState | None:
         return self._by_endpoint.get(inst.endpoint)
@@ -211,12 +224,17 @@ class Cluster:
     def record_result(self, inst: Any, status: int | None, now: float) -> bool:
         """Feed outlier detection one upstream result of ``inst``: the response status, or
         ``None`` for a connect failure / reset / no response. Returns ``True`` when this result
-        ejected the host. No-op without a circuit-breaker policy or for ``inst=None``."""
-        cfg = self.outlier_config
-        if cfg is None or inst is None:
+        ejected the host. Without a circuit-breaker policy, failure accrual counts only gateway
+        errors (``_outlier.py``)."""
+        if inst is None:
             return False
-        self._advance(now)
         st = self._state
+        cfg = self.detection
+        if cfg.gateway_only and status is not None and status < 502:
+            h = st.outlier.hosts.get(inst.endpoint)  # the common case: a success, nothing to reset
+            if h is None or not h.consecutive:
+                return False
+        self._advance(now)
         if st.outlier.record(inst.endpoint, status, now, cfg, self._endpoints):
             st.generation += 1
             return True
@@ -269,7 +287,7 @@ class Cluster:
             "membership_total": len(self.instances),
             "membership_healthy": self._healthy,
             **st.breaker.statistics(self.limits, self.retry_budget),
-            **st.outlier.statistics(self._endpoints if self.outlier_config is not None else ()),
+            **st.outlier.statistics(self._endpoints),
         }
 
     def __repr__(self) -> str:

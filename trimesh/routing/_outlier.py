@@ -42,19 +42,31 @@ DETECTION_INTERVAL = 10.0  # httpDetectionInterval / Envoy interval default: 10 
 BASE_EJECTION_TIME = 30.0  # sleepWindow / Envoy base_ejection_time default: 30 s
 MAX_EJECTION_PERCENT = 10  # httpMaxEjectionPercent / Envoy max_ejection_percent default: 10 %
 MAX_EJECTION_TIME = 300.0  # Envoy max_ejection_time default: 300 s (or base time if larger)
+# Failure accrual for clusters without a DestinationPolicy circuit breaker (issue 10: connect
+# failures and resets feed ejection even then). Linkerd's failure accrual ejects after 5
+# consecutive failures; Envoy's consecutive_gateway_failure counts the same "gateway" class
+# (connect failure, reset, 502/503/504) with a default threshold of 5. Ejection is short (5 s,
+# growing with repeated ejections like any other) and may take up to half the pool, so a
+# restarted instance is back soon and a small cluster can still route around one dead member.
+ACCRUAL_ERRORS = 5
+ACCRUAL_EJECTION_TIME = 5.0
+ACCRUAL_MAX_EJECTION_PERCENT = 50
+GATEWAY_STATUSES = frozenset({502, 503, 504})
 
 
 class OutlierConfig:
     """The ejection parameters of one cluster (from its DestinationPolicy's simpleCb)."""
 
     __slots__ = ("consecutive_errors", "interval", "base_ejection_time", "max_ejection_percent",
-                 "max_ejection_time")
+                 "max_ejection_time", "gateway_only")
 
     def __init__(self, consecutive_errors: int = CONSECUTIVE_ERRORS,
                  interval: float = DETECTION_INTERVAL,
                  base_ejection_time: float = BASE_EJECTION_TIME,
                  max_ejection_percent: float = MAX_EJECTION_PERCENT,
-                 max_ejection_time: float = MAX_EJECTION_TIME) -> None:
+                 max_ejection_time: float = MAX_EJECTION_TIME, *,
+                 gateway_only: bool = False) -> None:
+        self.gateway_only = gateway_only  # count only gateway errors (failure accrual)
         self.consecutive_errors = max(int(consecutive_errors), 1)
         self.interval = float(interval) if interval > 0 else DETECTION_INTERVAL
         self.base_ejection_time = float(base_ejection_time)
@@ -71,9 +83,13 @@ class OutlierConfig:
                    float(cb.sleep_window), cb.http_max_ejection_percent)
 
     def __repr__(self) -> str:
-        return (f"<OutlierConfig consecutive={self.consecutive_errors} "
+        return (f"<OutlierConfig {'gateway ' if self.gateway_only else ''}consecutive={self.consecutive_errors} "
                 f"interval={self.interval}s base={self.base_ejection_time}s "
                 f"max={self.max_ejection_percent:g}%>")
+
+
+FAILURE_ACCRUAL = OutlierConfig(ACCRUAL_ERRORS, DETECTION_INTERVAL, ACCRUAL_EJECTION_TIME,
+                                ACCRUAL_MAX_EJECTION_PERCENT, gateway_only=True)
 
 
 class HostOutlier:
@@ -100,6 +116,11 @@ class HostOutlier:
 def is_error(status: int | None) -> bool:
     """What counts towards ``httpConsecutiveErrors``: a 5xx or no response at all."""
     return status is None or status >= 500
+
+
+def is_gateway_error(status: int | None) -> bool:
+    """What failure accrual counts: no response at all, or 502/503/504."""
+    return status is None or status in GATEWAY_STATUSES
 
 
 class OutlierDetector:
@@ -168,7 +189,7 @@ class OutlierDetector:
         """One upstream result of ``endpoint``; ``True`` if it was ejected by it."""
         self.advance(now, cfg)
         h = self.hosts.get(endpoint)
-        if not is_error(status):
+        if not (is_gateway_error(status) if cfg.gateway_only else is_error(status)):
             if h is not None:
                 h.consecutive = 0
             return False

@@ -74,8 +74,9 @@ from ..nursery import (
     serve_signals,
     wait_stop_requested,
 )
-from ..proxy import AccessLog, HttpServer, InboundProxy, OutboundProxy, UpstreamPool
+from ..proxy import HttpServer, InboundProxy, OutboundProxy, UpstreamPool
 from ..routing import SourceIdentity, compile_routes
+from ..telemetry import AccessLog
 from ._admin import AdminApp, serve_admin
 from ._health import (
     DEFAULT_HEALTH_MODE,
@@ -176,7 +177,8 @@ class Sidecar:
         self.outbound = OutboundProxy(None, rng=self.rng, pool=self.pool,
                                       access_log=self.access_log)
         self.inbound = InboundProxy((config.app_address, config.app_port or 0), rng=self.rng,
-                                    pool=self.app_pool, access_log=self.access_log)
+                                    pool=self.app_pool, access_log=self.access_log,
+                                    service=config.service)
         self.outbound_server = HttpServer("outbound", self.outbound)
         self.inbound_server = HttpServer("inbound", self.inbound)
         self.admin = AdminApp(self)

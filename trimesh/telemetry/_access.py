@@ -1,12 +1,13 @@
-"""Access log: one JSON line per request, written through stdlib logging in batches.
+"""Access log: one JSON line per request record, written through stdlib logging in batches.
 
 Fields (docs/sidecar.md): ``time`` (Unix seconds), ``direction`` (outbound/inbound), ``method``,
 ``authority``, ``path``, ``status``, ``flags`` (Envoy's response flags, ``-`` when none: NR, UH, UF,
 UT, DI, FI, ...), ``upstream`` (``address:port`` or ``-``), ``cluster``, ``rule``, ``duration_ms``,
 ``attempts``, ``request_id``.
 
-Per request the log keeps one tuple of the fields; they are formatted (msgspec's JSON encoder) when
-a batch is written, not on the request's path. Batches go to the ``trimesh.access`` logger
+Per request the log keeps the pipeline's :class:`~trimesh.telemetry.RequestRecord` (the one record
+every telemetry consumer reads); lines are formatted (msgspec's JSON encoder) when a batch is
+written, not on the request's path. Batches go to the ``trimesh.access`` logger
 :data:`FLUSH_LINES` at a time, or every :data:`FLUSH_INTERVAL` seconds from
 :meth:`AccessLog.serve_flusher`, so a request costs no logging record, lock or ``write`` syscall. The logger's handler decides where lines go
 (stderr by default; ``--access-log FILE``).
@@ -15,10 +16,11 @@ a batch is written, not on the request's path. Batches go to the ``trimesh.acces
 from __future__ import annotations
 
 import logging
-import time
 
 import msgspec
 import trio
+
+from ._record import RequestRecord
 
 FLUSH_LINES = 64  # lines buffered before a write
 FLUSH_INTERVAL = 0.5  # seconds between background flushes
@@ -26,14 +28,13 @@ FLUSH_INTERVAL = 0.5  # seconds between background flushes
 _encode = msgspec.json.Encoder().encode
 
 
-def _record(p: tuple) -> dict:
-    (t, direction, method, authority, path, status, flags, upstream, cluster, rule, duration,
-     attempts, request_id) = p
-    return {"time": int(t * 1000) / 1000, "direction": direction, "method": method,
-            "authority": authority, "path": path, "status": status, "flags": flags or "-",
-            "upstream": upstream or "-", "cluster": cluster or "-", "rule": rule or "-",
-            "duration_ms": int(duration * 1e6) / 1000, "attempts": attempts,
-            "request_id": request_id or "-"}
+def line(r: RequestRecord) -> dict:
+    """The access-log line of a record (docs/sidecar.md lists the fields)."""
+    return {"time": int(r.time * 1000) / 1000, "direction": r.direction, "method": r.method,
+            "authority": r.authority, "path": r.path, "status": r.status,
+            "flags": r.flags or "-", "upstream": r.upstream or "-", "cluster": r.cluster or "-",
+            "rule": r.rule or "-", "duration_ms": int(r.duration * 1e6) / 1000,
+            "attempts": r.attempts, "request_id": r.request_id or "-"}
 
 
 class AccessLog:
@@ -46,30 +47,26 @@ class AccessLog:
         # A disabled logger (``--access-log off``) costs nothing per request.
         self.enabled = enabled and not self.logger.disabled
         self.sink = sink
-        self._pending: list[tuple] = []
+        self._pending: list[RequestRecord] = []
         self.records = 0
 
-    def log(self, direction: str, method: str, authority: str, path: str, status: int,
-            flags: str, upstream: str, cluster: str, rule: str | None, duration: float,
-            attempts: int, request_id: str | None) -> None:
+    def log(self, record: RequestRecord) -> None:
         self.records += 1
         if not self.enabled:
             return
         if self.sink is not None:
-            self.sink(_record((time.time(), direction, method, authority, path, status, flags,
-                               upstream, cluster, rule, duration, attempts, request_id)))
+            self.sink(line(record))
             return
-        # Per request only a tuple is kept; lines are formatted in batches by flush().
+        # Per request only the record is kept; lines are formatted in batches by flush().
         pending = self._pending
-        pending.append((time.time(), direction, method, authority, path, status, flags, upstream,
-                        cluster, rule, duration, attempts, request_id))
+        pending.append(record)
         if len(pending) >= FLUSH_LINES:
             self.flush()
 
     def flush(self) -> None:
         if self._pending:
             pending, self._pending = self._pending, []
-            self.logger.info("\n".join([_encode(_record(p)).decode() for p in pending]))
+            self.logger.info("\n".join([_encode(line(r)).decode() for r in pending]))
 
     async def serve_flusher(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

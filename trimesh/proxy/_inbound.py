@@ -1,0 +1,78 @@
+"""The inbound side: calls into the app, through the destination's sidecar.
+
+A peer of the outbound side on the same pipeline (``_pipeline.py``); its own stages are few:
+
+1. attributes: target, authority, path; the request's ``x-request-id`` — generated here when the
+   request has none (Envoy's connection manager does so on every side), so an app that forwards
+   the id lets one request be followed across every hop;
+2. policy: none yet (authentication and the Mixer check go here: Istio checks on the server side);
+3. route: always the app (:attr:`InboundProxy.route`, a ``Forward`` to ``--app-address:--app-port``
+   with no cluster, no retries and no route timeout — the caller's side owns those);
+4. the app's head: hop-by-hop fields, ``Expect`` and ``x-envoy-*`` control fields dropped.
+
+The shared stages then read the body, try once on a pooled connection to the app (503 UF when it
+cannot be reached) and relay the response. Relayed responses get no ``x-trimesh-attempts``: the
+caller's side reports the tries it made, so a response carries the header once; replies the
+inbound makes itself carry ``x-trimesh-attempts: 1`` and their flag, which the caller's side
+replaces and keeps.
+"""
+
+from __future__ import annotations
+
+from ..config import service_fqdn
+from ..routing import Forward
+from ._exchange import connection_tokens, split_target
+from ._http1 import HOP_BY_HOP
+from ._pipeline import Pipeline
+from ._upgrade import relay_upgrade
+
+APP_CLUSTER = "inbound|app"  # the access log's cluster name for the app
+
+
+class InboundProxy(Pipeline):
+    """The inbound handler: forward to the app at ``app_endpoint``."""
+
+    direction = "inbound"
+    report_attempts = False
+
+    def __init__(self, app_endpoint: tuple[str, int], *, rng, pool, access_log,
+                 service: str = "", **kw) -> None:
+        super().__init__(rng=rng, pool=pool, access_log=access_log, **kw)
+        self.app_endpoint = app_endpoint
+        self.upstream = f"{app_endpoint[0]}:{app_endpoint[1]}"
+        self.route = Forward(service_fqdn(service) if service else "", None, None, 0.0,
+                             external_host=app_endpoint[0], external_port=app_endpoint[1])
+
+    async def handle(self, ex) -> bool:
+        head = ex.head
+        ex.scheme, ex.authority, ex.path = split_target(head)
+        ex.fwd = self.route
+        ex.cluster_name = APP_CLUSTER
+        websocket = head.upgrade == "websocket"
+        hdrs = self.app_headers(ex, websocket)
+        if websocket:
+            return await relay_upgrade(self, ex, hdrs, ex.path)
+        return await self.forward(ex, hdrs, ex.path)
+
+    def app_headers(self, ex, websocket: bool) -> list[tuple[str, str]]:
+        head = ex.head
+        hdrs = []
+        named = connection_tokens(head.connection) if head.connection is not None else None
+        request_id = None
+        for n, v in head.headers:
+            if n in HOP_BY_HOP:
+                if websocket and n == "upgrade":
+                    hdrs.append((n, v))
+                continue
+            if (named is not None and n in named) or n == "expect" or n.startswith("x-envoy-"):
+                continue
+            if n == "x-request-id":
+                request_id = v
+            hdrs.append((n, v))
+        if request_id is None:
+            request_id = self._ids.next()
+            hdrs.append(("x-request-id", request_id))
+        ex.request_id = request_id
+        if websocket:
+            hdrs.append(("connection", "upgrade"))
+        return hdrs
