@@ -106,9 +106,12 @@ async def _big_server(stream):
     while b"\r\n\r\n" not in data:
         data += await stream.receive_some(65536)
     await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 300000\r\n\r\n")
-    for _ in range(30):
-        await stream.send_all(b"y" * 10000)
-        await trio.sleep(0.001)
+    try:
+        for _ in range(30):
+            await stream.send_all(b"y" * 10000)
+            await trio.sleep(0.001)
+    except trio.BrokenResourceError:
+        pass  # the reader that leaves early (the test's last case) closed the connection
     await stream.aclose()
 
 

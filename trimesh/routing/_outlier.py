@@ -46,8 +46,9 @@ MAX_EJECTION_TIME = 300.0  # Envoy max_ejection_time default: 300 s (or base tim
 # failures and resets feed ejection even then). Linkerd's failure accrual ejects after 5
 # consecutive failures; Envoy's consecutive_gateway_failure counts the same "gateway" class
 # (connect failure, reset, 502/503/504) with a default threshold of 5. Ejection is short (5 s,
-# growing with repeated ejections like any other) and may take up to half the pool, so a
-# restarted instance is back soon and a small cluster can still route around one dead member.
+# growing with repeated ejections like any other) and may take up to half the pool — never the
+# only host of a cluster — so a restarted instance is back soon and a small cluster can still route
+# around one dead member.
 ACCRUAL_ERRORS = 5
 ACCRUAL_EJECTION_TIME = 5.0
 ACCRUAL_MAX_EJECTION_PERCENT = 50
@@ -203,7 +204,10 @@ class OutlierDetector:
         self.ejections_detected += 1
         ejected = self.ejected_count(pool)
         n = len(pool)
-        if ejected > 0 and (ejected + 1) * 100.0 > cfg.max_ejection_percent * n:
+        # Envoy ejects the first host whatever the percentage; failure accrual never does more
+        # than the percentage allows, so it cannot eject a cluster's only host.
+        if ((ejected > 0 or cfg.gateway_only)
+                and (ejected + 1) * 100.0 > cfg.max_ejection_percent * n):
             self.ejections_overflow += 1
             return False
         h.multiplier += 1

@@ -22,9 +22,10 @@ Theory of operation:
   (:func:`~._sources.merge_control_and_gossip`). ``--config`` / ``--registry`` files override
   both for the same key / endpoint (they stay their own source). The sidecar's own instance is
   always its own (the builder adds it if absent).
-* **Leaving.** :meth:`GossipSource.leave` is registered as an ``on_drained`` hook: after the drain
-  the member gossips its own departure and waits (bounded) until it went out, so other members
-  drop it at once instead of after the failure detector's bound.
+* **Leaving.** :meth:`GossipSource.leave` is registered as an ``on_draining`` hook: when the
+  drain starts, before the listeners close, the member gossips its own departure and waits
+  (bounded) until it went out, so other members stop routing here while it still answers,
+  instead of after the failure detector's bound.
 """
 
 from __future__ import annotations
@@ -198,7 +199,7 @@ class GossipSource:
             await trio.sleep(OWN_INSTANCE_POLL)
 
     async def leave(self) -> None:
-        """Graceful leave (an ``on_drained`` hook): gossip our departure, bounded wait."""
+        """Graceful leave (an ``on_draining`` hook): gossip our departure, bounded wait."""
         if self.agent is None or self.agent.node is None or self.left:
             return
         self.left = True
@@ -230,7 +231,7 @@ def member_name(sidecar: Any, port: int) -> str:
 def install_gossip(sidecar: Any, options: GossipOptions) -> GossipSource:
     """Wire gossip into a sidecar before its tree starts (``serve_sidecar(setup=...)``): the
     source (taking the control's listing over), the ``gossip`` child at the source stage, and the
-    graceful leave as an ``on_drained`` hook. Raises ``MeshKeyError`` for a bad key file."""
+    graceful leave as an ``on_draining`` hook. Raises ``MeshKeyError`` for a bad key file."""
     key = read_mesh_key(options.key_file or default_mesh_key_file())
     cfg = sidecar.config
     # The gossip child starts before the inbound listener (sources come first in the tree), so
@@ -251,6 +252,6 @@ def install_gossip(sidecar: Any, options: GossipOptions) -> GossipSource:
     sidecar.add_source(source)
     sidecar.add_child(ChildSpec("gossip", source.serve,
                                 description=f"gossip member {source.name}"), stage="source")
-    sidecar.on_drained.append(source.leave)
+    sidecar.on_draining.append(source.leave)
     sidecar.gossip = source
     return source

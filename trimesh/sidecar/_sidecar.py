@@ -33,13 +33,17 @@ Hooks for other subsystems (stable API; register them BEFORE ``serve()`` starts 
   missing); the source calls ``sidecar.request_rebuild()`` after changing them. Rebuilds are
   coalesced: many changes in one scheduling tick give one new Snapshot. ``sidecar.own_instance``
   is this sidecar's instance once ``inbound`` is up (what a gossip member announces).
+- ``sidecar.on_draining.append(async_fn)``: ``await async_fn()`` runs when the drain starts,
+  BEFORE the listeners close — the place for gossip's graceful leave, so callers stop routing
+  here while it still answers; then the sidecar waits :data:`ANNOUNCE_GRACE` seconds.
 - ``sidecar.on_drained.append(async_fn)``: ``await async_fn()`` runs after the drain (listeners
-  closed, in-flight requests finished or ``drain_timeout`` passed), before the tree stops — the
-  place for gossip's graceful leave. Each hook gets :data:`ON_DRAINED_TIMEOUT` seconds; an
-  exception is logged and the next hook still runs.
+  closed, in-flight requests finished or ``drain_timeout`` passed), before the tree stops. Each
+  hook gets :data:`ON_DRAINED_TIMEOUT` seconds; an exception is logged and the next hook still
+  runs.
 
 Shutdown (:meth:`Sidecar.shutdown`, SIGTERM/SIGINT in the CLI, or the app exiting):
-``/ready`` turns 503; the inbound listener stops accepting and its in-flight requests finish (up
+``/ready`` turns 503; the ``on_draining`` hooks announce the leave and the listeners stay open
+for :data:`ANNOUNCE_GRACE`; the inbound listener stops accepting and its in-flight requests finish (up
 to ``drain_timeout``); if an app runs, it gets SIGTERM (unless the signal was already forwarded)
 and the sidecar waits for it (its outbound calls keep working meanwhile, up to
 :data:`APP_STOP_TIMEOUT`, then SIGKILL); the outbound listener drains likewise; the ``on_drained``
@@ -93,7 +97,11 @@ DEFAULT_ADMIN_PORT = 15000  # Envoy's admin port
 DEFAULT_CONTROL_URL = "http://127.0.0.1:15010"  # CLI.md
 DEFAULT_DRAIN_TIMEOUT = 5.0  # seconds; Envoy's --drain-time-s default is 600, too long for tests
 APP_STOP_TIMEOUT = 10.0  # seconds an app gets after SIGTERM before SIGKILL (Kubernetes gives 30)
-ON_DRAINED_TIMEOUT = 5.0  # seconds each on_drained hook may take
+ON_DRAINED_TIMEOUT = 5.0  # seconds each on_drained / on_draining hook may take
+# After the on_draining hooks announced the leave (gossip), the listeners stay open this long so
+# the members that routed here learn it and stop before connections are refused (Envoy's drain
+# and Kubernetes' preStop sleep serve the same purpose); retries cover what still arrives.
+ANNOUNCE_GRACE = 0.5
 # A sidecar child may be restarted 3 times within 10 s; a 4th crash means it will not recover and
 # the sidecar exits (OTP's default 1 in 5 s is for trees whose parent restarts them; nothing
 # restarts a sidecar process but its operator, so it tolerates a little more).
@@ -184,6 +192,7 @@ class Sidecar:
         self.admin = AdminApp(self)
         self.supervisor: Supervisor | None = None
         self.on_drained: list[Callable[[], Awaitable[None]]] = []
+        self.on_draining: list[Callable[[], Awaitable[None]]] = []
         self.draining = False
         self.started = False
         self.version = 0
@@ -517,6 +526,9 @@ class Sidecar:
         cfg = self.config
         self.draining = True
         log.info("sidecar %s draining (up to %.1fs)", cfg.name, cfg.drain_timeout)
+        if self.on_draining:
+            await self._run_hooks(self.on_draining)
+            await trio.sleep(ANNOUNCE_GRACE)  # callers learn the leave while we still answer
         self.inbound_server.drain()
         with trio.move_on_after(cfg.drain_timeout):
             await self.inbound_server.wait_drained()
@@ -528,14 +540,17 @@ class Sidecar:
         with trio.move_on_after(cfg.drain_timeout):
             await self.outbound_server.wait_drained()
         self.access_log.flush()
-        for hook in list(self.on_drained):
+        await self._run_hooks(self.on_drained)
+
+    async def _run_hooks(self, hooks: list[Callable[[], Awaitable[None]]]) -> None:
+        for hook in list(hooks):
             with trio.move_on_after(ON_DRAINED_TIMEOUT) as scope:
                 try:
                     await hook()
                 except Exception:
-                    log.exception("sidecar %s: on_drained hook %r failed", cfg.name, hook)
+                    log.exception("sidecar %s: drain hook %r failed", self.config.name, hook)
             if scope.cancelled_caught:
-                log.warning("sidecar %s: on_drained hook %r took over %gs", cfg.name, hook,
+                log.warning("sidecar %s: drain hook %r took over %gs", self.config.name, hook,
                             ON_DRAINED_TIMEOUT)
 
     def forward_signal(self, signum: int) -> bool:
