@@ -11,7 +11,7 @@ import trio
 
 from trimesh.proxy import FastStream, UpstreamPool
 from trimesh.proxy import _io
-from trimesh.proxy._pool import exchange
+from trimesh.proxy._pool import UpstreamRequest, exchange
 from trimesh.testing import FakeUpstream, serve_upstream
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -37,7 +37,7 @@ async def test_pool_reuses_lifo_and_bounds_idle(nursery):
     assert again is conns[2] and again.reused  # LIFO: the most recently released
     pool.release(again)
     for _ in range(5):
-        conn, head = await exchange(pool, ep, GET, head_request=False, replayable=True)
+        conn, head = await exchange(pool, ep, UpstreamRequest(GET))
         assert head.status == 200
         await _drain(conn)
         pool.release(conn)
@@ -83,11 +83,11 @@ async def test_stale_pooled_connection_is_retried_once(nursery):
 
     nursery.start_soon(server)
     pool = UpstreamPool()
-    conn, head = await exchange(pool, ep, GET, head_request=False, replayable=True)
+    conn, head = await exchange(pool, ep, UpstreamRequest(GET))
     await _drain(conn)
     pool.release(conn)
     await trio.sleep(0.2)
-    conn, head = await exchange(pool, ep, GET, head_request=False, replayable=True)
+    conn, head = await exchange(pool, ep, UpstreamRequest(GET))
     assert head.status == 200 and len(served) == 1
     assert pool.statistics()["stale_retries"] == 1
     pool.discard(conn)
@@ -106,12 +106,12 @@ async def test_head_response_has_no_body(nursery):
     port = await nursery.start(serve_upstream, up, "127.0.9.64", 0)
     pool = UpstreamPool()
     ep = ("127.0.9.64", port)
-    conn, head = await exchange(pool, ep, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", head_request=True,
-                                replayable=True)
+    head_get = UpstreamRequest(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", head_request=True)
+    conn, head = await exchange(pool, ep, head_get)
     assert head.status == 200 and head.content_length and head.no_body
     assert (await conn.next_event())[0] == 2  # END right away, no body bytes awaited
     pool.release(conn)
-    conn, head = await exchange(pool, ep, GET, head_request=False, replayable=True)
+    conn, head = await exchange(pool, ep, UpstreamRequest(GET))
     assert conn.reused and head.status == 200
 
 
@@ -188,7 +188,7 @@ async def test_tls_origination(nursery):
     pool = UpstreamPool(tls_context=client_ctx)
     ep = ("localhost", port, "tls")
     for _ in range(2):
-        conn, head = await exchange(pool, ep, GET, head_request=False, replayable=True)
+        conn, head = await exchange(pool, ep, UpstreamRequest(GET))
         assert head.status == 200
         await _drain(conn)
         pool.release(conn)

@@ -106,9 +106,12 @@ def response_headers(rh, extra) -> list[tuple[str, str]]:
     return headers
 
 
-async def relay_response(down, pool, conn, rh, req, extra, reuse: bool = True) -> bool:
-    """Send the response (head rewritten, body re-framed) to the client; release or discard the
-    upstream connection. Returns whether the client connection may stay open."""
+async def relay_response(ex, pool, conn, rh, extra, reuse: bool = True) -> bool:
+    """Send the response to ``ex``'s request (head rewritten, body re-framed) to the client;
+    release or discard the upstream connection. Returns whether the client connection may stay
+    open."""
+    down = ex.down
+    req = ex.head
     headers = response_headers(rh, extra)
     keep = req.keep_alive and not down.server.draining
     chunked_out = False

@@ -24,8 +24,8 @@ class Exchange:
 
     __slots__ = ("direction", "down", "head", "start", "now", "scheme", "authority", "path",
                  "headers", "request_id", "fwd", "rule", "cluster_name", "upstream", "flags", "attempts",
-                 "extra", "token", "holds_cx", "payload", "complete", "streamer",
-                 "response_size")
+                 "extra", "token", "holds_cx", "payload", "head_request", "complete",
+                 "streamer", "response_size")
 
     def __init__(self, direction: str, down, head, start: float) -> None:
         self.direction = direction
@@ -48,6 +48,7 @@ class Exchange:
         self.token = None  # the circuit breaker's admission, released when the request ends
         self.holds_cx = False  # the current try holds a maxConnections slot
         self.payload = b""  # the upstream request: head (+ the buffered body)
+        self.head_request = head.method == "HEAD"  # no response body will follow
         self.complete = True  # the whole body is in payload (the request can be replayed)
         self.streamer = None  # sends the rest of a body too large to buffer
         self.response_size = -1

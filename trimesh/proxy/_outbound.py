@@ -25,7 +25,7 @@ from ..errors import UpstreamError
 from ..routing import CONNECT_UNSUPPORTED, Forward, MeshReply, Redirect, RequestInfo, fault_abort
 from ._http1 import END, HOP_BY_HOP, render_request_head
 from ._pipeline import Pipeline
-from ._pool import exchange
+from ._pool import UpstreamRequest, exchange
 from ._exchange import connection_tokens, split_target
 from ._upgrade import relay_upgrade
 
@@ -176,14 +176,14 @@ class OutboundProxy(Pipeline):
         self.mirrors_in_flight += 1
         self.counters.inc("mirror_started")
         self.mirror_nursery.start_soon(self._mirror, inst.endpoint, payload,
-                                       ex.head.method == "HEAD",
+                                       ex.head_request,
                                        fwd.timeout or DEFAULT_ROUTE_TIMEOUT)
 
     async def _mirror(self, endpoint, payload: bytes, head_request: bool, timeout: float) -> None:
         try:
             with trio.move_on_after(timeout) as scope:
-                conn, rh = await exchange(self.pool, endpoint, payload, head_request=head_request,
-                                          replayable=True)
+                conn, rh = await exchange(self.pool, endpoint,
+                                          UpstreamRequest(payload, head_request=head_request))
                 try:
                     while (await conn.next_event())[0] != END:
                         pass

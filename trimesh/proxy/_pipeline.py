@@ -208,9 +208,7 @@ class Pipeline:
                 await self._wait_connection(cluster, deadline)
             ex.holds_cx = True
             cluster.connection_ready(ex.token)
-        return await exchange(self.pool, endpoint, ex.payload,
-                              head_request=ex.head.method == "HEAD", replayable=ex.complete,
-                              body_source=ex.streamer, owner=ex.down)
+        return await exchange(self.pool, endpoint, ex)
 
     def _account(self, ex: Exchange, inst, rh) -> None:
         """A try on ``inst`` ended: load, latency (PEAK_EWMA) and outlier detection / failure
@@ -233,7 +231,7 @@ class Pipeline:
         per_conn = cluster.limits.max_requests_per_connection if cluster is not None else 0
         ex.response_size = rh.content_length if rh.content_length is not None else -1
         try:
-            keep = await relay_response(down, self.pool, conn, rh, ex.head, extra,
+            keep = await relay_response(ex, self.pool, conn, rh, extra,
                                         reuse=per_conn == 0 or conn.requests < per_conn)
         finally:
             down.server.disarm(down)  # the route timeout spans the response body too
@@ -277,7 +275,7 @@ class Pipeline:
             except HTTPError:
                 keep = False
         data = render_reply(reply, flags=ex.add_flag(reply.flag), attempts=ex.attempts,
-                            extra=extra, keep_alive=keep, head_request=head.method == "HEAD")
+                            extra=extra, keep_alive=keep, head_request=ex.head_request)
         down.response_started = True
         await down.stream.send_all(data)
         self._finish(ex, reply.status)
@@ -294,7 +292,7 @@ class Pipeline:
             if not down.response_started:
                 data = render_reply(UPSTREAM_TIMEOUT, flags=ex.add_flag("UT"),
                                     attempts=ex.attempts, keep_alive=False,
-                                    head_request=ex.head.method == "HEAD")
+                                    head_request=ex.head_request)
                 down.response_started = True
                 try:
                     down.stream.sock.send(data)

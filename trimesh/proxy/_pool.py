@@ -170,23 +170,62 @@ class UpstreamPool:
                 f"connects={s['connects']} reuses={s['reuses']}>")
 
 
-async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], payload: bytes, *,
-                   head_request: bool, replayable: bool, body_source=None, owner=None):
-    """Send ``payload`` (a request head, plus the whole body when buffered) and wait for the final
-    response head. ``body_source``, when given, is an async callable that streams the rest of the
-    body onto the connection after ``payload``. Returns ``(conn, ResponseHead)``; the caller reads
-    the body with ``conn.next_event()`` and then releases or discards ``conn``.
+class UpstreamRequest:
+    """What :func:`exchange` sends: ``payload`` (the head, plus the whole body when buffered),
+    whether it answers a HEAD, whether it can be replayed (the body is all in ``payload``), the
+    ``streamer`` that sends the rest of a larger body, and the ``down`` (Downstream) it serves.
+    The pipeline's Exchange has the same attributes and is passed as it is."""
+
+    __slots__ = ("payload", "head_request", "complete", "streamer", "down")
+
+    def __init__(self, payload: bytes, *, head_request: bool = False, complete: bool = True,
+                 streamer=None, down=None) -> None:
+        self.payload = payload
+        self.head_request = head_request
+        self.complete = complete
+        self.streamer = streamer
+        self.down = down
+
+
+async def _send_and_read_head(conn: UpstreamConnection, req):
+    conn.parser.expect(head_request=req.head_request)
+    await conn.stream.send_all(req.payload)
+    if req.streamer is not None:
+        await req.streamer(conn)
+    events = conn.parser.events
+    while True:
+        if not events:  # the response cannot be there yet: wait before reading
+            data = await conn.stream.wait_and_receive()
+            if data:
+                conn.parser.feed(data)
+            else:
+                conn.parser.feed_eof()
+            continue
+        kind, ev = events.popleft()
+        if kind == HEAD:
+            conn.requests += 1
+            return ev
+        if kind != INFO:  # 100 Continue and friends: the proxy answers those itself
+            raise HTTPError(502, "unexpected response event")
+
+
+async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], req):
+    """Send ``req`` (an :class:`UpstreamRequest`, or the pipeline's Exchange) on a pooled or new
+    connection to ``endpoint`` and wait for the final response head. Returns ``(conn,
+    ResponseHead)``; the caller reads the body with ``conn.next_event()`` and then releases or
+    discards ``conn``.
 
     Raises :class:`~trimesh.errors.UpstreamConnectError` for a connect failure and
     :class:`~trimesh.errors.UpstreamResetError` for a reset, a closed connection or a malformed
     response before the head (the errors the attempt policy maps to outcomes; nothing else of the
-    I/O layer escapes). A stale pooled connection is retried once when ``replayable``.
+    I/O layer escapes). A stale pooled connection is retried once when ``req.complete``.
 
-    ``owner`` (the downstream request's ``Downstream``) gets the connection in use as
-    ``owner.upstream``, so its deadline timer can close it; if the deadline already passed
-    (``owner.expired``) the connection is closed at once and UpstreamResetError raised (the caller
-    sees ``owner.expired`` and answers 504).
+    ``req.down`` (the downstream request's ``Downstream``) gets the connection in use as
+    ``down.upstream``, so its deadline timer can close it; if the deadline already passed
+    (``down.expired``) the connection is closed at once and UpstreamResetError raised (the caller
+    sees ``down.expired`` and answers 504).
     """
+    owner = req.down
     for tried_fresh in (False, True):
         conn = None if tried_fresh else pool.take_idle(endpoint)
         if conn is None:
@@ -197,28 +236,9 @@ async def exchange(pool: UpstreamPool, endpoint: tuple[str, int], payload: bytes
                 pool.discard(conn)
                 raise UpstreamResetError("request deadline passed")
         try:
-            conn.parser.expect(head_request=head_request)
-            await conn.stream.send_all(payload)
-            if body_source is not None:
-                await body_source(conn)
-            events = conn.parser.events
-            while True:
-                if not events:  # the response cannot be there yet: wait before reading
-                    data = await conn.stream.wait_and_receive()
-                    if data:
-                        conn.parser.feed(data)
-                    else:
-                        conn.parser.feed_eof()
-                    continue
-                kind, ev = events.popleft()
-                if kind == HEAD:
-                    conn.requests += 1
-                    return conn, ev
-                if kind == INFO:
-                    continue  # 100 Continue and friends: the proxy answers those itself
-                raise HTTPError(502, "unexpected response event")
+            return conn, await _send_and_read_head(conn, req)
         except (trio.BrokenResourceError, trio.ClosedResourceError, HTTPError) as exc:
-            stale = (conn.reused and not conn.parser.mid_message and replayable
+            stale = (conn.reused and not conn.parser.mid_message and req.complete
                      and not tried_fresh and not isinstance(exc, trio.ClosedResourceError))
             pool.discard(conn)
             if stale:

@@ -262,54 +262,14 @@ class HttpServer:
     async def _serve_connection(self, sock, addr) -> None:
         stream = _io.make_stream(sock)
         down = Downstream(stream, addr[0] if addr else "", self)
-        parser = down.parser
-        events = parser.events
         scope = down.scope = trio.CancelScope()
-        waiting = self._waiting
-        busy = self._busy
         self.connections += 1
         try:
             with scope:
-                while True:
-                    if not events:
-                        # Wait for the next head. No deadline per request: the watchdog checks
-                        # waiting connections against the coarse clock it keeps (PERF.md: a
-                        # cancel-scope deadline change costs several microseconds).
-                        down.wait_since = self._tick
-                        down.head_timed = parser.messages == 0 or parser.in_head
-                        waiting.add(down)
-                        try:
-                            while not events:
-                                if self.draining and not parser.in_head:
-                                    return
-                                # After a response the next request is not there yet.
-                                data = await (stream.wait_and_receive() if parser.messages
-                                              else stream.receive_some())
-                                if not data:
-                                    return
-                                parser.feed(data)
-                                if parser.in_head and not down.head_timed:
-                                    down.head_timed = True
-                                    down.wait_since = trio.current_time()
-                        finally:
-                            waiting.discard(down)
-                    kind, head = events.popleft()
-                    down.response_started = False
-                    self.in_flight += 1
-                    busy.add(down)
-                    try:
-                        keep = await self.handler(down, head)
-                    finally:
-                        self.in_flight -= 1
-                        busy.discard(down)
-                        down.upstream = None
-                    if not keep or self.draining or parser.upgraded:
-                        return
-                    if parser.closed and not events:
-                        return
+                await self._serve_requests(down)
             if down.timed_out and not self.draining:
                 self.header_timeouts += 1
-                if parser.in_head:
+                if down.parser.in_head:
                     await self._try_send_error(down, 408, "request head not received in time")
         except HTTPError as exc:
             self.bad_requests += 1
@@ -331,6 +291,50 @@ class HttpServer:
             if self.draining and self.connections == 0:
                 self._idle_event.set()
                 self._timer_scope.cancel()
+
+    async def _serve_requests(self, down: Downstream) -> None:
+        """The connection's request loop: wait for a head, hand it to the handler, repeat while
+        the connection may stay open (pipelined requests in order)."""
+        stream = down.stream
+        parser = down.parser
+        events = parser.events
+        waiting = self._waiting
+        busy = self._busy
+        while True:
+            if not events:
+                # Wait for the next head. No deadline per request: the watchdog checks waiting
+                # connections against the coarse clock it keeps (PERF.md: a cancel-scope
+                # deadline change costs several microseconds).
+                down.wait_since = self._tick
+                down.head_timed = parser.messages == 0 or parser.in_head
+                waiting.add(down)
+                try:
+                    while not events:
+                        if self.draining and not parser.in_head:
+                            return
+                        # After a response the next request is not there yet.
+                        data = await (stream.wait_and_receive() if parser.messages
+                                      else stream.receive_some())
+                        if not data:
+                            return
+                        parser.feed(data)
+                        if parser.in_head and not down.head_timed:
+                            down.head_timed = True
+                            down.wait_since = trio.current_time()
+                finally:
+                    waiting.discard(down)
+            kind, head = events.popleft()
+            down.response_started = False
+            self.in_flight += 1
+            busy.add(down)
+            try:
+                keep = await self.handler(down, head)
+            finally:
+                self.in_flight -= 1
+                busy.discard(down)
+                down.upstream = None
+            if not keep or self.draining or parser.upgraded or (parser.closed and not events):
+                return
 
     async def _try_send_error(self, down: Downstream, status: int, message: str) -> None:
         """A codec-level answer (400/408/431/505/500, Envoy's flag DPE), rendered like every
