@@ -131,13 +131,13 @@ class AttemptState:
                     and now < self.deadline):
                 return Retry(retry.backoff(self.tries - 1, rng), self.tried, RELAY)
             return RELAY
-        if outcome == NO_HOST and self.tries:
-            outcome = self.last or NO_HOST  # nothing left to try: keep the previous failure
+        if outcome == NO_HOST:  # nothing (left) to try: the previous failure, or 503 UH
+            return GiveUp(_GIVE_UP[self.last] if self.last else NO_HEALTHY_UPSTREAM)
         self.last = outcome
         if outcome == ROUTE_TIMEOUT or now >= self.deadline:
             return GiveUp(UPSTREAM_TIMEOUT)
         give_up = GiveUp(_GIVE_UP[outcome])
-        if outcome == NO_HOST or self.tries >= self.max_tries:
+        if self.tries >= self.max_tries:
             return give_up
         return Retry(self.retry.backoff(self.tries - 1, rng), self.tried, give_up)
 
