@@ -181,13 +181,13 @@ def access_lines(log_dir: Path, name: str) -> list[dict]:
     return lines
 
 
-def wait_access_lines(log_dir: Path, names: list[str], count: int, what: str,
+def wait_access_lines(log_dir: Path, names: list[str], done, what: str,
                       timeout: float = 5.0) -> dict[str, list[dict]]:
-    """Every named sidecar's lines once ``count`` lines exist in all of them together (the log is
-    written in batches, every 0.5 s at the latest)."""
+    """Every named sidecar's lines, once ``done(lines by name)`` holds (the log is written in
+    batches, every 0.5 s at the latest)."""
     def enough():
         lines = {n: access_lines(log_dir, n) for n in names}
-        return lines if sum(len(v) for v in lines.values()) >= count else None
+        return lines if done(lines) else None
     return wait_until(enough, timeout, what)
 
 
