@@ -21,6 +21,7 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def access_log_path(log_dir: Path, name: str) -> Path:
 def start_node(log_dir: Path, name: str, service: str, *, address: str | None = None,
                port: int = SERVICE_PORT, app: tuple[str, int] | None = None,
                instances: list[dict] | None = None, config: str = "",
-               gossip: Gossip | None = None, app_argv: list[str] = (),
+               gossip: Gossip | None = None, app_argv: Sequence[str] = (),
                version: str = "v1") -> Sidecar:
     """Start ``trimesh run sidecar`` named ``name`` (its log, access log and files are named after
     it) for ``service`` on ``address`` (default: a fresh one), in front of the app at ``app``
@@ -145,7 +146,7 @@ def start_node(log_dir: Path, name: str, service: str, *, address: str | None = 
                    proc, applied_text=config)
 
 
-def wait_ready(apps: list[Upstream] = (), sidecars: list[Sidecar] = ()) -> None:
+def wait_ready(apps: Sequence[Upstream] = (), sidecars: Sequence[Sidecar] = ()) -> None:
     for app in apps:
         wait_upstream_ready(app)
     for sidecar in sidecars:

@@ -21,9 +21,9 @@ from __future__ import annotations
 import signal
 
 import pytest
-from e2e_fleet import (SERVICE_PORT, failure_report, instance, next_address, open_loop,
-                       require_sidecar, start_app, start_control, start_node, stop_all,
-                       wait_ready, wait_until)
+from e2e_fleet import (failure_report, instance, next_address, open_loop, require_sidecar,
+                       start_app, start_control, start_node, stop_all, wait_ready)
+from e2e_harness import SERVICE_PORT, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -88,8 +88,8 @@ def served_before(run, name: str, until: float) -> int:
     return sum(1 for o in run.outcomes if o.served_by == name and o.offset < until)
 
 
-@pytest.mark.parametrize("discovery", ["static", "gossip"])
 @pytest.mark.parametrize("run_number", [1, 2, 3])
+@pytest.mark.parametrize("discovery", ["static", "gossip"])
 async def test_kill_9_of_one_instance_under_load(tmp_path, discovery, run_number):
     require_sidecar()
     apps, nodes, client, procs = start_fleet(tmp_path, discovery)

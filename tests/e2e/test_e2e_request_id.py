@@ -17,9 +17,9 @@ from __future__ import annotations
 import sys
 
 import pytest
-from e2e_fleet import (ATTEMPTS_HEADER, Upstream, access_lines, instance, next_address,
-                       require_sidecar, start_app, start_node, stop_all, wait_access_lines,
-                       wait_ready)
+from e2e_fleet import (ATTEMPTS_HEADER, access_lines, instance, next_address, require_sidecar,
+                       start_app, start_node, stop_all, wait_access_lines, wait_ready)
+from e2e_harness import Upstream
 from procs import free_port
 
 from examples._client import Proxy, fetch
