@@ -182,7 +182,7 @@ class Expression:
         self._fn = fn
 
     def evaluate(self, bag: Mapping[str, Any]) -> Any:
-        values = bag.values_mapping if type(bag) is Bag else bag
+        values = bag._values if type(bag) is Bag else bag
         try:
             return self._fn(values)
         except KeyError:

@@ -482,7 +482,6 @@ def _operand(node: Node) -> str:
     text = format_expression(node)
     if isinstance(node, (Binary, Unary)) or (isinstance(node, Literal) and text.startswith("-")):
         return f"({text})"
-    if isinstance(node, Literal) and isinstance(node.value, (int, float)) and not isinstance(
-            node.value, bool):
-        return f"({text})"  # `1.x` would lex as a float
+    if isinstance(node, Literal) and not isinstance(node.value, str):
+        return f"({text})"  # `1.x` would lex as a float, `true.x` as an attribute
     return text
