@@ -47,6 +47,15 @@ def test_parse(text, tree):
     assert parse_expression(text) == tree
 
 
+def test_long_chains_and_deep_nesting_compile_within_the_limit():
+    chain = " && ".join(['destination.service == "x"'] * 99)
+    assert compile_expression(chain).evaluate({"destination.service": "x"}) is True
+    nested = "!" * 99 + "connection.mtls"
+    assert compile_expression(nested).evaluate({"connection.mtls": False}) is True
+    defaults = " | ".join(['request.headers["x"]'] * 99)
+    assert compile_expression(defaults).evaluate({}) is MISSING
+
+
 def test_columns_are_one_based_and_binary_nodes_point_at_their_operator():
     tree = parse_expression('a  ==  "x"')
     assert (tree.column, tree.left.column, tree.right.column) == (4, 1, 8)
@@ -73,7 +82,8 @@ def test_columns_are_one_based_and_binary_nodes_point_at_their_operator():
     ("9223372036854775808", 1, "does not fit in 64 bits"),
     ("1e999", 1, "out of range"),
     ("#", 1, "unexpected character '#'"),
-    ("(" * 60 + "a" + ")" * 60, 49, "nested more than 48 levels deep"),
+    ("(" * 110 + "a" + ")" * 110, 101, "nested more than 100 levels deep"),
+    (" && ".join(["connection.mtls"] * 120), 1917, "nested more than 100 levels deep"),
 ])
 def test_parse_errors(text, column, message):
     with pytest.raises(ExpressionError) as info:
@@ -179,6 +189,21 @@ DENY = ('destination.labels["app"] == "ratings" && source.labels["app"]=="review
 ])
 def test_default_chain(bag, result):
     assert ev('source.labels["app"] | source.service | "unknown"', bag) == result
+
+
+@pytest.mark.parametrize("text, bag, result", [
+    # left sides of | that are not a plain attribute or a literal-key lookup
+    ('source.labels[destination.service] | "x"', {"source.labels": {"a": "v"}}, "x"),
+    ('source.labels[destination.service] | "x"',
+     {"source.labels": {"a": "v"}, "destination.service": "a"}, "v"),
+    ('(source.user | source.name) | "x"', {"source.name": "n"}, "n"),
+    ('match(source.user, "a*") | false', {}, False),
+    ('match(source.user, "a*") | false', {"source.user": "ab"}, True),
+    ('source.labels["k"] | request.headers["k"]', {"request.headers": {"k": "h"}}, "h"),
+    ('source.labels["k"] | request.headers["k"]', {}, MISSING),
+])
+def test_defaults_of_any_left_side(text, bag, result):
+    assert ev(text, bag) == result
 
 
 @pytest.mark.parametrize("source, dest, result", [

@@ -27,7 +27,9 @@ missing does not match (Istio logged the error and skipped the rule), and a bag 
 Python type raises :class:`EvaluationError` and nothing else.
 
 **Compilation.** The checked tree becomes the source of one small Python function (attribute reads
-are ``d["name"]``, a missing one is the ``KeyError`` that ``|`` catches), compiled once with
+are ``d["name"]``, a missing one is a ``KeyError``; the left side of ``|`` reads with
+``d.get(name, MISSING)`` when it is an attribute or ``m["literal"]``, and catches ``KeyError``
+otherwise), compiled once with
 ``compile()``; constant patterns, IP addresses and timestamps are computed at compile time. The
 docs' deny rule evaluates in a few hundred nanoseconds (``bench/mixer_expr_bench.py``). Generated
 code only ever contains names the compiler chose and literals written with ``repr``.
@@ -160,7 +162,7 @@ def _timestamp(text: str) -> _dt.datetime:
 
 
 _HELPERS = {"_as_ip": _as_ip, "_ip_eq": _ip_eq, "_glob": _glob, "_search": _search,
-            "_timestamp": _timestamp}
+            "_timestamp": _timestamp, "_MISSING": MISSING}
 
 
 # --- the compiled expression ----------------------------------------------------------------------
@@ -193,9 +195,12 @@ class Expression:
 
     def matches(self, bag: Mapping[str, Any]) -> bool:
         """For a rule's ``match``: ``False`` when missing or when a value has the wrong type."""
+        values = bag._values if type(bag) is Bag else bag
         try:
-            return self.evaluate(bag) is True
-        except EvaluationError:
+            return self._fn(values) is True
+        except KeyError:
+            return False
+        except _EVAL_ERRORS:
             return False
 
     def __repr__(self) -> str:
@@ -211,6 +216,7 @@ class _Gen:
         self.consts: dict[str, Any] = {}
         self.defs: list[str] = []
         self.attributes: set[str] = set()
+        self.names = 0  # walrus variables of `|`
 
     def fail(self, message: str, node: Node) -> ExpressionError:
         return ExpressionError(message, node.column or 1, self.text)
@@ -286,6 +292,11 @@ class _Gen:
             return T.BOOL, f"({ls} {'and' if op == '&&' else 'or'} {rs})"
         t, ls, _, rs = self.operands(node)
         if op == "|":
+            var = f"_v{self.names}"
+            self.names += 1
+            present = self.present(node.left, var)
+            if present is not None:  # no exception on the way: `_v if <present> else right`
+                return t, f"({var} if {present} else {rs})"
             name = f"_or{len(self.defs)}"
             self.defs.append(f"def {name}(d):\n    try:\n        return {ls}\n"
                              f"    except KeyError:\n        return {rs}\n")
@@ -296,6 +307,27 @@ class _Gen:
             src = f"_ip_eq({ls}, {rs})"
             return T.BOOL, src if op == "==" else f"(not {src})"
         return T.BOOL, f"({ls} {op} {rs})"
+
+    def present(self, node: Node, var: str) -> str | None:
+        """For the left side of ``|``: a Python condition that is true when ``node`` is present and
+        binds its value to ``var``, for attributes, literal-key lookups of attributes and ``|``
+        chains of those; ``None`` for anything else (compiled with try/except KeyError)."""
+        if isinstance(node, Attribute):
+            return f"(({var} := d.get({node.name!r}, _MISSING)) is not _MISSING)"
+        if isinstance(node, Index) and isinstance(node.target, Attribute) and isinstance(
+                node.key, Literal):
+            m = f"_m{self.names}"
+            self.names += 1
+            return (f"(({m} := d.get({node.target.name!r}, _MISSING)) is not _MISSING and "
+                    f"({var} := {m}.get({node.key.value!r}, _MISSING)) is not _MISSING)")
+        if isinstance(node, Binary) and node.op == "|":
+            left = self.present(node.left, var)
+            right = self.present(node.right, var)
+            if left is not None and right is not None:
+                return f"({left} or {right})"
+            if left is not None and isinstance(node.right, Literal):
+                return f"({left} or (({var} := {node.right.value!r}) is not _MISSING))"
+        return None
 
     def call(self, node: Call) -> tuple[ValueType, str]:
         if node.target is None:

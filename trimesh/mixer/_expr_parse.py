@@ -42,7 +42,7 @@ __all__ = ["ExpressionError", "Node", "Literal", "Attribute", "Index", "Call", "
            "parse_expression", "format_expression", "MAX_DEPTH", "MAX_LENGTH"]
 
 MAX_LENGTH = 16_384  # characters; the docs' longest match is ~130
-MAX_DEPTH = 48  # nesting levels; keeps the parser and the generated Python far from their limits
+MAX_DEPTH = 100  # tree depth (a chain `a && b && c` is 2 deep); Python's parser allows 200 parens
 
 
 class ExpressionError(TrimeshError):
@@ -270,6 +270,13 @@ class _Parser:
         return node
 
     def binary(self, level: int) -> Node:
+        outer = self.depth
+        try:
+            return self._binary(level)
+        finally:
+            self.depth = outer
+
+    def _binary(self, level: int) -> Node:
         left = self.unary()
         while True:
             tok = self.peek()
@@ -285,9 +292,8 @@ class _Parser:
             if prec is None or prec < level:
                 return left
             self.take()
-            self.enter(tok)
+            self.enter(tok)  # each link of a chain nests the tree one level deeper
             right = self.binary(prec + 1)
-            self.depth -= 1
             left = Binary(op, left, right, column=tok.pos + 1)
 
     def unary(self) -> Node:
