@@ -105,3 +105,13 @@ def test_trimesh_validate_refuses_a_bad_match(tmp_path):
     assert result.exit_code != 0
     assert (f"{path}:6, $.spec.match: column 27: '==' needs operands of one type: "
             'destination.labels["app"] is STRING, 7 is INT64') in result.output
+
+
+def test_the_control_api_refuses_a_bad_match():
+    from trimesh.control import _api
+
+    with pytest.raises(_api.HTTPError) as info:
+        _api._parse_object(RULE.format(match="source.user == 1").encode())
+    assert info.value.status == 400
+    assert ("$.spec.match: column 13: '==' needs operands of one type: source.user is STRING, "
+            "1 is INT64") in info.value.message

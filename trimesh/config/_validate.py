@@ -6,7 +6,9 @@ line. Sources: the docs and the protos' comments as catalogued in concepts.md §
 "MatchCondition CANNOT be empty", "REQUIRED (route|redirect)"; dest_policy.proto ranges;
 egress_rule.proto wildcard rule) and the Mixer adapters' validators (telemetry-security.md §11.2,
 §15.2). Cross-object checks (a rule naming a handler that does not exist) live in
-:func:`check_references`, which needs every object.
+:func:`check_references`, which needs every object. The attribute expressions of Mixer objects
+(``EXPRESSION_FIELDS``) are type-checked by the checker :mod:`trimesh.mixer` installs with
+:func:`set_expression_checker`.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def validate_spec(kind: str, spec: Any) -> Iterator[Problem]:
 # --- attribute expressions (checked by trimesh.mixer) ---------------------------------------------
 
 # (expression text, the ValueType name it must have or None for any) -> None, or (column, message)
-ExpressionChecker = Callable[[str, "str | None"], "tuple[int, str] | None"]
+ExpressionChecker = Callable[[str, str | None], tuple[int, str] | None]
 _expression_checker: ExpressionChecker | None = None
 
 
@@ -85,7 +87,8 @@ def _expressions(spec: Any, checker: ExpressionChecker) -> Iterator[Problem]:
             problem = checker(text, want or None)
             if problem is not None:
                 column, message = problem
-                yield [camel(field)] + ([key] if key is not None else []), f"column {column}: {message}"
+                at = [camel(field)] + ([key] if key is not None else [])
+                yield at, f"column {column}: {message}"
 
 
 # --- shared pieces --------------------------------------------------------------------------------

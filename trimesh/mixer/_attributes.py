@@ -148,8 +148,8 @@ class Manifest(Mapping[str, ValueType]):
 
     __slots__ = ("_types", "_hash")
 
-    def __init__(self, types: Mapping[str, ValueType | str] = ()) -> None:  # type: ignore[assignment]
-        self._types = {name: ValueType(t) for name, t in dict(types).items()}
+    def __init__(self, types: Mapping[str, ValueType | str] | None = None) -> None:
+        self._types = {name: ValueType(t) for name, t in (types or {}).items()}
         self._hash: int | None = None
 
     @classmethod
