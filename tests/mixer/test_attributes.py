@@ -113,3 +113,12 @@ def test_mixer_expression_modules_are_pure():
             else:
                 continue
             assert not forbidden & set(mods), f"{path.name} imports {mods}"
+
+
+def test_public_surface():
+    for name in ("ValueType", "VOCABULARY", "Manifest", "Bag", "MISSING", "Compiler", "Expression",
+                 "EvaluationError", "ExpressionError", "compile_expression", "parse_expression",
+                 "format_expression", "parse_go_duration", "parse_timestamp",
+                 "check_config_expression"):
+        assert hasattr(mixer, name), name
+    assert issubclass(mixer.ExpressionError, mixer.EvaluationError.__mro__[1])  # both TrimeshError
