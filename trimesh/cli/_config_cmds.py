@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from .. import __version__
+from .. import mixer as _mixer  # noqa: F401  (installs the expression type checker into config)
 from ..config import (DEFAULT_NAMESPACE, ConfigObject, all_kinds, dump_json, dump_yaml, load_file,
                       lookup_kind, object_from_dict)
 from ..control import DEFAULT_CONTROL_URL, MAX_REQUEST_BYTES, ControlClient, key_ref

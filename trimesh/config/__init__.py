@@ -32,4 +32,5 @@ from ._object import ConfigObject as ConfigObject
 from ._quota_spec import *  # noqa: F401,F403  (QuotaSpec, QuotaSpecBinding)
 from ._snapshot import Snapshot as Snapshot
 from ._validate import check_references as check_references
+from ._validate import set_expression_checker as set_expression_checker
 from ._traffic import *  # noqa: F401,F403  (the spec models: RouteRule, DestinationPolicy, ...)

@@ -34,6 +34,7 @@ __all__ = [
     "AttributeInfo",
     "AttributeManifest",
     "VALUE_TYPES",
+    "EXPRESSION_FIELDS",
     "mixer_fqn",
     "resolve_mixer_reference",
 ]
@@ -136,6 +137,25 @@ class AttributeManifest(_Model):
     revision: str | None = None
     name: str | None = None
     attributes: dict[str, AttributeInfo] = {}
+
+
+# --- which fields are expressions -----------------------------------------------------------------
+
+# model -> field -> the ValueType its expression must have ("" = any type); every value of a
+# map-valued field is one expression. A rule's match is BOOL (concepts.md §12.11); the templates'
+# types are those of Istio 0.5-0.7's template protos: metric value/dimensions, quota dimensions,
+# logentry variables and monitored-resource dimensions take any type; severity and
+# monitoredResourceType are strings, a logentry timestamp a TIMESTAMP, a listentry value a string.
+# trimesh.config checks them through the checker trimesh.mixer installs (_validate.py).
+EXPRESSION_FIELDS: dict[type, dict[str, str]] = {
+    MixerRule: {"match": "BOOL"},
+    MetricTemplate: {"value": "", "dimensions": "", "monitored_resource_type": "STRING",
+                     "monitored_resource_dimensions": ""},
+    LogEntryTemplate: {"variables": "", "timestamp": "TIMESTAMP", "severity": "STRING",
+                       "monitored_resource_type": "STRING", "monitored_resource_dimensions": ""},
+    ListEntryTemplate: {"value": "STRING"},
+    QuotaTemplate: {"dimensions": ""},
+}
 
 
 # --- names ----------------------------------------------------------------------------------------

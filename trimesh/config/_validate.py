@@ -6,14 +6,16 @@ line. Sources: the docs and the protos' comments as catalogued in concepts.md §
 "MatchCondition CANNOT be empty", "REQUIRED (route|redirect)"; dest_policy.proto ranges;
 egress_rule.proto wildcard rule) and the Mixer adapters' validators (telemetry-security.md §11.2,
 §15.2). Cross-object checks (a rule naming a handler that does not exist) live in
-:func:`check_references`, which needs every object.
+:func:`check_references`, which needs every object. The attribute expressions of Mixer objects
+(``EXPRESSION_FIELDS``) are type-checked by the checker :mod:`trimesh.mixer` installs with
+:func:`set_expression_checker`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..errors import ConfigError
@@ -54,6 +56,39 @@ def validate_spec(kind: str, spec: Any) -> Iterator[Problem]:
     check = _CHECKS.get(type(spec))
     if check is not None:
         yield from check(spec)
+    if _expression_checker is not None and type(spec) in _mixer.EXPRESSION_FIELDS:
+        yield from _expressions(spec, _expression_checker)
+
+
+# --- attribute expressions (checked by trimesh.mixer) ---------------------------------------------
+
+# (expression text, the ValueType name it must have or None for any) -> None, or (column, message)
+ExpressionChecker = Callable[[str, str | None], tuple[int, str] | None]
+_expression_checker: ExpressionChecker | None = None
+
+
+def set_expression_checker(checker: ExpressionChecker | None) -> None:
+    """Install the type checker of Mixer's attribute expressions (``import trimesh.mixer`` does it;
+    ``None`` removes it). The expression language lives above config (DESIGN.md §3), so config
+    calls it through this hook rather than importing it."""
+    global _expression_checker
+    _expression_checker = checker
+
+
+def _expressions(spec: Any, checker: ExpressionChecker) -> Iterator[Problem]:
+    for field, want in _mixer.EXPRESSION_FIELDS[type(spec)].items():
+        value = getattr(spec, field)
+        if value is None:
+            continue
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, text in items:
+            if field == "match" and not text.strip():
+                continue  # an empty match matches every request (docs L549)
+            problem = checker(text, want or None)
+            if problem is not None:
+                column, message = problem
+                at = [camel(field)] + ([key] if key is not None else [])
+                yield at, f"column {column}: {message}"
 
 
 # --- shared pieces --------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ import msgspec
 import trio
 
 from .. import __version__
+from .. import mixer as _mixer  # noqa: F401  (installs the expression type checker into config)
 from ..config import MAX_INPUT_BYTES, ConfigObject, all_kinds, load_text, lookup_kind
 from ..errors import ConfigError, ConflictError, NotFoundError, TrimeshError
 from ._gossip import member_rows
