@@ -29,7 +29,10 @@ CHILD = r'''
 import logging, random, sys, time
 import trio
 from trimesh.config import Snapshot, load_text, make_instance
-from trimesh.telemetry import AccessLog
+try:
+    from trimesh.telemetry import AccessLog
+except ImportError:  # trees before the pipeline (issue 10) kept it in trimesh.proxy
+    from trimesh.proxy import AccessLog
 from trimesh.proxy import HttpServer, OutboundProxy, UpstreamPool
 from trimesh.proxy import _io, _pool
 from trimesh.routing import SourceIdentity, compile_routes
