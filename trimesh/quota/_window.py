@@ -22,8 +22,10 @@ Resolution (decided here, and documented in docs/quota.md):
   every time. With Istio's ``n`` plain slots a charge could come back after ``W - W/n``, so two
   requests 0.91 s apart could both pass a 1-per-second limit.
 
-Ticks are ``floor(now / bucket)`` of the ``now`` passed in (seconds, float). A ``now`` that goes
-backwards is treated as the current tick: nothing is given back early.
+Ticks are ``floor(now / bucket)`` of the ``now`` passed in (seconds, float), and times closer than
+:data:`TIME_EPSILON` (1 ns) count as equal, so that a charge at 0.2 is a whole second old at 1.2 in
+spite of binary rounding; "at least W" is thus "at least W - 1 ns". A ``now`` that goes backwards is
+treated as the current tick: nothing is given back early.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 TICK = 0.1  # Istio memquota: ticksPerSecond = 10 (mixer/adapter/memquota/dedup.go)
 MIN_BUCKETS = 10  # sub-second resolution for the docs' 1 s window: 100 ms buckets
 MAX_BUCKETS = 600  # bound on a counter's memory: an hour's window is cut into 6 s buckets
+TIME_EPSILON = 1e-9  # times closer than this count as equal (0.2 and 1.2 are a window apart)
 
 
 def bucket_count(window: float) -> int:
@@ -91,11 +94,14 @@ class RollingWindow:
                         self._avail += slots[i]
                         slots[i] = 0
             self._tick = last = tick
-        # the slot n ticks old: give it back once its newest charge is a whole window old
-        edge = (last + 1) % size
-        if slots[edge] and self._newest[edge] <= now - self.window:
-            self._avail += slots[edge]
-            slots[edge] = 0
+        # the slot n ticks old: give it back once its newest charge is a whole window old. The
+        # next one (n - 1 ticks old) can only qualify when floor(now / bucket) rounded down at a
+        # bucket edge; the comparison of times is what keeps it safe, so it is checked too.
+        oldest = now - self.window + TIME_EPSILON
+        for edge in ((last + 1) % size, (last + 2) % size):
+            if slots[edge] and self._newest[edge] <= oldest:
+                self._avail += slots[edge]
+                slots[edge] = 0
         return last
 
     # --- charging ------------------------------------------------------------------------------
