@@ -141,7 +141,12 @@ def dimension_key(dimensions: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, _hashable(v)) for k, v in dimensions.items()))
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _hashable(value: Any) -> Any:
+    if type(value) in _SCALARS:  # the common case, without the slow ABC checks
+        return value
     if isinstance(value, Mapping):
         return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
     if isinstance(value, (list, tuple)):
