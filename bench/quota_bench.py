@@ -19,7 +19,7 @@ import time
 from trimesh.config import load_file
 from trimesh.quota import MemQuota
 
-FIXTURE = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "ratelimit-handler.yaml"
+FIXTURE = pathlib.Path(__file__).resolve().parents[1] / "tests/fixtures/ratelimit-handler.yaml"
 Q = "requestcount.quota.istio-system"
 
 

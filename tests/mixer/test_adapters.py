@@ -55,7 +55,8 @@ def test_docs_denier_answers_403_with_the_docs_body():
     ("{status: {code: 0}}", RpcCode.OK, 5.0, 1000),                       # code 0 allows
 ])
 def test_denier_status_and_cacheability(spec, code, duration, uses):
-    text = f"apiVersion: config.istio.io/v1alpha2\nkind: denier\nmetadata: {{name: d}}\nspec: {spec}\n"
+    text = ("apiVersion: config.istio.io/v1alpha2\nkind: denier\nmetadata: {name: d}\n"
+            f"spec: {spec}\n")
     result = Denier("d.denier.default", spec_of(text)).check()
     assert (result.code, result.valid_duration, result.valid_use_count) == (code, duration, uses)
 
@@ -147,7 +148,8 @@ def test_a_non_ip_value_is_invalid_argument():
                      ListCheckerParams(entry_type="IP_ADDRESSES", overrides=["10.0.0.0/8"]))
     result = lc.check("not-an-ip", 0.0)
     assert result.code == RpcCode.INVALID_ARGUMENT and result.http_status == 400
-    assert result.body == "INVALID_ARGUMENT:ips.listchecker.default:not-an-ip is not a valid IP address"
+    assert result.body == ("INVALID_ARGUMENT:ips.listchecker.default:"
+                           "not-an-ip is not a valid IP address")
 
 
 @pytest.mark.parametrize("params, path", [
@@ -155,7 +157,8 @@ def test_a_non_ip_value_is_invalid_argument():
      "$.spec.overrides[1]"),
     (ListCheckerParams(entry_type="REGEX", overrides=["("]), "$.spec.overrides[0]"),
     (ListCheckerParams(provider_url="not a url"), "$.spec.providerUrl"),
-    (ListCheckerParams(provider_url="http://lists", refresh_interval=0.5), "$.spec.refreshInterval"),
+    (ListCheckerParams(provider_url="http://lists", refresh_interval=0.5),
+     "$.spec.refreshInterval"),
     (ListCheckerParams(provider_url="http://lists", refresh_interval=60.0, ttl=60.0), "$.spec.ttl"),
     (ListCheckerParams(caching_use_count=-1), "$.spec.cachingUseCount"),
 ])
@@ -247,8 +250,8 @@ V2_TO_RATINGS = {"source": "reviews", "sourceVersion": "v2", "destination": "rat
 
 
 def docs_memquota(**kw) -> MemQuotaHandler:
-    return MemQuotaHandler("handler.memquota.istio-system", spec_of(fixture("ratelimit-handler.yaml")),
-                           **kw)
+    spec = spec_of(fixture("ratelimit-handler.yaml"))
+    return MemQuotaHandler("handler.memquota.istio-system", spec, **kw)
 
 
 def test_memquota_glue_grants_and_the_caller_makes_429():

@@ -134,7 +134,8 @@ def test_dedup_window_is_one_to_two_periods(repeat_at, deduplicated):
 
 
 def test_dedup_ids_are_per_quota_and_absent_ids_never_dedup():
-    mq = MemQuota([QuotaDefinition("a", QuotaLimit(5, 1.0)), QuotaDefinition("b", QuotaLimit(5, 1.0))])
+    mq = MemQuota([QuotaDefinition("a", QuotaLimit(5, 1.0)),
+                   QuotaDefinition("b", QuotaLimit(5, 1.0))])
     mq.alloc("a", {}, 1, 0.0, dedup_id="same")
     assert not mq.alloc("b", {}, 1, 0.0, dedup_id="same").deduplicated
     mq.alloc("a", {}, 1, 0.0)
@@ -233,10 +234,12 @@ def test_bad_config_is_refused_with_its_path(params, path):
 
 
 def test_reconfigure_keeps_counters_whose_limit_still_applies():
-    mq = MemQuota([QuotaDefinition("a", QuotaLimit(1, 10.0)), QuotaDefinition("b", QuotaLimit(1, 10.0))])
+    mq = MemQuota([QuotaDefinition("a", QuotaLimit(1, 10.0)),
+                   QuotaDefinition("b", QuotaLimit(1, 10.0))])
     mq.alloc("a", {}, 1, 0.0)
     mq.alloc("b", {}, 1, 0.0)
-    mq.reconfigure([QuotaDefinition("a", QuotaLimit(1, 10.0)), QuotaDefinition("c", QuotaLimit(1, 1.0))])
+    mq.reconfigure([QuotaDefinition("a", QuotaLimit(1, 10.0)),
+                    QuotaDefinition("c", QuotaLimit(1, 1.0))])
     assert mq.alloc("a", {}, 1, 1.0).granted == 0      # same limit: still held
     assert mq.quota_names == ("a", "c")
     assert mq.statistics()["counters"] == 1            # b's counter went

@@ -1,4 +1,4 @@
-"""The rolling window: resolution, the any-window guarantee, release, idleness. Virtual time only."""
+"""The rolling window: resolution, the any-window guarantee, release, idleness (virtual time)."""
 
 from __future__ import annotations
 

@@ -26,13 +26,13 @@ from ._status import http_status as http_status
 from ._status import quota_exhausted as quota_exhausted
 from ._status import unavailable as unavailable
 
-_ADAPTER_NAMES = [
+# --- end of the adapters block ---
+
+__all__ = [
+    # adapters, check results and the rpc status table
     "Denier", "EntryList", "ListChecker", "MemQuotaHandler", "QuotaArgs", "parse_list",
     "DEFAULT_HTTP_STATUS", "DEFAULT_VALID_DURATION", "DEFAULT_VALID_USE_COUNT", "FLAG_DENIED",
     "FLAG_RATE_LIMITED", "HTTP_STATUS_BY_CODE", "QUOTA_EXHAUSTED_PREFIX", "REPLY_CONTENT_TYPE",
     "CheckResult", "MixerReply", "RpcCode", "code_name", "http_status", "quota_exhausted",
     "unavailable",
 ]
-# --- end of the adapters block ---
-
-__all__ = [*_ADAPTER_NAMES]

@@ -1,19 +1,20 @@
 """The decision cores of Mixer's check and quota adapters: denier, listchecker, memquota. PURE.
 
-Each adapter is built from its handler's fully-qualified name (``denyreviewsv3handler.denier.default``)
-and its typed spec (:mod:`trimesh.config`: ``DenierParams``, ``ListCheckerParams``,
-``MemQuotaParams``), and answers with a :class:`~trimesh.mixer.CheckResult` (checks) or a
-:class:`~trimesh.quota.QuotaResult` (quotas). They receive *evaluated* instance values — the string a
-``listentry``'s ``value`` expression gave, the dimension map of a ``quota`` instance — never
-expressions: evaluating them is the expression language's job.
+Each adapter is built from its handler's fully-qualified name
+(``denyreviewsv3handler.denier.default``) and its typed spec (:mod:`trimesh.config`:
+``DenierParams``, ``ListCheckerParams``, ``MemQuotaParams``), and answers with a
+:class:`~trimesh.mixer.CheckResult` (checks) or a :class:`~trimesh.quota.QuotaResult` (quotas). They
+receive *evaluated* instance values — the string a ``listentry``'s ``value`` expression gave, the
+dimension map of a ``quota`` instance — never expressions: evaluating them is the expression
+language's job.
 
 **denier** (``mixer/adapter/denier``): every check fails with the configured ``status`` (without
 one: ``FAILED_PRECONDITION``, no message), cacheable for ``validDuration`` (5 s) and
 ``validUseCount`` (1000 uses); a quota it handles grants nothing. A status with code 0 allows.
 
 **listchecker** (``mixer/adapter/list``): the value is looked up in the static ``overrides`` plus,
-when ``providerUrl`` is set, the list last fetched from it. Whitelist mode (``blacklist: false``):
-a miss answers ``NOT_FOUND`` ``"<value> is not whitelisted"`` (→ 404); blacklist mode: a hit answers
+when ``providerUrl`` is set, the list last fetched from it. Whitelist mode (``blacklist: false``): a
+miss answers ``NOT_FOUND`` ``"<value> is not whitelisted"`` (→ 404); blacklist mode: a hit answers
 ``PERMISSION_DENIED`` ``"<value> is blacklisted"`` (→ 403); a value that is not an IP address in
 ``IP_ADDRESSES`` mode answers ``INVALID_ARGUMENT``. Every such answer is cacheable for
 ``cachingInterval`` (300 s) / ``cachingUseCount`` (10000). Entry types: ``STRINGS`` (exact),
@@ -24,9 +25,9 @@ address is a one-host range, ``/32`` or ``/128``), ``REGEX`` (unanchored search,
 Fetching is I/O and belongs to the shell; the core only says when (:meth:`ListChecker.refresh_due`:
 at start, then every ``refreshInterval``, failed or not) and takes the outcome
 (:meth:`ListChecker.install` with the parsed entries, :meth:`ListChecker.fetch_failed`). A list not
-refreshed within ``ttl`` of its last successful fetch is purged, as upstream's purge timer does; with
-no list (never fetched, or purged) the handler answers ``UNAVAILABLE`` (→ 503), not cacheable, where
-upstream returned an adapter error. :func:`parse_list` reads a provider's payload.
+refreshed within ``ttl`` of its last successful fetch is purged, as upstream's purge timer does;
+with no list (never fetched, or purged) the handler answers ``UNAVAILABLE`` (→ 503), not cacheable,
+where upstream returned an adapter error. :func:`parse_list` reads a provider's payload.
 
 **memquota**: glue over :class:`trimesh.quota.MemQuota`; the quota arguments (amount, deduplication
 id, best effort) go in, the granted amount and its valid duration come out. Deciding that a grant of

@@ -7,10 +7,10 @@ whose HTTP status comes from Istio's proxy table (``istio/proxy`` ``src/envoy/mi
 telemetry-security.md §11.2), with ``content-type: text/plain`` and, as body, the status rendered
 the way protobuf's ``Status::ToString()`` does: ``<CODE NAME>:<message>``.
 
-The message itself is built by Mixer's dispatcher (``mixer/pkg/runtime/dispatcher/session.go``): each
-failing handler contributes ``<handler fqn>:<adapter message>``, several are joined with ``", "``, and
-the first failure's code is the result's code; valid duration and use count are the smallest of all
-the results. Hence the docs' bodies (telemetry-security.md §11.2, §16.9):
+The message itself is built by Mixer's dispatcher (``mixer/pkg/runtime/dispatcher/session.go``):
+each failing handler contributes ``<handler fqn>:<adapter message>``, several are joined with
+``", "``, and the first failure's code is the result's code; valid duration and use count are the
+smallest of all the results. Hence the docs' bodies (telemetry-security.md §11.2, §16.9):
 
 * ``PERMISSION_DENIED:denyreviewsv3handler.denier.default:Not allowed`` → 403;
 * ``NOT_FOUND:whitelist.listchecker.default:v3 is not whitelisted`` → 404;
@@ -67,7 +67,7 @@ HTTP_STATUS_BY_CODE = {
 }
 DEFAULT_HTTP_STATUS = 500  # HttpCode(): "default: return 500"
 
-DEFAULT_VALID_DURATION = 60.0  # mixer runtime dispatcher: defaultValidDuration 1m (no adapter spoke)
+DEFAULT_VALID_DURATION = 60.0  # mixer runtime dispatcher: defaultValidDuration 1m (no adapter)
 DEFAULT_VALID_USE_COUNT = 10000  # mixer runtime dispatcher: defaultValidUseCount
 REPLY_CONTENT_TYPE = "text/plain"  # Envoy's local reply (telemetry-security.md §11.2 transcript)
 QUOTA_EXHAUSTED_PREFIX = "Quota is exhausted for: "  # istio/proxy quota_cache.cc

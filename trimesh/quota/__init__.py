@@ -1,9 +1,9 @@
 """Quota: memquota's algorithms, PURE (no I/O, no clock: ``now`` is passed in as float seconds).
 
 :class:`MemQuota` holds the counters of one ``kind: memquota`` handler: one :class:`RollingWindow`
-per dimension tuple for rate quotas (at most ``maxAmount`` over any ``validDuration``), plain counters
-for allocation quotas, the first matching override, best-effort or all-or-nothing amounts, and
-deduplication ids (:class:`DedupCache`). The same class, built with a ``share``
+per dimension tuple for rate quotas (at most ``maxAmount`` over any ``validDuration``), plain
+counters for allocation quotas, the first matching override, best-effort or all-or-nothing amounts,
+and deduplication ids (:class:`DedupCache`). The same class, built with a ``share``
 (:func:`fallback_share`), is the sidecar's local fallback while Mixer is unreachable. See
 docs/quota.md.
 """

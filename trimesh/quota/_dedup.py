@@ -1,12 +1,12 @@
 """Deduplication of quota operations.
 
 A client that retries a Quota call (its first answer was lost) sends the same *deduplication id*
-again; the operation must not be charged twice. Istio's memquota (``mixer/adapter/memquota/dedup.go``)
-remembers each id with the amount it granted and when that grant expires, in two maps that swap every
-``minDeduplicationDuration`` (default 1 s): a new id goes into the *recent* map, a swap makes recent
-the *old* one and empties the former old one. An id is thus remembered for at least one and less than
-two periods, and a repeat within that time gets the first answer back (its remaining valid duration)
-without touching any counter.
+again; the operation must not be charged twice. Istio's memquota
+(``mixer/adapter/memquota/dedup.go``) remembers each id with the amount it granted and when that
+grant expires, in two maps that swap every ``minDeduplicationDuration`` (default 1 s): a new id goes
+into the *recent* map, a swap makes recent the *old* one and empties the former old one. An id is
+thus remembered for at least one and less than two periods, and a repeat within that time gets the
+first answer back (its remaining valid duration) without touching any counter.
 
 Here the swap is driven by ``now`` instead of a ticker: time is cut into epochs of one period, the
 recent map holds ids first seen in the current epoch and the old map those of the previous one.

@@ -1,13 +1,14 @@
 """memquota: Istio's in-memory quota adapter, as a pure object fed ``now``.
 
-The docs' rate-limit task (traffic-tasks.md §9) configures it like this: a ``memquota`` handler lists
-quotas by the *quota instance* they serve (``requestcount.quota.istio-system``), each with a default
-``maxAmount`` per ``validDuration`` and ``overrides``; the quota instance maps request attributes to
-``dimensions``. What this module does with them (Istio's ``mixer/adapter/memquota/memquota.go``):
+The docs' rate-limit task (traffic-tasks.md §9) configures it like this: a ``memquota`` handler
+lists quotas by the *quota instance* they serve (``requestcount.quota.istio-system``), each with a
+default ``maxAmount`` per ``validDuration`` and ``overrides``; the quota instance maps request
+attributes to ``dimensions``. What this module does with them (Istio's
+``mixer/adapter/memquota/memquota.go``):
 
 * **One counter per dimension tuple.** "Each quota instance is a set of counters, defined by the
-  Cartesian product of all the quota dimensions" (§9.6 item 2): the evaluated dimensions, as a sorted
-  tuple of ``(name, value)`` pairs, key one counter each.
+  Cartesian product of all the quota dimensions" (§9.6 item 2): the evaluated dimensions, as a
+  sorted tuple of ``(name, value)`` pairs, key one counter each.
 * **The first matching override wins.** An override matches when every dimension it names equals the
   instance's (values compared as text); dimensions it does not name are ignored, so the docs'
   ``{destination: ratings, source: reviews, sourceVersion: v2}`` override matches whatever
@@ -22,18 +23,20 @@ quotas by the *quota instance* they serve (``requestcount.quota.istio-system``),
   ``best_effort``, which grants what is left (possibly 0).
 * **Deduplication.** An operation that repeats a ``dedup_id`` within the deduplication window
   (``minDeduplicationDuration``, default 1 s; remembered for one to two of it) gets the first answer
-  back, with its remaining valid duration, and charges nothing (see ``_dedup.py``). Ids are scoped to
-  the quota name and the operation (alloc or release). No id: no deduplication.
-* **Bounded memory.** A rate counter that holds nothing any more is dropped by :meth:`MemQuota.expire`,
-  which :meth:`MemQuota.alloc` also runs by itself whenever the number of counters has doubled since
-  the last sweep (amortised O(1)); allocation counters go when released to 0.
+  back, with its remaining valid duration, and charges nothing (see ``_dedup.py``). Ids are scoped
+  to the quota name and the operation (alloc or release). No id: no deduplication.
+* **Bounded memory.** A rate counter that holds nothing any more is dropped by
+  :meth:`MemQuota.expire`, which :meth:`MemQuota.alloc` also runs by itself whenever the number of
+  counters has doubled since the last sweep (amortised O(1)); allocation counters go when released
+  to 0.
 
-**Local fallback** (issue 13 deliver 6: "quotas fall back to per-sidecar local buckets"): while Mixer
-is unreachable a sidecar runs the *same* algorithm on the same handler config, with every limit
-scaled by a ``share`` — its part of the destination's instances (:func:`fallback_share`): ``maxAmount
-× share`` rounded down, but at least 1 where the configured limit is at least 1. The same window means
-the same behaviour as Mixer's answer, just split; with N sidecars the mesh-wide rate stays at the
-limit, or at N per window when the limit is below N (each sidecar keeps at least one).
+**Local fallback** (issue 13 deliver 6: "quotas fall back to per-sidecar local buckets"): while
+Mixer is unreachable a sidecar runs the *same* algorithm on the same handler config, with every
+limit scaled by a ``share`` — its part of the destination's instances (:func:`fallback_share`):
+``maxAmount × share`` rounded down, but at least 1 where the configured limit is at least 1. The
+same window means the same behaviour as Mixer's answer, just split; with N sidecars the mesh-wide
+rate stays at the limit, or at N per window when the limit is below N (each sidecar keeps at least
+one).
 """
 
 from __future__ import annotations
