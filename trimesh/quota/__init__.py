@@ -4,10 +4,14 @@
 per dimension tuple for rate quotas (at most ``maxAmount`` over any ``validDuration``), plain
 counters for allocation quotas, the first matching override, best-effort or all-or-nothing amounts,
 and deduplication ids (:class:`DedupCache`). The same class, built with a ``share``
-(:func:`fallback_share`), is the sidecar's local fallback while Mixer is unreachable. See
-docs/quota.md.
+(:func:`fallback_share`), is the sidecar's local fallback while Mixer is unreachable.
+:class:`QuotaCharges` says which quotas a request is charged (``QuotaSpec``/``QuotaSpecBinding``).
+See docs/quota.md.
 """
 
+from ._charges import DEFAULT_CHARGE as DEFAULT_CHARGE
+from ._charges import QuotaCharges as QuotaCharges
+from ._charges import QuotaRequirement as QuotaRequirement
 from ._dedup import DEDUPLICATION_DURATION as DEDUPLICATION_DURATION
 from ._dedup import DedupCache as DedupCache
 from ._memquota import MemQuota as MemQuota
@@ -26,6 +30,7 @@ from ._window import RollingWindow as RollingWindow
 from ._window import bucket_count as bucket_count
 
 __all__ = [
+    "DEFAULT_CHARGE", "QuotaCharges", "QuotaRequirement",
     "DEDUPLICATION_DURATION", "DedupCache", "MemQuota", "QuotaDefinition", "QuotaLimit",
     "QuotaOverride", "QuotaResult", "definitions_from_params", "dimension_key", "dimension_text",
     "fallback_share", "MAX_BUCKETS", "MIN_BUCKETS", "TICK", "RollingWindow", "bucket_count",
