@@ -68,7 +68,10 @@ def test_denier_without_status_is_a_400_with_its_handler():
 
 
 def test_denier_grants_no_quota():
-    assert Denier("d.denier.ns").quota() == QuotaResult(0)
+    denier = Denier("d.denier.ns")
+    assert denier.quota() == QuotaResult(0)
+    assert denier.quota("q.quota.ns", {"a": "b"}, QuotaArgs(3), 1.0) == QuotaResult(0)
+    assert denier.check("v3", 1.0) is denier.check()  # a listentry value changes nothing
 
 
 def test_denier_refuses_a_negative_use_count():

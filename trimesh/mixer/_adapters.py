@@ -78,13 +78,16 @@ class Denier:
                                   params.valid_use_count, fqn)
         self.checks = 0
 
-    def check(self) -> CheckResult:
-        """The configured status (``checknothing`` and ``listentry`` instances alike)."""
+    def check(self, value: Any = None, now: float = 0.0) -> CheckResult:
+        """The configured status, whatever the instance (``checknothing``: no value; a
+        ``listentry``'s value is ignored). Same signature as :meth:`ListChecker.check`."""
         self.checks += 1
         return self.result
 
-    def quota(self) -> QuotaResult:
-        """denier's ``HandleQuota``: an empty result, i.e. nothing granted."""
+    def quota(self, instance: str = "", dimensions: Mapping[str, Any] | None = None,
+              args: "QuotaArgs | None" = None, now: float = 0.0) -> QuotaResult:
+        """denier's ``HandleQuota``: an empty result, i.e. nothing granted. Same signature as
+        :meth:`MemQuotaHandler.quota`."""
         return QuotaResult(0)
 
     def statistics(self) -> dict[str, Any]:
