@@ -24,8 +24,10 @@ Resolution (decided here, and documented in docs/quota.md):
 
 Ticks are ``floor(now / bucket)`` of the ``now`` passed in (seconds, float), and times closer than
 :data:`TIME_EPSILON` (1 ns) count as equal, so that a charge at 0.2 is a whole second old at 1.2 in
-spite of binary rounding; "at least W" is thus "at least W - 1 ns". A ``now`` that goes backwards is
-treated as the current tick: nothing is given back early.
+spite of binary rounding; "at least W" is thus "at least W - 1 ns". The guarantee is stated for a
+clock that does not go backwards (Trio's does not); a ``now`` earlier than the last one is treated
+as the current tick, so such a call gives nothing back, but what a later ``now`` gave back stays
+given back.
 """
 
 from __future__ import annotations
