@@ -118,9 +118,10 @@ charges = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(max_amount=st.integers(1, 6), window=st.sampled_from([0.1, 0.25, 1.0, 1.5, 5.0]),
-       steps=charges, start=st.floats(0.0, 1e6, allow_nan=False))
-def test_any_window_holds_at_most_max_amount(max_amount, window, steps, start):
-    w = RollingWindow(max_amount, window)
+       buckets=st.one_of(st.none(), st.integers(1, 30)), steps=charges,
+       start=st.floats(0.0, 1e6, allow_nan=False))
+def test_any_window_holds_at_most_max_amount(max_amount, window, buckets, steps, start):
+    w = RollingWindow(max_amount, window, buckets)
     now = start
     granted: list[tuple[float, int]] = []
     for gap, amount in steps:
