@@ -349,9 +349,9 @@ class CertificateAuthority:
         if request.identity != identity:
             raise CAError(f"the CSR asks for {request.identity}; the caller may obtain {identity} only",
                           reason="not-authorized")
-        issued_at = float(int(now))
-        not_before = int(now - min(CLOCK_SKEW_GRACE, MAX_BACKDATE_FRACTION * lifetime))
-        not_after = int(min(now + lifetime, self._signing_cert.not_valid_after_utc.timestamp()))
+        issued_at = int(now)  # X.509 holds whole seconds: truncate now, the backdate and the lifetime
+        not_before = issued_at - int(min(CLOCK_SKEW_GRACE, MAX_BACKDATE_FRACTION * lifetime))
+        not_after = int(min(issued_at + int(lifetime), self._signing_cert.not_valid_after_utc.timestamp()))
         key = request.public_key
         rsa_key = isinstance(key, rsa.RSAPublicKey)
         serial = _serial(self._token_bytes)
@@ -375,7 +375,7 @@ class CertificateAuthority:
                 .add_extension(self._authority_key_id, critical=False)
                 .sign(self._key, signature_hash(self._key)))
         leaf_pem = _pem(leaf)
-        return IssuedCertificate(serial=serial, identity=identity, issued_at=issued_at,
+        return IssuedCertificate(serial=serial, identity=identity, issued_at=float(issued_at),
                                  not_before=float(not_before), not_after=float(not_after),
                                  certificate_pem=leaf_pem, chain_pem=leaf_pem + self.chain_pem,
                                  root_pem=self.root_pem)
