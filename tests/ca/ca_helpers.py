@@ -103,3 +103,12 @@ class OperatorPKI:
 @functools.cache
 def operator_pki() -> OperatorPKI:
     return OperatorPKI()
+
+
+def require_tool(request, name: str) -> str:
+    """tests/conftest.py's ``require_tool`` (skip, or fail under CI=true), reached through pytest's
+    plugin manager because every conftest module is named ``conftest``."""
+    import pathlib
+
+    root_conftest = pathlib.Path(__file__).resolve().parent.parent / "conftest.py"
+    return request.config.pluginmanager.get_plugin(str(root_conftest)).require_tool(name)
