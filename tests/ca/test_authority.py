@@ -283,7 +283,8 @@ def _bad_plugins():
 BAD_PLUGINS = _bad_plugins()
 
 
-@pytest.mark.parametrize("override, file, says", [c[1:] for c in BAD_PLUGINS], ids=[c[0] for c in BAD_PLUGINS])
+@pytest.mark.parametrize("override, file, says", [c[1:] for c in BAD_PLUGINS],
+                         ids=[c[0] for c in BAD_PLUGINS])
 def test_bad_operator_files_are_refused_naming_the_file(override, file, says):
     with pytest.raises(ConfigError) as info:
         operator_pki().authority(**override)

@@ -72,7 +72,7 @@ BAD_CSRS = [
     ("not-spiffe", lambda: _csr(ec_key(1), [x509.UniformResourceIdentifier("https://productpage")]),
      "bad-san", "not a workload identity"),
     ("weak-rsa", lambda: _csr(rsa_key(1024), _uri()), "weak-key", "RSA 1024 bits; at least 2048"),
-    ("dsa", lambda: _csr(dsa.generate_private_key(2048), _uri()), "unsupported-key", "RSA and ECDSA"),
+    ("dsa", lambda: _csr(dsa.generate_private_key(1024), _uri()), "unsupported-key", "RSA and ECDSA"),
     ("ed25519", lambda: _csr(ed25519.Ed25519PrivateKey.generate(), _uri(), algorithm=None),
      "unsupported-key", "RSA and ECDSA"),
     ("secp256k1", lambda: _csr(ec_key(3, ec.SECP256K1), _uri()), "unsupported-key", "curve secp256k1"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from ca_helpers import NOW, PRODUCTPAGE, REVIEWS, ec_key, operator_cert, self_signed_ca
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -98,7 +100,8 @@ def test_a_dns_san_beside_the_uri_does_not_hide_the_identity():
     assert identity_from_certificate(cert.public_bytes(serialization.Encoding.DER)) == REVIEWS
 
 
-@pytest.mark.parametrize("data", [b"", b"garbage", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+@pytest.mark.parametrize("data", [b"", b"garbage",
+                                  b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
                                   b"\x30\x03\x02\x01\x01"])
 def test_garbage_is_no_identity(data):
     assert identity_from_certificate(data) is None
@@ -127,3 +130,13 @@ def test_secure_naming(presented, allowed, verdict):
         assert result is None
     else:
         assert result is not None and result.startswith(verdict)
+
+
+_SEGMENTS = st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True).filter(lambda s: s not in {".", ".."})
+_DOMAINS = st.from_regex(r"[a-z0-9._-]{1,40}", fullmatch=True)
+
+
+@given(domain=_DOMAINS, ns=_SEGMENTS, sa=_SEGMENTS)
+def test_every_well_formed_identity_round_trips(domain, ns, sa):
+    ident = SpiffeId.of(ns, sa, domain)
+    assert SpiffeId.parse(ident.uri) == ident == SpiffeId.from_principal(ident.principal)

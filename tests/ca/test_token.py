@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from ca_helpers import NOW, PRODUCTPAGE, REVIEWS, ec_key, seeded_token_bytes, self_signed_ca
 
-from trimesh.ca import SpiffeId, TokenClaim, issue_mesh_token, make_csr, issue_token, new_token_secret, verify_token
+from trimesh.ca import (SpiffeId, TokenClaim, issue_mesh_token, issue_token, make_csr, new_token_secret,
+                        verify_token)
 from trimesh.errors import CAError, ConfigError
 
 SECRET = new_token_secret(seeded_token_bytes(3))
@@ -27,7 +30,8 @@ def test_an_identity_token_allows_that_identity_only():
     claim = verify_token(SECRET, token, NOW)
     assert claim == TokenClaim("default", "bookinfo-productpage", NOW + 3600)
     assert claim.allows(PRODUCTPAGE) and not claim.allows(REVIEWS)
-    assert claim.allows(SpiffeId.of("default", "bookinfo-productpage", "other.domain"))  # the CA checks domains
+    # the trust domain is the CA's to check, not the token's
+    assert claim.allows(SpiffeId.of("default", "bookinfo-productpage", "other.domain"))
     assert not claim.any_identity and claim.scope == "default/bookinfo-productpage"
     assert token.startswith("tmca1.") and token.count(".") == 2 and len(token) < 200
 
@@ -60,7 +64,8 @@ IDENTITY_TOKEN = issue_token(SECRET, "default", "bookinfo-productpage", NOW + 60
 
 @pytest.mark.parametrize("secret, token, now, reason, says", [
     (SECRET, IDENTITY_TOKEN, NOW + 60, "token-expired", "expired 0s ago"),
-    (SECRET, IDENTITY_TOKEN, NOW + 3600, "token-expired", "for default/bookinfo-productpage expired 3540s ago"),
+    (SECRET, IDENTITY_TOKEN, NOW + 3600, "token-expired",
+     "for default/bookinfo-productpage expired 3540s ago"),
     (SECRET, issue_mesh_token(SECRET, NOW), NOW, "token-expired", "for any identity"),
     (OTHER_SECRET, IDENTITY_TOKEN, NOW, "token-invalid", "issued by another CA"),
     (SECRET, _tamper_scope(IDENTITY_TOKEN), NOW, "token-invalid", "signature does not match"),
@@ -109,3 +114,16 @@ def test_a_token_for_one_account_cannot_obtain_another():
     assert str(info.value) == ("the token allows default/bookinfo-productpage, "
                                "not spiffe://cluster.local/ns/default/sa/bookinfo-reviews")
     assert ca.statistics()["issued"] == 1
+
+
+@given(position=st.integers(min_value=0), char=st.sampled_from("AQgw_-9z."))
+def test_editing_a_token_never_widens_it(position, char):
+    token = IDENTITY_TOKEN
+    i = position % len(token)
+    edited = token[:i] + char + token[i + 1:]
+    try:
+        claim = verify_token(SECRET, edited, NOW)
+    except CAError as exc:
+        assert exc.reason == "token-invalid"
+    else:  # only an edit that decodes to the same bytes (base64's unused low bits) survives
+        assert claim == verify_token(SECRET, token, NOW)
