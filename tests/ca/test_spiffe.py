@@ -100,7 +100,7 @@ def test_a_dns_san_beside_the_uri_does_not_hide_the_identity():
     assert identity_from_certificate(cert.public_bytes(serialization.Encoding.DER)) == REVIEWS
 
 
-@pytest.mark.parametrize("data", [b"", b"garbage",
+@pytest.mark.parametrize("data", [None, b"", b"garbage",
                                   b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
                                   b"\x30\x03\x02\x01\x01"])
 def test_garbage_is_no_identity(data):

@@ -285,9 +285,9 @@ class CertificateAuthority:
                 raise ConfigError(f"the signing certificate ({_subject(cert)}) {problem}",
                                   source=signing_cert.source)
         root = _load_one_cert(root_cert)
-        problem = (None if root.subject == root.issuer and _issued_by(root, root)
-                   else "is not self-signed, so it cannot be the root workloads trust")
-        for problem in (problem, _is_ca(root), _validity(root, now)):
+        not_root = (None if root.subject == root.issuer and _issued_by(root, root)
+                    else "is not self-signed, so it cannot be the root workloads trust")
+        for problem in (not_root, _is_ca(root), _validity(root, now)):
             if problem:
                 raise ConfigError(f"the root certificate ({_subject(root)}) {problem}",
                                   source=root_cert.source)

@@ -106,13 +106,16 @@ class SpiffeId(msgspec.Struct, frozen=True, order=True):
         return self.uri
 
 
-def identity_from_certificate(data: bytes) -> SpiffeId | None:
+def identity_from_certificate(data: bytes | None) -> SpiffeId | None:
     """The SPIFFE identity a certificate (DER, or PEM: its first block) carries in its URI SAN.
 
-    ``None`` when the bytes are not a certificate, it has no SAN, it has no URI SAN or more than
+    ``None`` when there is no certificate (``getpeercert`` of a peer that sent none gives ``None``),
+    the bytes are not a certificate, it has no SAN, it has no URI SAN or more than
     one (X.509-SVID: exactly one), or the URI is not an Istio-shaped SPIFFE ID. The caller has
     already verified the chain (the TLS handshake did); this only reads the name.
     """
+    if not data:
+        return None
     try:
         cert = (x509.load_pem_x509_certificate(data) if data.lstrip().startswith(b"-----BEGIN")
                 else x509.load_der_x509_certificate(data))
