@@ -83,3 +83,18 @@ class UpstreamResetError(UpstreamError):
 
 class UpstreamTimeoutError(UpstreamError):
     """A deadline (the route's timeout or a per-try timeout) passed before the response head."""
+
+
+class CAError(TrimeshError):
+    """The certificate authority refused a request: a CSR it will not sign, a token that does not
+    allow the identity asked for, a lifetime above the maximum, a malformed identity.
+
+    ``reason`` is a short stable code (``bad-csr``, ``weak-key``, ``bad-san``, ``not-authorized``,
+    ``token-expired``, …; the table is in docs/identity.md) that the CA service counts and maps to
+    a status. A plugged-in CA whose files are wrong is a :class:`ConfigError` naming the file.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        self.message = message
+        self.reason = reason
+        super().__init__(message)
