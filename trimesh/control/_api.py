@@ -99,7 +99,8 @@ def api_service(store: ConfigStore, *, cache: ListingCache | None = None,
     return HttpService(handle, name="config API", max_body=MAX_REQUEST_BYTES,
                        discard_limit=DISCARD_LIMIT, idle_timeout=KEEPALIVE_TIMEOUT,
                        header_timeout=REQUEST_TIMEOUT, body_timeout=REQUEST_TIMEOUT,
-                       error_response=json_error, server_header=SERVER_HEADER)
+                       error_response=json_error, server_header=SERVER_HEADER,
+                       ready_level=logging.DEBUG)  # the control's ready line names it
 
 
 class ListingCache:

@@ -39,7 +39,8 @@ mechanics every control-plane server needs, so each server is only its handler:
   it. The fake upstreams use it to misbehave on purpose (close without answering, hang until the
   client gives up); a WebSocket or CONNECT endpoint could use it after its own ``101``/``200``.
 - **Readiness and stop**: :meth:`HttpService.serve` binds, logs one line ``"<name> ready on
-  host:port"``, reports ``task_status.started(service)`` and serves until cancelled.
+  host:port"`` (at INFO; ``ready_level=logging.DEBUG`` where the hosting process's own ready line
+  already names the address, as the control's and the sidecar's do), reports ``task_status.started(service)`` and serves until cancelled.
   :meth:`HttpService.stop` stops gracefully instead: no new connections, idle keep-alive connections
   close at once, requests in progress finish (their answers carry ``connection: close``) within
   ``drain_timeout``, then ``serve`` returns.
@@ -200,7 +201,7 @@ class HttpService:
                  idle_timeout: float = IDLE_TIMEOUT, header_timeout: float = HEADER_TIMEOUT,
                  body_timeout: float = BODY_TIMEOUT, drain_timeout: float = DRAIN_TIMEOUT,
                  error_response: ErrorResponse = text_error,
-                 server_header: str | None = None) -> None:
+                 server_header: str | None = None, ready_level: int = logging.INFO) -> None:
         self.handler = handler
         self.name = name
         self.max_head = max_head
@@ -212,6 +213,7 @@ class HttpService:
         self.drain_timeout = drain_timeout
         self.error_response = error_response
         self.server_header = server_header
+        self.ready_level = ready_level
         self.host: str | None = None
         self.port: int | None = None
         self.stopping = False
@@ -257,7 +259,7 @@ class HttpService:
             raise TrimeshError(f"{self.name}: cannot listen on {host}:{port}: "
                                f"{exc.strerror or exc}") from exc
         self.host, self.port = listeners[0].socket.getsockname()[:2]
-        log.info("%s ready on %s:%d", self.name, self.host, self.port)
+        log.log(self.ready_level, "%s ready on %s:%d", self.name, self.host, self.port)
         return listeners
 
     async def serve(self, host: str, port: int, *,

@@ -72,7 +72,8 @@ class AdminApp:
         name = getattr(getattr(sidecar, "config", None), "name", None)
         self.service = HttpService(self.handle, name=f"sidecar {name} admin" if name else "admin",
                                    max_head=MAX_ADMIN_REQUEST,
-                                   max_body=MAX_ADMIN_REQUEST, idle_timeout=ADMIN_IDLE_TIMEOUT)
+                                   max_body=MAX_ADMIN_REQUEST, idle_timeout=ADMIN_IDLE_TIMEOUT,
+                                   ready_level=logging.DEBUG)  # the sidecar's ready line names it
 
     def respond(self, method: str, path: str) -> tuple[int, str, bytes]:
         self.requests += 1
