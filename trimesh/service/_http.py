@@ -367,6 +367,10 @@ class HttpService:
                         conn.receive_data(data)
                         continue
                     if isinstance(event, h11.Request):
+                        if _head_size(event) > self.max_head:  # complete in one read: h11 let it be
+                            self._counts["bad_requests"] += 1
+                            raise _Refuse(431, f"request head larger than {self.max_head} bytes",
+                                          linger=True)
                         return event
                     return None  # ConnectionClosed
             finally:
@@ -513,6 +517,12 @@ def _content_length(head: h11.Request) -> int | None:
     return None
 
 
+def _head_size(head: h11.Request) -> int:
+    """The bytes of a request head as sent (request line, ``name: value`` lines, CRLFs)."""
+    return (len(head.method) + len(head.target) + 13
+            + sum(len(k) + len(v) + 4 for k, v in head.headers) + 2)
+
+
 def _reason(status: int) -> bytes:
     try:
         return http.HTTPStatus(status).phrase.encode()
@@ -590,6 +600,8 @@ async def http_request(stream: trio.abc.Stream, method: str, target: str, *, hos
             event = conn.next_event()
             if event is h11.NEED_DATA:
                 data = await stream.receive_some(READ_SIZE)
+                if not data and answer is None:
+                    raise ProtocolError("the connection closed before an answer")
                 received += len(data)
                 if received > max_body + MAX_HEAD:
                     raise ProtocolError(f"answer larger than {max_body} bytes")
@@ -600,6 +612,8 @@ async def http_request(stream: trio.abc.Stream, method: str, target: str, *, hos
                     break
             elif isinstance(event, h11.Data):
                 chunks.append(event.data)
+                if sum(map(len, chunks)) > max_body:
+                    raise ProtocolError(f"answer larger than {max_body} bytes")
             elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                 break
             # h11.InformationalResponse (1xx): keep reading for the final answer
