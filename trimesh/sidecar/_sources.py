@@ -32,8 +32,8 @@ import msgspec
 import trio
 import yaml
 
-from ..config import ConfigObject, ServiceInstance, load_text, make_instance, object_from_dict
-from ..config._instances import PROTOCOLS
+from ..config import (PROTOCOLS, ConfigObject, ServiceInstance, load_text, make_instance,
+                      object_from_dict)
 from ..errors import ConfigError, ProtocolError
 from ..service import http_request
 
