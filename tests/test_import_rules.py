@@ -89,7 +89,7 @@ NEVER_IMPORT_PROXY = {"discovery", "mixer"}
 # (file, rule, imported module): why. Remove an entry with the fix; a stale entry fails the test.
 PENDING: dict[tuple[str, int, str], str] = {
     ("trimesh/proxy/_forward.py", 2, "trimesh.routing._balancers"):
-        "lead: proxy rewrite (PEAK_EWMA: re-export it from trimesh.routing, import it from there)",
+        "lead: proxy rewrite (`from ..routing import PEAK_EWMA`: trimesh.routing exports it)",
 }
 
 

@@ -12,6 +12,7 @@ clock, no global randomness — ``rng`` and ``now`` are passed in.
 
 from ._balancers import BALANCER_NAMES as BALANCER_NAMES
 from ._balancers import DEFAULT_BALANCER as DEFAULT_BALANCER
+from ._balancers import PEAK_EWMA as PEAK_EWMA
 from ._balancers import Balancer as Balancer
 from ._balancers import HostState as HostState
 from ._balancers import make_balancer as make_balancer
@@ -48,7 +49,7 @@ from ._types import RequestInfo as RequestInfo
 from ._types import SourceIdentity as SourceIdentity
 
 __all__ = [
-    "BALANCER_NAMES", "DEFAULT_BALANCER", "Balancer", "HostState", "make_balancer",
+    "BALANCER_NAMES", "DEFAULT_BALANCER", "PEAK_EWMA", "Balancer", "HostState", "make_balancer",
     "PANIC_THRESHOLD", "Cluster", "ClusterState", "host_pattern_matches", "BASE_RETRY_INTERVAL",
     "DEFAULT_TIMEOUT",
     "MAX_RETRY_INTERVAL", "RETRIES_HEADER", "TIMEOUT_HEADER", "RetryPolicy", "RouteTable",
