@@ -18,9 +18,9 @@ with ``ast`` (nothing is imported), checked against four rules.
    (:data:`LAYERS`). A module may import its own layer or lower ones, never a higher one; in
    particular pure cores never import shells. A name taken from a package's public surface is
    judged by the module that defines it (``from ..discovery import ConfigEntry`` takes a name of
-   the pure ``discovery/_messages.py``, which is fine from a pure core). The one name any layer may take from the top
-   package is ``__version__`` (metadata: ``trimesh/__init__.py`` defines it and imports nothing
-   eagerly, so it pulls no layer in). A new top-level package must be placed in :data:`LAYERS`
+   the pure ``discovery/_messages.py``, which is fine from a pure core). The one name any layer
+   may take from the top package is ``__version__`` (metadata: ``trimesh/__init__.py`` defines
+   it and imports nothing eagerly, so it pulls no layer in). A new top-level package must be placed in :data:`LAYERS`
    before the test passes: the layout is the architecture.
 
 Each failure names the file, the line and the rule. :data:`PENDING` holds the violations inside

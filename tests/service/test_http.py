@@ -186,7 +186,8 @@ async def test_malformed_requests_get_an_error_and_close(connect, raw, status, f
     await stream.send_all(raw)
     data = await read_all(stream)
     head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 %d " % status) and fragment in json.loads(body)["error"].encode()
+    assert head.startswith(b"HTTP/1.1 %d " % status)
+    assert fragment in json.loads(body)["error"].encode()
     assert service.statistics()["bad_requests"] == 1
 
 
@@ -329,3 +330,41 @@ def test_public_surface():
         "ClientResponse", "HTTPError", "HttpService", "Request", "Response", "Takeover",
         "http_request", "json_error", "json_response", "serve_http", "text_error",
         "text_response"}
+
+
+class MemoryListener(trio.abc.Listener):
+    """Connections over memory streams, for serving a listener in virtual time."""
+
+    def __init__(self):
+        self.send, self.receive = trio.open_memory_channel(10)
+
+    async def connect(self):
+        client, server = trio.testing.memory_stream_pair()
+        await self.send.send(server)
+        return client
+
+    async def accept(self):
+        return await self.receive.receive()
+
+    async def aclose(self):
+        self.receive.close()
+
+
+async def test_stop_gives_a_long_request_the_drain_timeout_then_cuts_it(autojump_clock):
+    async def long_poll(request):
+        await trio.sleep(300)
+        return text_response("late")
+
+    service = HttpService(long_poll, name="poll", drain_timeout=5)
+    listener = MemoryListener()
+    async with trio.open_nursery() as nursery:
+        assert await nursery.start(service.serve_listeners, [listener]) is service
+        stream = await listener.connect()
+        await stream.send_all(b"GET /watch HTTP/1.1\r\nhost: a\r\n\r\n")
+        await trio.testing.wait_all_tasks_blocked()
+        assert service.statistics()["open_connections"] == 1
+        start = trio.current_time()
+        service.stop()
+    assert trio.current_time() - start == 5  # serve_listeners returned at the drain deadline
+    assert await stream.receive_some(100) == b""  # cut, unanswered
+    assert service.statistics()["open_connections"] == 0

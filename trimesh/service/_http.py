@@ -40,7 +40,8 @@ mechanics every control-plane server needs, so each server is only its handler:
   client gives up); a WebSocket or CONNECT endpoint could use it after its own ``101``/``200``.
 - **Readiness and stop**: :meth:`HttpService.serve` binds, logs one line ``"<name> ready on
   host:port"`` (at INFO; ``ready_level=logging.DEBUG`` where the hosting process's own ready line
-  already names the address, as the control's and the sidecar's do), reports ``task_status.started(service)`` and serves until cancelled.
+  already names the address, as the control's and the sidecar's do), reports
+  ``task_status.started(service)`` and serves until cancelled.
   :meth:`HttpService.stop` stops gracefully instead: no new connections, idle keep-alive connections
   close at once, requests in progress finish (their answers carry ``connection: close``) within
   ``drain_timeout``, then ``serve`` returns.
@@ -80,7 +81,7 @@ MAX_BODY = 1024 * 1024  # bytes of a request body (nginx's client_max_body_size 
 IDLE_TIMEOUT = 75.0  # seconds between requests on a kept-alive connection (nginx keepalive_timeout)
 HEADER_TIMEOUT = 30.0  # seconds to receive a whole head once it began (nginx client_header_timeout
 #                        is 60 s; control-plane clients are local and quick)
-BODY_TIMEOUT = 30.0  # seconds to receive a whole body after its head (the config API's former bound)
+BODY_TIMEOUT = 30.0  # seconds to receive a whole body after its head (the config API's old bound)
 DRAIN_TIMEOUT = 5.0  # seconds requests in progress get to finish after stop()
 LINGER_TIMEOUT = 2.0  # seconds to drain a client's input after an error answer before closing
 LINGER_LIMIT = 4 * 1024 * 1024  # bytes drained at most while lingering
@@ -225,7 +226,7 @@ class HttpService:
         self._open = 0
         self._statuses: dict[str, int] = {}
 
-    # -- introspection ----------------------------------------------------------------------------
+    # -- introspection -------------------------------------------------------------------------
     @property
     def url(self) -> str:
         """``http://host:port`` once bound (IPv6 hosts bracketed)."""
@@ -239,7 +240,8 @@ class HttpService:
         answered, answers by status class (``responses``), and what the helper refused:
         ``bad_requests`` (400/431), ``too_large`` (413), ``timeouts`` (408), ``errors`` (a handler
         raised: 500), ``takeovers``."""
-        return {"name": self.name, "address": None if self.host is None else f"{self.host}:{self.port}",
+        address = None if self.host is None else f"{self.host}:{self.port}"
+        return {"name": self.name, "address": address,
                 "open_connections": self._open, "stopping": self.stopping, **self._counts,
                 "responses": dict(self._statuses)}
 
@@ -248,7 +250,7 @@ class HttpService:
         return (f"<HttpService {self.name} on {where} open={self._open} "
                 f"requests={self._counts['requests']}{' stopping' if self.stopping else ''}>")
 
-    # -- serving ------------------------------------------------------------------------------------
+    # -- serving -------------------------------------------------------------------------------
     async def listen(self, host: str, port: int) -> list[trio.SocketListener]:
         """Bind ``host:port`` (``port=0`` picks a free port) and log the ready line. A bind
         failure is a TrimeshError naming the address: a user error (port in use, no such
@@ -301,7 +303,7 @@ class HttpService:
             client = None
         await self.serve_connection(stream, client=client)
 
-    # -- one connection -----------------------------------------------------------------------------
+    # -- one connection ------------------------------------------------------------------------
     async def serve_connection(self, stream: trio.abc.Stream, *,
                                client: tuple[str, int] | None = None) -> None:
         """Serve requests on ``stream`` until either side closes, a timeout, or an error; the
@@ -318,8 +320,9 @@ class HttpService:
                     request = await self._read_request(stream, conn, head, client)
                 except h11.RemoteProtocolError as exc:
                     self._counts["bad_requests"] += 1
-                    await self._refuse(stream, conn, _Refuse(exc.error_status_hint,
-                                                             f"bad HTTP request: {exc}", linger=True))
+                    refusal = _Refuse(exc.error_status_hint, f"bad HTTP request: {exc}",
+                                      linger=True)
+                    await self._refuse(stream, conn, refusal)
                     return
                 except _Refuse as refusal:
                     await self._refuse(stream, conn, refusal)
@@ -560,7 +563,7 @@ async def serve_http(handler: Handler, host: str, port: int, *, name: str,
     await HttpService(handler, name=name, **options).serve(host, port, task_status=task_status)
 
 
-# -- the client half ---------------------------------------------------------------------------------
+# -- the client half -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
