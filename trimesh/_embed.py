@@ -404,7 +404,7 @@ def _build(service: str, *, namespace: str, version: str | None, labels: Mapping
                         config_files=files, seed=seed, domain=domain)
     gossip = None
     if join:
-        from .sidecar._gossip import GossipOptions, install_gossip
+        from .sidecar import GossipOptions, install_gossip
 
         try:
             options = GossipOptions(port=gossip_port, join=tuple(join), key_file=gossip_key_file,

@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from ..config import DEFAULT_NAMESPACE
-from ..config._instances import PROTOCOLS
+from ..config import DEFAULT_NAMESPACE, PROTOCOLS
 from ..control import DEFAULT_CONTROL_URL, ControlClient
 from ..errors import TrimeshError
 from ._main import cli

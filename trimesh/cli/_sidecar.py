@@ -10,7 +10,7 @@ from functools import partial
 import click
 import trio
 
-from ..config._instances import PROTOCOLS
+from ..config import PROTOCOLS
 from ..errors import TrimeshError
 from ._main import run
 
@@ -146,7 +146,7 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
     try:
         setup = None
         if join or gossip_port is not None:
-            from ..sidecar._gossip import GossipOptions, install_gossip
+            from ..sidecar import GossipOptions, install_gossip
             try:
                 options = GossipOptions(port=7946 if gossip_port is None else gossip_port,
                                         join=tuple(join), key_file=gossip_key_file,

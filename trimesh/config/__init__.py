@@ -3,6 +3,7 @@
 from ._duration import Duration as Duration
 from ._duration import format_duration as format_duration
 from ._duration import parse_duration as parse_duration
+from ._instances import PROTOCOLS as PROTOCOLS
 from ._instances import ServiceInstance as ServiceInstance
 from ._instances import make_instance as make_instance
 from ._kinds import KindInfo as KindInfo
@@ -27,6 +28,7 @@ from ._names import DEFAULT_DOMAIN as DEFAULT_DOMAIN
 from ._names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
 from ._names import host_to_fqdn as host_to_fqdn
 from ._names import resolve_service as resolve_service
+from ._names import service_domain as service_domain
 from ._names import service_fqdn as service_fqdn
 from ._object import ConfigObject as ConfigObject
 from ._quota_spec import *  # noqa: F401,F403  (QuotaSpec, QuotaSpecBinding)

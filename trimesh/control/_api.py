@@ -19,28 +19,28 @@ the revision. A body is parsed and validated by :func:`trimesh.config.load_text`
 YAML body works too) and must hold exactly one object; invalid input gets
 ``400 {"error": "<where>: <what>"}`` and stores nothing.
 
-One task per connection (``trio.serve_listeners``) drives an ``h11.Connection`` (RFC 9112):
-keep-alive between requests, an idle timeout between them, a bound on the time to receive a request,
-and a bound on the body (``MAX_REQUEST_BYTES`` → 413). An oversized body is read and discarded up to
-``DISCARD_LIMIT`` so the client can read the 413 instead of a connection reset.
+The HTTP mechanics are :class:`trimesh.service.HttpService` (h11, RFC 9112): keep-alive between
+requests, an idle timeout between them, bounds on the time to receive a head and a body, and a bound
+on the body (``MAX_REQUEST_BYTES`` → 413; an oversized body is read and discarded up to
+``DISCARD_LIMIT`` so the client can read the 413 instead of a connection reset). Every answer the
+helper makes itself is JSON here too (``{"error": ...}``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import h11
 import msgspec
 import trio
 
 from .. import __version__
 from .. import mixer as _mixer  # noqa: F401  (installs the expression type checker into config)
 from ..config import MAX_INPUT_BYTES, ConfigObject, all_kinds, load_text, lookup_kind
-from ..errors import ConfigError, ConflictError, NotFoundError, TrimeshError
+from ..errors import ConfigError, ConflictError, NotFoundError
+from ..service import HTTPError, HttpService, Request, Response, json_error, json_response
 from ._gossip import member_rows
 from ._instances import InstanceStore, parse_registration
 from ._state import key_ref
@@ -52,26 +52,10 @@ DEFAULT_CONFIG_PORT = 15010  # DESIGN.md §1 (Pilot's 15010 in later Istio)
 MAX_REQUEST_BYTES = MAX_INPUT_BYTES  # one object; the loader's limit for one text (2 MiB)
 DISCARD_LIMIT = 4 * MAX_REQUEST_BYTES  # read and drop this much of an oversized body, then close
 KEEPALIVE_TIMEOUT = 75.0  # idle time between requests on a kept-alive connection (nginx default)
-REQUEST_TIMEOUT = 30.0  # time to receive one whole request once it has started
+REQUEST_TIMEOUT = 30.0  # time to receive a head once it has started, and then its body
 DEFAULT_WATCH_TIMEOUT = 30.0  # long poll without ?timeout=
 MAX_WATCH_TIMEOUT = 300.0
-READ_SIZE = 64 * 1024
-SERVER_HEADER = f"trimesh-control/{__version__}".encode()
-
-
-class HTTPError(Exception):
-    """Turned into a JSON error response by the connection loop (never leaves this module)."""
-
-    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or []
-
-
-def _url_for(sockaddr: tuple[Any, ...]) -> str:
-    host, port = sockaddr[0], sockaddr[1]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+SERVER_HEADER = f"trimesh-control/{__version__}"
 
 
 class Mesh:
@@ -91,15 +75,33 @@ async def serve_config_api(store: ConfigStore, host: str, port: int, *, mesh: Me
     """Serve the config API on ``host:port`` until cancelled. ``task_status.started`` gets the
     URL actually bound (``port=0`` picks a free port). ``mesh`` serves the instance and member
     endpoints (an in-memory instance store without it)."""
-    try:
-        listeners = await trio.open_tcp_listeners(port, host=host)
-    except OSError as exc:
-        raise TrimeshError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    url = _url_for(listeners[0].socket.getsockname())
-    log.debug("config API listening on %s", url)
-    task_status.started(url)
-    await trio.serve_listeners(partial(handle_api_connection, store=store, cache=ListingCache(),
-                                       mesh=mesh if mesh is not None else Mesh()), listeners)
+    service = api_service(store, cache=ListingCache(), mesh=mesh)
+    listeners = await service.listen(host, port)  # TrimeshError "cannot listen on ..." if busy
+    task_status.started(service.url)
+    await service.serve_listeners(listeners)
+
+
+def api_service(store: ConfigStore, *, cache: ListingCache | None = None,
+                mesh: Mesh | None = None) -> HttpService:
+    """The config API as an :class:`~trimesh.service.HttpService` (``cache`` and ``mesh`` are
+    shared by its connections)."""
+    cache = cache if cache is not None else ListingCache()
+    mesh = mesh if mesh is not None else Mesh()
+
+    async def handle(request: Request) -> Response:
+        try:
+            status, payload = await dispatch(store, request.method, request.target, request.body,
+                                             cache, mesh)
+        except StoreIOError as exc:
+            raise HTTPError(500, str(exc)) from None
+        log.debug("%s %s -> %d", request.method, request.target, status)
+        return json_response(payload, status)
+
+    return HttpService(handle, name="config API", max_body=MAX_REQUEST_BYTES,
+                       discard_limit=DISCARD_LIMIT, idle_timeout=KEEPALIVE_TIMEOUT,
+                       header_timeout=REQUEST_TIMEOUT, body_timeout=REQUEST_TIMEOUT,
+                       error_response=json_error, server_header=SERVER_HEADER,
+                       ready_level=logging.DEBUG)  # the control's ready line names it
 
 
 class ListingCache:
@@ -141,110 +143,9 @@ class ListingCache:
 async def handle_api_connection(stream: trio.abc.Stream, store: ConfigStore, *,
                                 cache: ListingCache | None = None,
                                 mesh: Mesh | None = None) -> None:
-    """Serve requests on one connection until the peer closes, a timeout, or an error.
-    ``cache`` and ``mesh`` are shared by the connections of one server."""
-    conn = h11.Connection(h11.SERVER)
-    cache = cache if cache is not None else ListingCache()
-    mesh = mesh if mesh is not None else Mesh()
-    try:
-        while True:
-            with trio.move_on_after(KEEPALIVE_TIMEOUT):
-                event = await _next_event(stream, conn)
-            if not isinstance(event, h11.Request):
-                return  # idle timeout (event unset) or the peer closed
-            await _serve_request(stream, conn, store, cache, event, mesh)
-            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                return
-            conn.start_next_cycle()
-    except h11.RemoteProtocolError as exc:
-        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            await _send_json(stream, conn, exc.error_status_hint,
-                             {"error": f"bad HTTP request: {exc}"})
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    finally:
-        await trio.aclose_forcefully(stream)
-
-
-async def _serve_request(stream: trio.abc.Stream, conn: h11.Connection, store: ConfigStore,
-                         cache: ListingCache, request: h11.Request, mesh: Mesh) -> None:
-    headers: list[tuple[bytes, bytes]] = []
-    try:
-        with trio.fail_after(REQUEST_TIMEOUT):
-            body = await _read_body(stream, conn, request)
-        status, payload = await dispatch(store, request.method.decode("ascii"),
-                                         request.target.decode("ascii", "replace"), body, cache,
-                                         mesh)
-    except HTTPError as exc:
-        status, payload, headers = exc.status, {"error": exc.message}, exc.headers
-    except StoreIOError as exc:
-        status, payload = 500, {"error": str(exc)}
-    except trio.TooSlowError:
-        status, payload = 408, {"error": f"request not received within {REQUEST_TIMEOUT:g} s"}
-        headers = [(b"connection", b"close")]
-    except h11.RemoteProtocolError:
-        raise
-    except Exception:  # a bug: answer 500, keep serving other connections
-        log.exception("config API: %s %s failed", request.method, request.target)
-        status, payload = 500, {"error": "internal error (see the control's log)"}
-    log.debug("%s %s -> %d", request.method.decode(), request.target.decode("ascii", "replace"),
-              status)
-    await _send_json(stream, conn, status, payload, headers)
-
-
-async def _next_event(stream: trio.abc.ReceiveStream, conn: h11.Connection) -> Any:
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            conn.receive_data(await stream.receive_some(READ_SIZE))
-            continue
-        return event
-
-
-async def _read_body(stream: trio.abc.ReceiveStream, conn: h11.Connection,
-                     request: h11.Request) -> bytes:
-    declared = next((v for k, v in request.headers if k == b"content-length"), None)
-    too_big = declared is not None and int(declared) > MAX_REQUEST_BYTES
-    if declared is not None and int(declared) > DISCARD_LIMIT:  # not worth reading: answer, close
-        raise HTTPError(413, _too_big_message(int(declared)), [(b"connection", b"close")])
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        event = await _next_event(stream, conn)
-        if isinstance(event, h11.EndOfMessage):
-            break
-        if isinstance(event, h11.Data):
-            size += len(event.data)
-            if size > MAX_REQUEST_BYTES:
-                too_big = True
-            if size > DISCARD_LIMIT:
-                raise HTTPError(413, _too_big_message(size), [(b"connection", b"close")])
-            if not too_big:
-                chunks.append(event.data)
-        elif isinstance(event, h11.ConnectionClosed):
-            raise trio.BrokenResourceError("peer closed mid-request")
-    if too_big:
-        raise HTTPError(413, _too_big_message(size))
-    return b"".join(chunks)
-
-
-def _too_big_message(size: int) -> str:
-    return (f"request body of {size} bytes or more is larger than the limit of "
-            f"{MAX_REQUEST_BYTES} bytes")
-
-
-async def _send_json(stream: trio.abc.SendStream, conn: h11.Connection, status: int,
-                     payload: Any, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = payload if isinstance(payload, bytes) else msgspec.json.encode(payload) + b"\n"
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"server", SERVER_HEADER),
-        *(extra_headers or []),
-    ]
-    data = conn.send(h11.Response(status_code=status, headers=headers))
-    data += conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
-    await stream.send_all(data)
+    """Serve requests on one connection (a memory stream in tests) until the peer closes, a
+    timeout, or an error."""
+    await api_service(store, cache=cache, mesh=mesh).serve_connection(stream)
 
 
 # -- routing -----------------------------------------------------------------------------------
@@ -327,7 +228,7 @@ async def _dispatch_mesh(mesh: Mesh, method: str, parts: list[str], body: bytes)
 def _allow(method: str, *allowed: str) -> None:
     if method not in allowed:
         raise HTTPError(405, f"method {method} not allowed here (allowed: {', '.join(allowed)})",
-                        [(b"allow", ", ".join(allowed).encode())])
+                        [("allow", ", ".join(allowed))])
 
 
 def _kind(name: str) -> str:

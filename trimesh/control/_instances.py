@@ -23,8 +23,7 @@ from typing import Any
 import msgspec
 import trio
 
-from ..config import DEFAULT_NAMESPACE, ServiceInstance, make_instance
-from ..config._instances import PROTOCOLS
+from ..config import DEFAULT_NAMESPACE, PROTOCOLS, ServiceInstance, make_instance
 from ..errors import ConfigError, NotFoundError
 from ._store import StoreIOError
 

@@ -19,13 +19,15 @@ beating its own next create.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
 from ..config import ConfigObject
 from ..discovery import INSTANCE_KIND, ConfigEntry
-from ._instances import Registration
+
+if TYPE_CHECKING:  # annotations only: the value type lives with the (Trio) instance store
+    from ._instances import Registration
 
 EntryKey = tuple[str, str, str]
 

@@ -7,7 +7,11 @@ from ._config import GossipConfig as GossipConfig
 from ._config import gossip_profile as gossip_profile
 from ._keyring import Keyring as Keyring
 from ._keyring import KeyringError as KeyringError
+from ._messages import ALIVE as ALIVE
+from ._messages import DEAD as DEAD
+from ._messages import LEFT as LEFT
 from ._messages import MAX_INCARNATION as MAX_INCARNATION
+from ._messages import SUSPECT as SUSPECT
 from ._messages import PROTOCOL_VERSION as PROTOCOL_VERSION
 from ._messages import ConfigEntry as ConfigEntry
 from ._messages import WireCodec as WireCodec

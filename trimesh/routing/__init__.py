@@ -23,6 +23,7 @@ from ._attempts import Relay as Relay
 from ._attempts import Retry as Retry
 from ._balancers import BALANCER_NAMES as BALANCER_NAMES
 from ._balancers import DEFAULT_BALANCER as DEFAULT_BALANCER
+from ._balancers import PEAK_EWMA as PEAK_EWMA
 from ._balancers import Balancer as Balancer
 from ._balancers import HostState as HostState
 from ._balancers import make_balancer as make_balancer
@@ -70,7 +71,7 @@ __all__ = [
     "ROUTE_TIMEOUT", "AttemptState", "GiveUp", "Relay", "Retry", "CONNECT_UNSUPPORTED",
     "NO_HEALTHY_UPSTREAM", "OVERFLOW", "UPSTREAM_FAILURE", "UPSTREAM_TIMEOUT", "MeshReply",
     "fault_abort",
-    "BALANCER_NAMES", "DEFAULT_BALANCER", "Balancer", "HostState", "make_balancer",
+    "BALANCER_NAMES", "DEFAULT_BALANCER", "PEAK_EWMA", "Balancer", "HostState", "make_balancer",
     "PANIC_THRESHOLD", "Cluster", "ClusterState", "host_pattern_matches", "BASE_RETRY_INTERVAL",
     "DEFAULT_TIMEOUT",
     "MAX_RETRY_INTERVAL", "RETRIES_HEADER", "TIMEOUT_HEADER", "RetryPolicy", "RouteTable",

@@ -40,8 +40,7 @@ from typing import Any
 
 import msgspec
 
-from ..config import DEFAULT_NAMESPACE, resolve_service
-from ..config._names import service_domain
+from ..config import DEFAULT_NAMESPACE, resolve_service, service_domain
 from ._balancers import DEFAULT_BALANCER, HostState, make_balancer
 from ._cluster import Cluster, ClusterState, cluster_name
 from ._health import HealthState

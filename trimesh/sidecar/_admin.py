@@ -10,7 +10,9 @@
 - ``GET /clusters``: the route table's clusters with their instances and balancer state.
 - ``GET /metrics``: the same counters in Prometheus text format.
 
-Control-plane traffic: a few requests a second at most, so h11 (correct, slow) is right here.
+Control-plane traffic: a few requests a second at most, so it is served by
+:class:`trimesh.service.HttpService` (h11: correct, slow, right here): keep-alive, ``HEAD``, an idle
+timeout of :data:`ADMIN_IDLE_TIMEOUT`, and no request bodies (``MAX_ADMIN_REQUEST``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import json
 import logging
 from typing import Any
 
-import h11
 import trio
 
-MAX_ADMIN_REQUEST = 16 * 1024  # bytes; the admin API takes no bodies
+from ..service import HttpService, Request, Response
+
+MAX_ADMIN_REQUEST = 16 * 1024  # bytes of a request head or body; the admin API takes no bodies
+ADMIN_IDLE_TIMEOUT = 30.0  # seconds a kept-alive admin connection may stay idle
 
 log = logging.getLogger("trimesh.sidecar")
 
@@ -65,6 +69,11 @@ class AdminApp:
     def __init__(self, sidecar) -> None:
         self.sidecar = sidecar
         self.requests = 0
+        name = getattr(getattr(sidecar, "config", None), "name", None)
+        self.service = HttpService(self.handle, name=f"sidecar {name} admin" if name else "admin",
+                                   max_head=MAX_ADMIN_REQUEST,
+                                   max_body=MAX_ADMIN_REQUEST, idle_timeout=ADMIN_IDLE_TIMEOUT,
+                                   ready_level=logging.DEBUG)  # the sidecar's ready line names it
 
     def respond(self, method: str, path: str) -> tuple[int, str, bytes]:
         self.requests += 1
@@ -90,44 +99,24 @@ class AdminApp:
             return 200, "text/plain", b"/ready /stats /config_dump /clusters /metrics\n"
         return 404, "text/plain", b"not found\n"
 
-    async def handle(self, stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_ADMIN_REQUEST)
-        try:
-            while True:
-                with trio.move_on_after(30) as scope:
-                    event = conn.next_event()
-                    while event is h11.NEED_DATA:
-                        conn.receive_data(await stream.receive_some(65536))
-                        event = conn.next_event()
-                if scope.cancelled_caught or isinstance(event, h11.ConnectionClosed):
-                    return
-                if not isinstance(event, h11.Request):
-                    return
-                while not isinstance(conn.next_event(), (h11.EndOfMessage, type(h11.NEED_DATA))):
-                    pass
-                method = event.method.decode()
-                status, ctype, body = self.respond(method, event.target.decode("latin-1"))
-                headers = [("content-type", ctype), ("content-length", str(len(body)))]
-                data = conn.send(h11.Response(status_code=status, headers=headers))
-                if method != "HEAD":
-                    data += conn.send(h11.Data(data=body))
-                data += conn.send(h11.EndOfMessage())
-                await stream.send_all(data)
-                if conn.our_state is h11.MUST_CLOSE:
-                    return
-                try:
-                    conn.start_next_cycle()
-                except h11.LocalProtocolError:
-                    return
-        except (h11.RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
-            return
-        finally:
-            await stream.aclose()
+    def statistics(self) -> dict[str, Any]:
+        return {"requests": self.requests, "http": self.service.statistics()}
+
+    def __repr__(self) -> str:
+        return f"<AdminApp requests={self.requests} {self.service!r}>"
+
+    async def handle(self, request: Request) -> Response:
+        status, ctype, body = self.respond(request.method, request.target)
+        return Response(status, [("content-type", ctype)], body)
+
+    async def handle_connection(self, stream: trio.abc.Stream) -> None:
+        """Serve one connection (a memory stream in tests)."""
+        await self.service.serve_connection(stream)
 
 
 async def serve_admin(app: AdminApp, host: str, port: int, *,
                       task_status=trio.TASK_STATUS_IGNORED) -> None:
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    bound = listeners[0].socket.getsockname()[:2]
-    task_status.started(bound)
-    await trio.serve_listeners(app.handle, listeners)
+    """Serve ``app`` on ``host:port`` until cancelled; ``task_status.started((host, port))``."""
+    listeners = await app.service.listen(host, port)
+    task_status.started((app.service.host, app.service.port))
+    await app.service.serve_listeners(listeners)

@@ -54,10 +54,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import h11
 import trio
 
+from ..errors import ProtocolError
 from ..routing import HealthState
+from ..service import http_request
 
 HEALTH_INTERVAL = 1.0  # seconds between rounds (trimesh choice; Envoy's `interval` is required,
 #                        Istio 1.x outlier/HC examples and Kubernetes probes use 1–10 s)
@@ -95,7 +96,7 @@ async def probe_endpoint(address: str, port: int, path: str | None, host: str,
             if path is None:
                 return True, None
             return _verdict(await _http_get(stream, path, host))
-        except (OSError, trio.BrokenResourceError, h11.ProtocolError):
+        except (OSError, trio.BrokenResourceError, ProtocolError):
             return False, None
         finally:
             with trio.CancelScope(shield=True):
@@ -109,25 +110,12 @@ def _verdict(status: int | None) -> tuple[bool, int | None]:
 
 
 async def _http_get(stream: trio.SocketStream, path: str, host: str) -> int | None:
-    conn = h11.Connection(h11.CLIENT)
-    request = h11.Request(method="GET", target=path, headers=[
-        ("host", host), ("user-agent", USER_AGENT), ("accept", "*/*"), ("connection", "close")])
-    await stream.send_all(conn.send(request) + conn.send(h11.EndOfMessage()))
-    received = 0
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            data = await stream.receive_some(16384)
-            received += len(data)
-            if received > PROBE_RESPONSE_LIMIT:
-                return None
-            conn.receive_data(data)
-            continue
-        if isinstance(event, h11.Response):
-            return event.status_code
-        if isinstance(event, h11.ConnectionClosed):
-            return None
-        # h11.InformationalResponse (1xx): keep reading for the final answer.
+    """The status of ``GET path`` (the answer's body is not read)."""
+    answer = await http_request(stream, "GET", path, host=host, read_body=False,
+                                max_body=PROBE_RESPONSE_LIMIT,
+                                headers=[("user-agent", USER_AGENT), ("accept", "*/*"),
+                                         ("connection", "close")])
+    return answer.status
 
 
 @dataclass(frozen=True)

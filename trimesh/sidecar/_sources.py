@@ -28,20 +28,23 @@ import os
 import urllib.parse
 from typing import Any, Callable
 
-import h11
 import msgspec
 import trio
 import yaml
 
-from ..config import ConfigObject, ServiceInstance, load_text, make_instance, object_from_dict
-from ..config._instances import PROTOCOLS
+from ..config import (PROTOCOLS, ConfigObject, ServiceInstance, load_text, make_instance,
+                      object_from_dict)
 from ..errors import ConfigError, ProtocolError
+from ..service import http_request
 
 FILE_POLL_INTERVAL = 1.0  # seconds between mtime checks of --registry/--config files
 LONG_POLL_TIMEOUT = 30  # seconds the control may hold a long poll (control-api.md's example)
 CONTROL_RETRY_INTERVAL = 1.0  # seconds between attempts while the control is unreachable
 CONTROL_CONNECT_TIMEOUT = 2.0  # seconds
 CONTROL_MAX_RESPONSE = 64 * 1024 * 1024  # bytes
+# What a poll of the control can fail with and be retried after (refused, reset, timed out, not
+# HTTP, not JSON); anything else is a bug and propagates.
+CONTROL_FAILURES = (OSError, trio.TooSlowError, trio.BrokenResourceError, ProtocolError, ValueError)
 
 log = logging.getLogger("trimesh.sidecar")
 
@@ -185,42 +188,22 @@ class FileSource:
 
 
 async def http_get_json(url: str, *, timeout: float) -> tuple[int, Any]:
-    """GET ``url`` (http only) with h11; returns (status, parsed JSON body)."""
+    """GET ``url`` (http only) on a fresh connection; returns (status, parsed JSON body)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise ProtocolError(f"unsupported control URL {url!r} (expected http://HOST:PORT)")
-    port = parts.port or 80
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
     with trio.fail_after(timeout):
-        stream = await trio.open_tcp_stream(parts.hostname, port)
+        stream = await trio.open_tcp_stream(parts.hostname, parts.port or 80)
         async with stream:
-            conn = h11.Connection(h11.CLIENT)
-            host = parts.netloc
-            await stream.send_all(conn.send(h11.Request(
-                method="GET", target=target,
-                headers=[("host", host), ("accept", "application/json"),
-                         ("connection", "close")])))
-            await stream.send_all(conn.send(h11.EndOfMessage()))
-            status = 0
-            body = bytearray()
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    data = await stream.receive_some(65536)
-                    conn.receive_data(data)
-                    continue
-                if isinstance(event, h11.Response):
-                    status = event.status_code
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                    if len(body) > CONTROL_MAX_RESPONSE:
-                        raise ProtocolError("control response too large")
-                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                    break
+            answer = await http_request(stream, "GET", target, host=parts.netloc,
+                                        max_body=CONTROL_MAX_RESPONSE,
+                                        headers=[("accept", "application/json"),
+                                                 ("connection", "close")])
     try:
-        return status, json.loads(bytes(body)) if body else None
+        return answer.status, json.loads(answer.body) if answer.body else None
     except ValueError as exc:
         raise ProtocolError(f"control sent invalid JSON: {exc}") from None
 
@@ -289,7 +272,7 @@ class ControlSource:
             try:
                 await self._poll_once()
                 self.connected = True
-            except (OSError, trio.TooSlowError, ProtocolError, h11.ProtocolError, ValueError) as exc:
+            except CONTROL_FAILURES as exc:
                 self._failed(exc)
         task_status.started()
         started = True
@@ -300,8 +283,7 @@ class ControlSource:
                     log.info("sidecar: control %s reachable again (revision %d)", self.url,
                              self.revision)
                 self.connected = True
-            except (OSError, trio.TooSlowError, ProtocolError, h11.ProtocolError,
-                    ValueError) as exc:
+            except CONTROL_FAILURES as exc:
                 self._failed(exc)
                 await trio.sleep(self.retry_interval)
 

@@ -18,8 +18,8 @@ import random
 from collections.abc import Callable, Iterable
 
 from trimesh.config import ServiceInstance
-from trimesh.discovery import GossipConfig, Keyring, Member, Notify, Schedule, Send, Stream, SwimNode
-from trimesh.discovery._messages import ALIVE
+from trimesh.discovery import (ALIVE, GossipConfig, Keyring, Member, Notify, Schedule, Send, Stream,
+                               SwimNode)
 
 from ._simnet import SimNetwork
 

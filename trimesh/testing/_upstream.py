@@ -1,8 +1,10 @@
 """A fake upstream HTTP/1.1 server for end-to-end tests and benchmarks.
 
 It stands in for an application behind a sidecar (BookInfo's ``reviews-v2``, httpbin, ...): a real
-Trio TCP listener on a loopback address, HTTP/1.1 with keep-alive, parsed by h11 (the reference
-codec: the point is to be an *independent* peer of the proxy's httptools codec, not a fast one).
+Trio TCP listener on a loopback address, HTTP/1.1 with keep-alive, served by
+:class:`trimesh.service.HttpService` on h11 (the reference codec: the point is to be an
+*independent* peer of the proxy's httptools codec, not a fast one). Closing without an answer and
+hanging use the service's :class:`~trimesh.service.Takeover` hook (the raw connection).
 
 Every answer is a small JSON document naming the instance and echoing the request, so a test can see
 which version served it and what the proxy sent (Host, ``x-request-id``, appended headers)::
@@ -46,17 +48,21 @@ from __future__ import annotations
 
 import argparse
 import collections
-import http
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
 
-import h11
 import trio
+
+from ..errors import TrimeshError
+from ..service import HttpService, Request, Response, Takeover, json_error
 
 RECEIVE_SIZE = 65536
 MAX_RECORDED = 20000  # bounded memory for long benchmark runs
+MAX_BODY = 64 * 1024 * 1024  # bytes of a request body (counted, then dropped); beyond: 413
+NO_TIMEOUT = math.inf  # a fake never times a client out (tests decide; virtual time is safe)
 CONTROL_PREFIX = "/_upstream/"
 DEFAULT_FAIL_STATUS = 503  # what Envoy's "retriable 5xx" tests usually see
 
@@ -88,12 +94,15 @@ class FakeUpstream:
         init=False, default_factory=lambda: collections.deque(maxlen=MAX_RECORDED))
     _fail_counts: dict = field(init=False, default_factory=dict)
     _served: int = field(init=False, default=0)
-    _connections: int = field(init=False, default=0)
-    _open_connections: int = field(init=False, default=0)
     _hanging: int = field(init=False, default=0)
+    _http: HttpService = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _parse_fail_with(self.fail_with)  # validate early: a typo in a flag is a usage error
+        self._http = HttpService(self._handle, name=f"fake upstream {self.name}",
+                                 max_body=MAX_BODY, discard_limit=MAX_BODY,
+                                 idle_timeout=NO_TIMEOUT, header_timeout=NO_TIMEOUT,
+                                 body_timeout=NO_TIMEOUT, error_response=json_error)
 
     # -- decisions (pure given the request headers) ------------------------------------------
 
@@ -126,13 +135,57 @@ class FakeUpstream:
         self._served = 0
 
     def statistics(self) -> dict:
+        http = self._http.statistics()
         return {"name": self.name, "recorded": len(self.requests), "served": self._served,
-                "connections": self._connections, "open_connections": self._open_connections,
+                "connections": http["connections"], "open_connections": http["open_connections"],
                 "hanging": self._hanging}
 
     def __repr__(self) -> str:
         return (f"<FakeUpstream {self.name} served={self._served} "
-                f"open_connections={self._open_connections} hanging={self._hanging}>")
+                f"open_connections={self._http.statistics()['open_connections']} "
+                f"hanging={self._hanging}>")
+
+    # -- the handler (trimesh.service) -------------------------------------------------------
+
+    async def _handle(self, request: Request) -> Response | Takeover:
+        method, path = request.method, request.target
+        headers: dict[str, str] = {}
+        for key, text in request.headers:
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        if path.startswith(CONTROL_PREFIX):
+            status, text = _control(self, method, path)
+            return self._response(status, text.encode())
+        if self.record:
+            self.requests.append({"method": method, "path": path, "headers": headers,
+                                  "body_size": len(request.body), "time": time.time()})
+        try:
+            plan = self.plan(headers)
+        except ValueError as exc:  # a malformed x-upstream-* header from the test
+            plan = _Plan(status=400)
+            headers["x-upstream-error"] = str(exc)
+        if plan.action == "hang":
+            return Takeover(self._hang)
+        if plan.action == "close":
+            return Takeover(None)
+        if plan.delay > 0:
+            await trio.sleep(plan.delay)
+        self._served += 1
+        return self._response(plan.status, self.answer_body(method, path, headers))
+
+    def _response(self, status: int, body: bytes) -> Response:
+        return Response(status, [("content-type", "application/json"),
+                                 ("x-upstream-name", self.name)], body)
+
+    async def _hang(self, stream: trio.abc.Stream) -> None:
+        """Never answer: read and discard until the client closes the connection."""
+        self._hanging += 1
+        try:
+            while await stream.receive_some(RECEIVE_SIZE):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self._hanging -= 1
 
 
 def _parse_fail_with(text: str) -> _Plan:
@@ -152,45 +205,6 @@ def _parse_fail_with(text: str) -> _Plan:
 # -- the Trio shell --------------------------------------------------------------------------
 
 
-class _Closed(Exception):
-    """The client went away (or sent garbage): stop serving this connection."""
-
-
-async def _next_event(conn: h11.Connection, stream: trio.SocketStream):
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            try:
-                data = await stream.receive_some(RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                raise _Closed() from None
-            conn.receive_data(data)
-            continue
-        return event
-
-
-async def _send(conn: h11.Connection, stream: trio.SocketStream, *events) -> None:
-    data = b"".join(conn.send(e) or b"" for e in events)
-    try:
-        await stream.send_all(data)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        raise _Closed() from None
-
-
-def _response(status: int, body: bytes, upstream: FakeUpstream, head: bool = False):
-    headers = [("content-type", "application/json"), ("content-length", str(len(body))),
-               ("x-upstream-name", upstream.name)]
-    try:
-        reason = http.HTTPStatus(status).phrase.encode()
-    except ValueError:
-        reason = b""
-    events = [h11.Response(status_code=status, headers=headers, reason=reason)]
-    if body and not head:
-        events.append(h11.Data(data=body))
-    events.append(h11.EndOfMessage())
-    return events
-
-
 def _control(upstream: FakeUpstream, method: str, path: str):
     if path.startswith(CONTROL_PREFIX + "requests"):
         return 200, json.dumps({"name": upstream.name, "requests": list(upstream.requests)})
@@ -202,104 +216,20 @@ def _control(upstream: FakeUpstream, method: str, path: str):
     return 404, json.dumps({"error": f"unknown control endpoint {method} {path}"})
 
 
-async def _serve_connection(stream: trio.SocketStream, upstream: FakeUpstream) -> None:
-    conn = h11.Connection(h11.SERVER)
-    upstream._connections += 1
-    upstream._open_connections += 1
-    try:
-        while True:
-            try:
-                event = await _next_event(conn, stream)
-            except h11.RemoteProtocolError as exc:
-                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                    body = json.dumps({"error": str(exc)}).encode()
-                    await _send(conn, stream, *_response(exc.error_status_hint, body, upstream))
-                return
-            if isinstance(event, h11.ConnectionClosed):
-                return
-            assert isinstance(event, h11.Request), event
-            method = event.method.decode("ascii")
-            path = event.target.decode("ascii", "replace")
-            headers: dict[str, str] = {}
-            for name, value in event.headers:
-                key = name.decode("ascii")
-                text = value.decode("latin-1")
-                headers[key] = f"{headers[key]}, {text}" if key in headers else text
-            # Drain the request body (the fake only counts it).
-            body_size = 0
-            while True:
-                part = await _next_event(conn, stream)
-                if isinstance(part, h11.Data):
-                    body_size += len(part.data)
-                elif isinstance(part, h11.EndOfMessage):
-                    break
-                elif isinstance(part, h11.ConnectionClosed):
-                    return
-            if path.startswith(CONTROL_PREFIX):
-                status, text = _control(upstream, method, path)
-                await _send(conn, stream, *_response(status, text.encode(), upstream))
-            else:
-                if upstream.record:
-                    upstream.requests.append({"method": method, "path": path, "headers": headers,
-                                              "body_size": body_size, "time": time.time()})
-                try:
-                    plan = upstream.plan(headers)
-                except ValueError as exc:  # a malformed x-upstream-* header from the test
-                    plan = _Plan(status=400)
-                    headers["x-upstream-error"] = str(exc)
-                if plan.action == "hang":
-                    upstream._hanging += 1
-                    try:
-                        await _wait_closed(stream)
-                    finally:
-                        upstream._hanging -= 1
-                    return
-                if plan.action == "close":
-                    return
-                if plan.delay > 0:
-                    await trio.sleep(plan.delay)
-                upstream._served += 1
-                body = upstream.answer_body(method, path, headers)
-                await _send(conn, stream, *_response(plan.status, body, upstream, method == "HEAD"))
-            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
-                return
-            try:
-                conn.start_next_cycle()
-            except h11.LocalProtocolError:
-                return
-    except (_Closed, h11.LocalProtocolError):
-        return
-    finally:
-        upstream._open_connections -= 1
-        with trio.move_on_after(1) as scope:
-            scope.shield = True
-            await stream.aclose()
-
-
-async def _wait_closed(stream: trio.SocketStream) -> None:
-    """Hang: read and discard until the client closes the connection."""
-    while True:
-        try:
-            data = await stream.receive_some(RECEIVE_SIZE)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
-        if not data:
-            return
+async def _serve_connection(stream: trio.abc.Stream, upstream: FakeUpstream) -> None:
+    """Serve one already-open connection (a TLS stream in the pool tests)."""
+    await upstream._http.serve_connection(stream)
 
 
 async def serve_upstream(upstream: FakeUpstream, host: str = "127.0.0.1", port: int = 0, *,
                          task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Serve ``upstream`` on ``host:port`` until cancelled; ``task_status.started(port)`` reports
     the bound port (useful with ``port=0``)."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    bound = listeners[0].socket.getsockname()[1]
-    print(f"fake upstream {upstream.name} listening on http://{host}:{bound}", flush=True)
-    task_status.started(bound)
-
-    async def handler(stream: trio.SocketStream) -> None:
-        await _serve_connection(stream, upstream)
-
-    await trio.serve_listeners(handler, listeners)
+    service = upstream._http
+    listeners = await service.listen(host, port)
+    print(f"fake upstream {upstream.name} listening on http://{host}:{service.port}", flush=True)
+    task_status.started(service.port)
+    await service.serve_listeners(listeners)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -336,9 +266,8 @@ def main(argv: list[str] | None = None) -> None:
         trio.run(serve_upstream, upstream, args.address, args.port)
     except KeyboardInterrupt:
         pass
-    except OSError as exc:
-        print(f"fake upstream {args.name}: cannot listen on {args.address}:{args.port}: {exc}",
-              file=sys.stderr)
+    except TrimeshError as exc:  # "fake upstream NAME: cannot listen on ADDRESS:PORT: ..."
+        print(exc, file=sys.stderr)
         sys.exit(1)
 
 
