@@ -108,7 +108,11 @@ def test_pinned_surfaces(package):
 
 def test_every_package_is_pinned_somewhere():
     pinned_elsewhere = {"trimesh.config", "trimesh.control", "trimesh.nursery",
-                        "trimesh.routing", "trimesh.proxy", "trimesh.service"}
+                        "trimesh.routing", "trimesh.proxy", "trimesh.service",
+                        "trimesh.telemetry",  # tests/proxy/test_exports.py
+                        "trimesh.ca",  # tests/ca/test_ca_surface.py
+                        "trimesh.quota",  # tests/quota/test_quota_surface.py
+                        "trimesh.mixer"}  # tests/mixer (test_expr_surface, test_status)
     # config: 100+ model names, kept honest by its modules' __all__ (checked above)
     assert set(PACKAGES) <= set(PINNED) | pinned_elsewhere, \
         "a new package: pin its public names here or in its own test"

@@ -11,6 +11,7 @@ from trimesh.cli._main import cli
 from trimesh.config import load_text, set_expression_checker
 from trimesh.errors import ConfigError
 from trimesh.mixer import check_config_expression
+from trimesh.mixer._expr_config import install_expression_checker
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 sys.path.insert(0, str(FIXTURES.parent / "config"))
@@ -90,7 +91,7 @@ def test_the_checker_is_a_hook_config_calls():
     try:
         assert load_text(bad)  # without trimesh.mixer's checker only the structure is checked
     finally:
-        trimesh.mixer._install_expression_checker()
+        install_expression_checker()
     with pytest.raises(ConfigError, match="unknown attribute 'nope'"):
         load_text(bad)
     assert check_config_expression("a.b", None) == (1, "unknown attribute 'a.b'")

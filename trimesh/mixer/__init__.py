@@ -16,12 +16,10 @@ from ._expr import compile_expression as compile_expression
 from ._expr import parse_go_duration as parse_go_duration
 from ._expr import parse_timestamp as parse_timestamp
 from ._expr_config import check_config_expression as check_config_expression
-from ._expr_config import install_expression_checker as _install_expression_checker
 from ._expr_parse import ExpressionError as ExpressionError
 from ._expr_parse import format_expression as format_expression
 from ._expr_parse import parse_expression as parse_expression
-
-_install_expression_checker()  # config validation now type-checks expressions (_expr_config)
+# (importing _expr_config installs the checker: config validation type-checks expressions)
 # --- end of attributes and the expression language ----------------------------------------------
 
 # --- adapters, check results and the rpc status table (quota helper) ---

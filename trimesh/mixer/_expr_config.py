@@ -47,3 +47,6 @@ def install_expression_checker() -> None:
     from ..config import set_expression_checker
 
     set_expression_checker(check_config_expression)
+
+
+install_expression_checker()  # importing trimesh.mixer turns expression checks on (its __init__)
