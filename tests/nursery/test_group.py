@@ -12,6 +12,7 @@ import time
 import pytest
 import trio
 
+from tests.lifecycle.proc import reloader_code
 from trimesh.nursery import (
     KILL_TIMEOUT,
     AppProcess,
@@ -92,25 +93,6 @@ def _free_port(host: str) -> int:
 def _refused(host: str, port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex((host, port)) != 0
-
-
-def reloader_code(host: str, port: int, *, parent_exits: int | None = None) -> str:
-    """A Flask-debug-reloader shape: a python parent that starts a python child holding the port
-    and waits for it (``parent_exits``: the parent exits with that status once the child serves,
-    leaving it behind)."""
-    child = ("import socket, time\n"
-             f"s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-             f"s.bind(({host!r}, {port})); s.listen()\n"
-             "while True:\n    c, _ = s.accept(); c.close()\n")
-    after = (f"import os; os._exit({parent_exits})" if parent_exits is not None
-             else "child.wait()")
-    return ("import socket, subprocess, sys, time\n"
-            f"child = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
-            "for _ in range(400):\n"
-            "    try:\n"
-            f"        socket.create_connection(({host!r}, {port}), timeout=0.2).close(); break\n"
-            "    except OSError:\n        time.sleep(0.05)\n"
-            f"{after}\n")
 
 
 # -- the group calls ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ PUBLIC = {
     "cancel_on_stop",
     "GroupPopen", "KILL_TIMEOUT", "StopStep", "child_pids", "describe_exit", "exit_status",
     "group_alive", "group_members", "log_tail", "signal_group", "spawn_logged", "stop_processes",
-    "stop_steps",
+    "stop_steps", "ProcessGroup", "pid_runs", "read_cmdline",
 }
 
 FORBIDDEN = {"trio", "socket", "ssl", "time", "random", "asyncio", "anyio"}

@@ -26,9 +26,12 @@ from ._group import describe_exit as describe_exit
 from ._group import exit_status as exit_status
 from ._group import group_alive as group_alive
 from ._group import group_members as group_members
+from ._group import pid_runs as pid_runs
+from ._group import read_cmdline as read_cmdline
 from ._group import signal_group as signal_group
 from ._group import stop_steps as stop_steps
 from ._popen import GroupPopen as GroupPopen
+from ._popen import ProcessGroup as ProcessGroup
 from ._popen import log_tail as log_tail
 from ._popen import spawn_logged as spawn_logged
 from ._popen import stop_processes as stop_processes

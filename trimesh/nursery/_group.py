@@ -120,6 +120,26 @@ def group_alive(pgid: int) -> bool:
     return bool(group_members(pgid))
 
 
+def read_cmdline(pid: int) -> bytes:
+    """``/proc/<pid>/cmdline`` (b"" when gone or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def pid_runs(pid: int, cmdline: bytes = b"") -> bool:
+    """Whether ``pid`` runs (not a zombie) and, given ``cmdline``, still runs that command (a PID
+    reused by another program does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in _DEAD_STATES and (not cmdline or read_cmdline(pid) == cmdline)
+
+
 def child_pids(pid: int) -> list[int]:
     """PIDs of ``pid``'s children (Linux ``/proc/<pid>/task/*/children``; [] elsewhere or when
     ``pid`` is gone)."""

@@ -4,9 +4,11 @@
 :class:`GroupPopen` is a ``subprocess.Popen`` that always starts in its own session (so it leads a
 process group, :mod:`._group`), with the whole Popen API unchanged (``send_signal`` still signals
 the PID only: a test that sends SIGTERM "by PID" means it), plus the group's side:
-``signal_group()``, ``group_alive()``, ``exit_status`` (as a shell reports it), ``stop()``
+``signal_group()``, ``group_alive()``, ``leader_alive()``, ``exit_status`` (as a shell reports it), ``stop()``
 (the stop sequence) and ``kill_group()``. :func:`spawn_logged` starts one with stdin closed and
 stdout and stderr appended to a log file; :func:`log_tail` reads that file's end for error messages.
+:class:`ProcessGroup` is the same group view of a process this one did not start (the demo sees
+each sidecar's app that way).
 
 :func:`stop_processes` runs the stop sequence of :func:`._group.stop_steps` over several processes
 at once (each step signals every group still alive, then waits for all of them until the step's
@@ -38,6 +40,8 @@ from ._group import (
     descendant_groups,
     exit_status,
     group_alive,
+    pid_runs,
+    read_cmdline,
     signal_group,
     stop_steps,
 )
@@ -102,6 +106,9 @@ class GroupPopen(subprocess.Popen):
         self.signals_sent.append(signum)
         return True
 
+    def leader_alive(self) -> bool:
+        return self.poll() is None
+
     def group_alive(self) -> bool:
         """Whether the leader runs or any member of its group is left (reaps the leader)."""
         return self.poll() is None or group_alive(self.pgid)
@@ -130,6 +137,39 @@ class GroupPopen(subprocess.Popen):
         return f"<GroupPopen {self.name} pid={self.pid} {state}>"
 
 
+class ProcessGroup:
+    """A process group this process did not start, known by its leader's PID: the app a sidecar
+    runs in its own session, seen by the demo. Signalled and checked as a group like a
+    :class:`GroupPopen`, and stopped by :func:`stop_processes` with them; the leader's
+    ``cmdline`` (read when found) keeps a reused PID from counting as the leader."""
+
+    def __init__(self, pid: int, *, name: str | None = None, cmdline: bytes | None = None) -> None:
+        self.pid = pid
+        self.cmdline = read_cmdline(pid) if cmdline is None else cmdline
+        self.name = name or f"group {pid}"
+        self.signals_sent: list[int] = []
+        self.killed = False
+
+    @property
+    def pgid(self) -> int:
+        return self.pid
+
+    def leader_alive(self) -> bool:
+        return pid_runs(self.pid, self.cmdline)
+
+    def group_alive(self) -> bool:
+        return self.leader_alive() or group_alive(self.pgid)
+
+    def signal_group(self, signum: int) -> bool:
+        if not self.group_alive() or not signal_group(self.pgid, signum):
+            return False
+        self.signals_sent.append(signum)
+        return True
+
+    def __repr__(self) -> str:
+        return f"<ProcessGroup {self.name} pgid={self.pgid} alive={self.group_alive()}>"
+
+
 def spawn_logged(argv: Sequence[str], log_path: Path, *, name: str | None = None,
                  env: Mapping[str, str] | None = None, cwd: Path | str | None = None,
                  append: bool = True, die_with_parent: bool = False) -> GroupPopen:
@@ -150,8 +190,8 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def stop_processes(procs: Sequence[GroupPopen], timeout: float = DEFAULT_APP_STOP_TIMEOUT, *,
-                   kill: bool = False) -> list[GroupPopen]:
+def stop_processes(procs: Sequence[GroupPopen | ProcessGroup], timeout: float = DEFAULT_APP_STOP_TIMEOUT, *,
+                   kill: bool = False) -> list[GroupPopen | ProcessGroup]:
     """The stop sequence over ``procs`` at once (module docstring; ``kill``: SIGKILL at once);
     returns those whose group outlived it (empty when every group is gone)."""
     pending = [p for p in procs if p.group_alive()]
@@ -161,7 +201,7 @@ def stop_processes(procs: Sequence[GroupPopen], timeout: float = DEFAULT_APP_STO
             signum = stop_steps(timeout, signalled=bool(p.signals_sent), kill=kill)[index].signum
             if signum == signal.SIGKILL:
                 p.killed = True
-                if p.poll() is None:
+                if p.leader_alive():
                     orphans.update(descendant_groups(p.pid))
             if signum is not None:
                 p.signal_group(signum)
