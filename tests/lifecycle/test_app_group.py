@@ -34,9 +34,8 @@ def _app_pid(proc, members: int, timeout: float = 20.0) -> int:
     """The app's PID (the sidecar's child), once its group has ``members`` live processes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        kids = [k for k in child_pids(proc.pid) if os.getpgid(k) == k] if proc.poll() is None \
-            else []
-        if kids and len(group_members(kids[0])) >= members:
+        kids = child_pids(proc.pid) if proc.poll() is None else []
+        if kids and kids[0] in group_members(kids[0]) and len(group_members(kids[0])) >= members:
             return kids[0]
         time.sleep(0.05)
     raise AssertionError(f"no app with {members} processes under sidecar {proc.pid}")

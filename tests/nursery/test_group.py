@@ -76,6 +76,12 @@ def _wait_for(predicate, timeout=10.0):
         time.sleep(0.02)
 
 
+async def _until_members(pgid: int, count: int, timeout: float = 15.0) -> None:
+    with trio.fail_after(timeout):
+        while len(group_members(pgid)) < count:
+            await trio.sleep(0.02)
+
+
 def _group_gone(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -121,9 +127,7 @@ async def test_stop_ends_the_whole_group():
     app = AppProcess(SH_WAIT, stop_timeout=5, name="sh")
     async with trio.open_nursery() as nursery:
         pid = await nursery.start(app.run)
-        with trio.fail_after(10):
-            while len(group_members(pid)) < 2:
-                await trio.sleep(0.02)
+        await _until_members(pid, 2)
         await app.stop()
     assert _group_gone(pid)
     assert app.returncode == -signal.SIGTERM and app.exit_status == 143
@@ -135,9 +139,7 @@ async def test_a_leader_killed_alone_does_not_end_run_before_its_group():
     app = AppProcess(SH_WAIT, stop_timeout=5, name="sh")
     async with trio.open_nursery() as nursery:
         pid = await nursery.start(app.run)
-        with trio.fail_after(10):
-            while len(group_members(pid)) < 2:
-                await trio.sleep(0.02)
+        await _until_members(pid, 2)
         os.kill(pid, signal.SIGKILL)  # the shell dies, its sleep stays in the group
         with trio.fail_after(10):
             while app.running:
@@ -181,9 +183,7 @@ async def test_a_member_ignoring_sigterm_is_killed_with_the_group():
     app = AppProcess([PY, "-c", code], stop_timeout=0.5)
     async with trio.open_nursery() as nursery:
         pid = await nursery.start(app.run)
-        with trio.fail_after(15):
-            while len(group_members(pid)) < 2:
-                await trio.sleep(0.02)
+        await _until_members(pid, 2)
         await trio.sleep(0.3)
         began = trio.current_time()
         await app.stop()

@@ -146,12 +146,13 @@ class AppProcess:
             return
         if self._proc.returncode is not None:
             self.left_behind = len(group_members(self.pid))
+        if self.left_behind and not self.signals_sent:  # not merely slower to die than its leader
             log.warning("%s (pid %d) exited with %s, leaving %d process(es) of its group: "
                         "stopping them", self.name, self.pid,
                         describe_exit(self._proc.returncode), self.left_behind)
         for step in stop_steps(self.stop_timeout, signalled=bool(self.signals_sent)):
             if step.signum == signal.SIGKILL:
-                log.warning("%s (pid %d): its group outlived SIGTERM by %gs; killing it",
+                log.warning("%s (pid %d): its group outlived the stop timeout (%gs); killing it",
                             self.name, self.pid, self.stop_timeout)
                 self.killed = True
             if step.signum is not None:
