@@ -25,7 +25,6 @@ they should (the demo's main thread); the trio shell cannot use it (Trio forks i
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
