@@ -82,8 +82,9 @@ class GroupPopen(subprocess.Popen):
                 raise ValueError("die_with_parent sets its own preexec_fn")
             kwargs["preexec_fn"] = _pdeathsig_preexec()
         kwargs["start_new_session"] = True
-        super().__init__(list(args), **kwargs)
-        self.name = name or Path(str(args[0])).name
+        argv = args if isinstance(args, (str, bytes)) else list(args)  # a str: shell=True
+        super().__init__(argv, **kwargs)
+        self.name = name or Path(str(self.args if isinstance(argv, str) else argv[0])).name
         self.log_path = log_path
         self.signals_sent: list[int] = []  # to the group
         self.killed = False
