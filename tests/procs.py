@@ -1,15 +1,20 @@
 """Real child processes for the tests that run trimesh on loopback: start one with its output in a
-log file, read the log's tail for failure messages, and stop it by PID (terminate, wait, kill)."""
+log file, read the log's tail for failure messages, and stop it by PID.
+
+A thin layer over :class:`trimesh.nursery.GroupPopen`, the same supervisor the sidecar's app and
+the demo use: each process runs in its own process group, ``stop()`` is the stop sequence
+(SIGTERM to the group, up to :data:`STOP_TIMEOUT`, then SIGKILL to the group and to the groups of
+its descendants, such as a sidecar's app), so a test never leaves a forked child behind."""
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from trimesh.nursery import GroupPopen, log_tail, spawn_logged
 
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 
@@ -30,41 +35,30 @@ def free_port(host: str, kind: int = socket.SOCK_STREAM) -> int:
 
 @dataclass
 class Proc:
-    """A child process with its log file; ``stop()`` ends it by PID."""
+    """A child process with its log file; ``stop()`` ends it (and its group) by PID."""
 
     name: str
-    popen: subprocess.Popen
+    popen: GroupPopen
     log_path: Path
 
     def alive(self) -> bool:
         return self.popen.poll() is None
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def kill9(self) -> None:
-        os.kill(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(STOP_TIMEOUT)
+        """SIGKILL now (a crash, as the tests simulate one): the group and its descendants'."""
+        self.popen.kill_group()
 
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(STOP_TIMEOUT)
+    def stop(self) -> int | None:
+        """The stop sequence; the exit status as a shell reports it (143 after SIGTERM)."""
+        return self.popen.stop(STOP_TIMEOUT)
 
 
 def spawn(name: str, argv: list[str], log_dir: Path, env: dict | None = None) -> Proc:
     """Start ``argv`` with stdout and stderr appended to ``log_dir/NAME.log``."""
     log_path = log_dir / f"{name}.log"
-    with open(log_path, "ab") as log:  # the child keeps its own descriptor
-        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL,
-                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    popen = spawn_logged(argv, log_path, name=name,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     return Proc(name=name, popen=popen, log_path=log_path)

@@ -14,6 +14,7 @@ import pytest
 
 from trimesh.demo import DemoMesh, find_checkout, plan_mesh
 from trimesh.demo._mesh import trimesh_command
+from trimesh.nursery import group_members
 
 CHECKOUT = find_checkout()
 RULES = CHECKOUT / "examples" / "bookinfo"
@@ -60,6 +61,8 @@ def start_mesh(workloads, block: str, workdir: Path) -> DemoMesh:
 
 def stop_mesh(mesh: DemoMesh) -> None:
     pids = mesh.pids()
+    groups = [p.pid for p in mesh.processes]  # each leads its own process group
     summary = mesh.stop()
     left = [p for p in pids if not pid_gone(p)]
+    left += [m for g in groups for m in group_members(g) if m not in left]
     assert not left, f"processes left behind: {left}\n" + "\n".join(summary.lines())

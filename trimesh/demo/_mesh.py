@@ -17,12 +17,15 @@
    (:meth:`DemoMesh.wait_gossip`): the control's ``GET /v1/members`` shows every member alive and
    every sidecar's ``/config_dump`` lists every instance — before that, a page load could still
    find ``reviews`` without endpoints.
-4. :meth:`DemoMesh.stop` stops every process by PID: SIGTERM to the sidecars (each forwards it to its
-   app and drains), then to the control, waits up to :data:`STOP_TIMEOUT`, then SIGKILLs whatever
-   is left, apps included (their PIDs are read from ``/proc/<sidecar>/task/*/children`` when they
-   start). Children run in their own session, so a terminal's Ctrl-C reaches only the demo, which
-   then stops them in order; on Linux each also gets ``PR_SET_PDEATHSIG`` so a demo killed with
-   SIGKILL does not leave its sidecars behind.
+4. :meth:`DemoMesh.stop` stops every process by PID with :func:`trimesh.nursery.stop_processes`
+   (the stop sequence the sidecar applies to its app, docs/supervision.md): SIGTERM to the
+   sidecars' groups (each forwards it to its app's group and drains), wait up to
+   :data:`STOP_TIMEOUT`, then SIGKILL to whatever is left, the groups of their apps included (each
+   app runs in its own group, found from ``/proc/<sidecar>/task/*/children``); then the apps
+   whose sidecar died without stopping them, then the control. Every child is a
+   :class:`trimesh.nursery.GroupPopen` in its own session, so a terminal's Ctrl-C reaches only the
+   demo, which then stops them in order; on Linux each also gets ``PR_SET_PDEATHSIG`` so a demo
+   killed with SIGKILL does not leave its sidecars behind.
 
 It is synchronous on purpose (``subprocess``, ``http.client``, polling): it supervises *processes*,
 and the same object must serve a plain CLI and a module-scoped pytest fixture, where no Trio run is
@@ -36,9 +39,7 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +49,15 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..control import ControlClient, mesh_key_path
 from ..errors import NotFoundError, TrimeshError
+from ..nursery import (
+    GroupPopen,
+    ProcessGroup,
+    child_pids,
+    log_tail,
+    read_cmdline,
+    spawn_logged,
+    stop_processes,
+)
 from ._layout import (
     CONTROL_PORT,
     DEFAULT_CONTROL_ADDRESS,
@@ -73,7 +83,6 @@ GOSSIP_TIMEOUT = 30.0
 POLL_INTERVAL = 0.05  # seconds between readiness polls
 PAGE_TIMEOUT = 30.0  # seconds a page load may take (the fault task's page takes ~6 s)
 LOG_TAIL_LINES = 30
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class DemoError(TrimeshError):
@@ -148,90 +157,37 @@ def default_control_address(block: str) -> str:
 # -- processes -------------------------------------------------------------------------------
 
 
-def _pdeathsig_setter() -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGTERM the child when the demo dies (``PR_SET_PDEATHSIG``).
-
-    The libc function is resolved here, in the parent, so the child (between fork and exec, where
-    taking a lock another thread held at fork time could deadlock) only makes the one call."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def setup() -> None:  # pragma: no cover - runs in the child
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return setup
-
-
 @dataclass
 class Process:
-    """One child of the demo (or an app, child of a sidecar, known by PID only)."""
+    """One child of the demo (or an app, child of a sidecar: a group known by its PID)."""
 
     name: str  # "control", "sidecar reviews-v2", "app reviews-v2"
     pid: int
     log_path: Path
-    popen: subprocess.Popen | None = None  # None for an app (the sidecar is its parent)
-    cmdline: bytes = b""  # an app's /proc cmdline, to never signal a reused PID
+    popen: GroupPopen | None = None  # None for an app (the sidecar is its parent)
+    group: ProcessGroup | None = None  # an app's group (its leader's cmdline guards PID reuse)
     ready_at: float | None = None  # seconds after start
-    returncode: int | None = None
-    killed: bool = False
+    returncode: int | None = None  # as a shell reports it (143 after SIGTERM)
+
+    @property
+    def handle(self) -> GroupPopen | ProcessGroup:
+        handle = self.popen if self.popen is not None else self.group
+        assert handle is not None, f"{self.name}: neither a child nor a group"
+        return handle
+
+    @property
+    def killed(self) -> bool:
+        return self.handle.killed
 
     def alive(self) -> bool:
-        if self.popen is not None:
-            return self.popen.poll() is None
-        return _pid_runs(self.pid, self.cmdline)
+        """Whether its group still runs (for a child: the leader or any member it left)."""
+        return self.handle.group_alive()
 
     def signal(self, signum: int) -> None:
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signum)
+        self.handle.signal_group(signum)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def _pid_runs(pid: int, cmdline: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            current = f.read()
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state != b"Z" and (not cmdline or current == cmdline)
-
-
-def _children(pid: int) -> list[int]:
-    """PIDs of ``pid``'s children (Linux ``/proc/<pid>/task/*/children``; [] elsewhere)."""
-    out: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out.extend(int(p) for p in f.read().split())
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
+        return log_tail(self.log_path, lines)
 
 
 # -- HTTP ------------------------------------------------------------------------------------
@@ -308,7 +264,6 @@ class DemoMesh:
         self.key_file = mesh_key_path(self.state_dir)  # the control writes it, sidecars read it
         self.trimesh = list(trimesh or trimesh_command())
         self.seed = seed  # sidecar i's routing RNG gets seed + i (None: unseeded)
-        self._preexec = _pdeathsig_setter()
         self.processes: list[Process] = []
         self.control_proc: Process | None = None
         self.sidecars: dict[str, Process] = {}
@@ -373,16 +328,14 @@ class DemoMesh:
         log_path = self.log_dir / f"{log_name}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("TRIMESH_CONTROL", None)
-        with open(log_path, "wb") as log:
-            popen = subprocess.Popen(
-                argv, cwd=self.checkout, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=self._preexec)
+        popen = spawn_logged(argv, log_path, name=name, env=env, cwd=self.checkout, append=False,
+                             die_with_parent=True)
         proc = Process(name=name, pid=popen.pid, log_path=log_path, popen=popen)
         self.processes.append(proc)
         return proc
 
     def _failed(self, proc: Process, what: str) -> DemoError:
-        code = proc.popen.poll() if proc.popen is not None else None
+        code = proc.popen.exit_status if proc.popen is not None else None
         status = f" (exit status {code})" if code is not None else ""
         return DemoError(f"{proc.name} {what}{status}; its log ({proc.log_path}) ends with:\n"
                          f"{proc.log_tail()}")
@@ -508,16 +461,17 @@ class DemoMesh:
         sidecar = self.sidecars[m.name]
         app = self.apps.get(m.name)
         if app is None:
-            kids = _children(sidecar.pid)
+            kids = child_pids(sidecar.pid)
             if not kids:
                 if not sidecar.alive():
                     raise self._failed(sidecar, "exited while starting its app")
                 return None
-            cmdline = _cmdline(kids[0])
-            if not cmdline or cmdline == _cmdline(sidecar.pid):
+            cmdline = read_cmdline(kids[0])
+            if not cmdline or cmdline == read_cmdline(sidecar.pid):
                 return None  # forked, not yet exec'd: its cmdline is still the sidecar's
-            app = Process(name=f"app {m.name}", pid=kids[0], log_path=sidecar.log_path,
-                          cmdline=cmdline)
+            name = f"app {m.name}"
+            app = Process(name=name, pid=kids[0], log_path=sidecar.log_path,
+                          group=ProcessGroup(kids[0], name=name, cmdline=cmdline))
             self.apps[m.name] = app
             self.processes.append(app)
         if not app.alive():
@@ -528,45 +482,24 @@ class DemoMesh:
 
     # -- stopping ---------------------------------------------------------------------------
     def stop(self, timeout: float = STOP_TIMEOUT) -> StopSummary:
-        """Stop every process by PID: SIGTERM, wait up to ``timeout``, then SIGKILL (idempotent)."""
+        """Stop every process by PID, each as a group: the stop sequence (SIGTERM, up to
+        ``timeout``, SIGKILL) for the sidecars, then for apps they left, then for the control
+        (idempotent). A second Ctrl-C while waiting SIGKILLs everything at once."""
         began = time.monotonic()
-        sidecars = list(self.sidecars.values())
         try:
-            self._terminate(sidecars, began + timeout)
-            # apps whose sidecar died without stopping them
-            self._terminate([a for a in self.apps.values() if a.alive()], began + timeout)
+            stop_processes([p.handle for p in self.sidecars.values()], timeout)
+            # apps whose sidecar died without stopping them, in what is left of the grace period
+            stop_processes([a.handle for a in self.apps.values() if a.alive()],
+                           max(0.0, began + timeout - time.monotonic()))
             if self.control_proc is not None:
-                self._terminate([self.control_proc], time.monotonic() + timeout)
+                stop_processes([self.control_proc.handle], timeout)
         except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
-            for p in self.processes:
-                if p.alive():
-                    p.killed = True
-                    p.signal(signal.SIGKILL)
-            self._reap(self.processes, time.monotonic() + 1.0)
+            stop_processes([p.handle for p in self.processes], 0.0, kill=True)
+        for p in self.processes:
+            if p.popen is not None:
+                p.returncode = p.popen.exit_status
         self.ready = False
         return StopSummary(list(self.processes), time.monotonic() - began)
-
-    def _terminate(self, procs: list[Process], deadline: float) -> None:
-        for p in procs:
-            p.signal(signal.SIGTERM)
-        while any(p.alive() for p in procs) and time.monotonic() < deadline:
-            time.sleep(POLL_INTERVAL)
-        for p in procs:
-            if p.alive():
-                p.killed = True
-                p.signal(signal.SIGKILL)
-        self._reap(procs, time.monotonic() + 2.0)
-
-    def _reap(self, procs: list[Process], deadline: float) -> None:
-        for p in procs:
-            if p.popen is not None:
-                try:
-                    p.returncode = p.popen.wait(max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
-        # apps: their sidecar reaps them; give a killed one a moment to disappear
-        while any(a.alive() for a in procs if a.popen is None) and time.monotonic() < deadline:
-            time.sleep(POLL_INTERVAL)
 
     # -- using it ---------------------------------------------------------------------------
     def load_page(self, *, user: str | None = None, path: str = "/productpage",

@@ -1,7 +1,9 @@
 """Supervision: child specs, dependency-ordered start, restart policy and intensity, graceful stop.
 
 The restart decisions (:mod:`._policy`) and the start order (:mod:`._spec`) are PURE; the Trio
-supervisor (:mod:`._supervisor`) applies them. See docs/supervision.md.
+supervisor (:mod:`._supervisor`) applies them. Child processes run in their own process group and
+are stopped as a group (:mod:`._group`: the stop sequence and the exit status, PURE; the Trio
+:class:`AppProcess` and the synchronous :class:`GroupPopen` apply them). See docs/supervision.md.
 """
 
 from ._errors import ChildStartError as ChildStartError
@@ -16,7 +18,23 @@ from ._policy import ExitKind as ExitKind
 from ._policy import RestartPolicy as RestartPolicy
 from ._policy import RestartTracker as RestartTracker
 from ._policy import RestartTrackerStatistics as RestartTrackerStatistics
-from ._process import DEFAULT_APP_STOP_TIMEOUT as DEFAULT_APP_STOP_TIMEOUT
+from ._group import DEFAULT_APP_STOP_TIMEOUT as DEFAULT_APP_STOP_TIMEOUT
+from ._group import KILL_TIMEOUT as KILL_TIMEOUT
+from ._group import StopStep as StopStep
+from ._group import child_pids as child_pids
+from ._group import describe_exit as describe_exit
+from ._group import exit_status as exit_status
+from ._group import group_alive as group_alive
+from ._group import group_members as group_members
+from ._group import pid_runs as pid_runs
+from ._group import read_cmdline as read_cmdline
+from ._group import signal_group as signal_group
+from ._group import stop_steps as stop_steps
+from ._popen import GroupPopen as GroupPopen
+from ._popen import ProcessGroup as ProcessGroup
+from ._popen import log_tail as log_tail
+from ._popen import spawn_logged as spawn_logged
+from ._popen import stop_processes as stop_processes
 from ._process import AppProcess as AppProcess
 from ._process import local_no_proxy as local_no_proxy
 from ._process import serve_signals as serve_signals

@@ -534,8 +534,8 @@ class Sidecar:
             await self.inbound_server.wait_drained()
         if self.app is not None:
             await self.app.stop()  # SIGTERM unless already signalled; outbound still serves
-            if self.app.returncode is not None:
-                self.app_status = self.app.returncode
+            if self.app.exit_status is not None:
+                self.app_status = self.app.exit_status
         self.outbound_server.drain()
         with trio.move_on_after(cfg.drain_timeout):
             await self.outbound_server.wait_drained()
