@@ -16,7 +16,7 @@ A test changes routing with ``mesh.apply(YAML)``: the config file is rewritten a
 call returns once the sidecar's ``/config_dump`` shows a new snapshot with exactly the new rule set
 (the sidecar polls its files once per second). Every process is stopped by PID in the fixture
 finalizer (terminate, wait, kill). The whole directory skips with a reason when ``trimesh run
-sidecar`` does not exist.
+sidecar`` does not start, and fails instead under CI=true (where a broken CLI is a broken build).
 """
 
 from __future__ import annotations
@@ -321,12 +321,22 @@ def dump_rules(*docs: dict) -> str:
 
 
 
-def require_tool(name: str) -> str:
-    """tests/conftest.py's ``require_tool`` (loaded by path: every conftest is named "conftest")."""
+def _tests_conftest():
+    """tests/conftest.py, loaded by path (every conftest is named "conftest")."""
     import importlib.util
 
     path = Path(__file__).resolve().parent.parent / "conftest.py"
     spec = importlib.util.spec_from_file_location("_trimesh_tests_conftest", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.require_tool(name)
+    return module
+
+
+def require_tool(name: str) -> str:
+    """tests/conftest.py's ``require_tool``: skip without the tool, fail under CI=true."""
+    return _tests_conftest().require_tool(name)
+
+
+def skip_or_fail(reason: str) -> None:
+    """tests/conftest.py's ``skip_or_fail``: skip, or fail under CI=true."""
+    _tests_conftest().skip_or_fail(reason)
