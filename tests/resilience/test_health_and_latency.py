@@ -5,6 +5,7 @@ requests and the callers' p99 stays within 2x the p99 of an all-healthy pool."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 from resilience_testkit import (
     ControlledUpstream,
@@ -16,6 +17,8 @@ from resilience_testkit import (
 
 from examples.loadgen._load import run_load
 from trimesh.testing import serve_upstream
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a real sidecar process, seconds of load
 
 CLUSTER = "reviews.default.svc.cluster.local"
 INTERVAL = 1.0  # --health-interval (the default)

@@ -4,6 +4,7 @@ processes is killed with SIGKILL under 200 requests per second and restarted."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 from resilience_testkit import (
     ControlledUpstream,
@@ -19,6 +20,8 @@ from resilience_testkit import (
 from examples._client import fetch
 from examples.loadgen._load import run_load
 from trimesh.testing import serve_upstream
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a real sidecar process, seconds of load
 
 CLUSTER = "reviews.default.svc.cluster.local"
 RETRY_RULE = """\
