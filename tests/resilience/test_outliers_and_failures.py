@@ -111,7 +111,10 @@ async def test_a_failing_instance_is_ejected_and_returns(tmp_path):
     # It comes back after the sleep window, at the next review, and serves again.
     assert after, "the ejected instance never got traffic again"
     back = after[0] - failing[-1]
-    assert SLEEP_WINDOW - 0.2 <= back <= SLEEP_WINDOW + INTERVAL + 0.5, back
+    # (the slowest request of this run is the allowance for a loaded machine: the review that
+    # readmits it can run that late, and the first request to it arrive that much later)
+    back_by = SLEEP_WINDOW + INTERVAL + max(0.5, max(result.durations))
+    assert SLEEP_WINDOW - 0.2 <= back <= back_by, (back, back_by)
     assert len(after) >= 20
     assert stats["outlier_detection.ejections_active"] == 0
     others = [len([t for t in u.served_at if marks["fail"] <= t < marks["heal"]])
