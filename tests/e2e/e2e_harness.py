@@ -21,6 +21,7 @@ sidecar`` does not start, and fails instead under CI=true (where a broken CLI is
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -162,6 +163,17 @@ class Sidecar:
 
     def config_dump(self) -> str:
         return self.admin("/config_dump").text
+
+    def access_records(self, tag: str, count: int) -> list[dict]:
+        """The ``count`` access-log records (JSON lines) whose path contains ``tag``, once the
+        sidecar has flushed them all (it writes in batches; bounded wait)."""
+        path = self.config_path.parent / f"{self.service}-access.log"
+
+        def found():
+            lines = [line for line in path.read_text().splitlines() if tag in line]
+            return [json.loads(line) for line in lines] if len(lines) >= count else None
+
+        return wait_until(found, CONFIG_TIMEOUT, f"{count} access-log records of {tag}", self.proc)
 
     def apply(self, text: str) -> float:
         """Replace the rules (YAML, docs' format, kept verbatim; "" = none); return once
