@@ -38,6 +38,7 @@ from procs import STOP_TIMEOUT, Proc, free_port, spawn, trimesh_command  # noqa:
 READY_TIMEOUT = 20.0  # seconds to wait for a process's readiness (2 shared cores, cold imports)
 CONFIG_TIMEOUT = 10.0  # seconds to wait for the sidecar to show a new config
 SERVICE_PORT = 9080  # the docs' BookInfo port; every instance has its own address, so all share it
+SEED = 7  # the sidecars' --seed: weighted picks and fault percentages replay run after run
 ATTEMPTS_HEADERS = ("x-trimesh-attempts", "x-envoy-attempt-count")  # the proxy reports attempts
 
 
@@ -241,6 +242,7 @@ def start_sidecar(log_dir: Path, service: str, instances: list[dict], config: st
         "--address", address, "--proxy-port", str(proxy_port), "--admin-port", str(admin_port),
         "--registry", str(registry_path),  # static instances; no --gossip-port: gossip stays off
         "--drain-timeout", "1", "--access-log", str(log_dir / f"{service}-access.log"),
+        "--seed", str(SEED),
     ]
     if control_url is None:
         # no control process: rules come from the file only (so a control some other suite

@@ -74,7 +74,7 @@ async def test_abort_50_percent_of_2000(mesh):
     statuses = [r.status_code for r in rs]
     aborted = statuses.count(500)
     assert set(statuses) == {200, 500}
-    assert 900 <= aborted <= 1100, aborted  # 45 %..55 % of 2000
+    assert 900 <= aborted <= 1100, aborted  # 45 %..55 % of 2000: ±4.5 sd, false failure ~1e-5
     assert _count(mesh.upstreams["reviews-v1"], path) == 2000 - aborted  # aborted never reach it
 
 
