@@ -2,8 +2,16 @@ import os
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 IN_CI = os.environ.get("CI") == "true"
+
+# Hypothesis' per-example deadline (200 ms) and its too-slow health check measure wall time, which
+# a loaded machine stretches: both would fail correct code. Examples stay random (a failure is a
+# real counterexample, replayable from the printed blob).
+settings.register_profile("trimesh", deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("trimesh")
 
 
 def skip_or_fail(reason: str) -> None:
