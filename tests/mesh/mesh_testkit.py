@@ -1,5 +1,5 @@
 """Real processes on loopback for the gossip acceptance tests: one control and N sidecars, each on
-its own 127.0.x.y, started concurrently, waited for by polling, stopped by PID."""
+its own 127.76.x.y, started concurrently, waited for by polling, stopped by PID."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from pathlib import Path
 
 from procs import trimesh_command
 
-BASE = "127.0.77."  # this suite's own loopback addresses: 127.0.77.1 control, .10+ sidecars
+# This suite's own loopback addresses, a /24 of 127.76.0.0/16 picked by the PID so that two runs
+# at once (two worktrees on one machine) do not share ports: .1 the control, .10+ the sidecars.
+BASE = f"127.76.{os.getpid() % 250 + 1}."
 CONTROL_ADDRESS = BASE + "1"
 GOSSIP_PORT = 7946
 SERVICE_PORT = 9080

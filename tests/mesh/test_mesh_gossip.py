@@ -1,5 +1,5 @@
 """Gossip in real processes (issue 4's real-process acceptance): one control and 20 sidecars on
-loopback, each on its own 127.0.77.x, all joined by gossip only (``--control none``).
+loopback, each on its own 127.76.x.y, all joined by gossip only (``--control none``).
 
 - a RouteRule created at the control is in every sidecar's /config_dump within 1 s of the create
   returning, at the 99th percentile over 20 trials (p50/p99 printed);
