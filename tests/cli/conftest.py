@@ -1,6 +1,15 @@
 import pytest
 from control_harness import ControlProcess
 
+PROCESS_FIXTURES = {"control", "new_control"}  # each starts a real `trimesh run control`
+
+
+def pytest_collection_modifyitems(items):
+    """Tests here that use a real control process are ``e2e`` (the others run in process)."""
+    for item in items:
+        if "/cli/" in str(item.fspath) and PROCESS_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="module")
 def control(tmp_path_factory):

@@ -6,9 +6,12 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from control_harness import CLI, ControlProcess
 
 from trimesh.control import ControlClient
+
+pytestmark = pytest.mark.e2e  # real processes on loopback
 
 
 def test_sigint_exits_0_and_the_ready_line_names_url_and_state(tmp_path):

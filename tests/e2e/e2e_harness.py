@@ -16,11 +16,12 @@ A test changes routing with ``mesh.apply(YAML)``: the config file is rewritten a
 call returns once the sidecar's ``/config_dump`` shows a new snapshot with exactly the new rule set
 (the sidecar polls its files once per second). Every process is stopped by PID in the fixture
 finalizer (terminate, wait, kill). The whole directory skips with a reason when ``trimesh run
-sidecar`` does not exist.
+sidecar`` does not start, and fails instead under CI=true (where a broken CLI is a broken build).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -37,6 +38,7 @@ from procs import STOP_TIMEOUT, Proc, free_port, spawn, trimesh_command  # noqa:
 READY_TIMEOUT = 20.0  # seconds to wait for a process's readiness (2 shared cores, cold imports)
 CONFIG_TIMEOUT = 10.0  # seconds to wait for the sidecar to show a new config
 SERVICE_PORT = 9080  # the docs' BookInfo port; every instance has its own address, so all share it
+SEED = 7  # the sidecars' --seed: weighted picks and fault percentages replay run after run
 ATTEMPTS_HEADERS = ("x-trimesh-attempts", "x-envoy-attempt-count")  # the proxy reports attempts
 
 
@@ -163,6 +165,17 @@ class Sidecar:
     def config_dump(self) -> str:
         return self.admin("/config_dump").text
 
+    def access_records(self, tag: str, count: int) -> list[dict]:
+        """The ``count`` access-log records (JSON lines) whose path contains ``tag``, once the
+        sidecar has flushed them all (it writes in batches; bounded wait)."""
+        path = self.config_path.parent / f"{self.service}-access.log"
+
+        def found():
+            lines = [line for line in path.read_text().splitlines() if tag in line]
+            return [json.loads(line) for line in lines] if len(lines) >= count else None
+
+        return wait_until(found, CONFIG_TIMEOUT, f"{count} access-log records of {tag}", self.proc)
+
     def apply(self, text: str) -> float:
         """Replace the rules (YAML, docs' format, kept verbatim; "" = none); return once
         ``/config_dump`` shows exactly the new rules. Returns the monotonic time the file was
@@ -229,6 +242,7 @@ def start_sidecar(log_dir: Path, service: str, instances: list[dict], config: st
         "--address", address, "--proxy-port", str(proxy_port), "--admin-port", str(admin_port),
         "--registry", str(registry_path),  # static instances; no --gossip-port: gossip stays off
         "--drain-timeout", "1", "--access-log", str(log_dir / f"{service}-access.log"),
+        "--seed", str(SEED),
     ]
     if control_url is None:
         # no control process: rules come from the file only (so a control some other suite
@@ -321,12 +335,22 @@ def dump_rules(*docs: dict) -> str:
 
 
 
-def require_tool(name: str) -> str:
-    """tests/conftest.py's ``require_tool`` (loaded by path: every conftest is named "conftest")."""
+def _tests_conftest():
+    """tests/conftest.py, loaded by path (every conftest is named "conftest")."""
     import importlib.util
 
     path = Path(__file__).resolve().parent.parent / "conftest.py"
     spec = importlib.util.spec_from_file_location("_trimesh_tests_conftest", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.require_tool(name)
+    return module
+
+
+def require_tool(name: str) -> str:
+    """tests/conftest.py's ``require_tool``: skip without the tool, fail under CI=true."""
+    return _tests_conftest().require_tool(name)
+
+
+def skip_or_fail(reason: str) -> None:
+    """tests/conftest.py's ``skip_or_fail``: skip, or fail under CI=true."""
+    _tests_conftest().skip_or_fail(reason)

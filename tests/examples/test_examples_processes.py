@@ -18,6 +18,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 READY = re.compile(r"^(?P<name>.+) ready on (?P<url>http://127\.0\.0\.1:\d+)$")
 START_TIMEOUT = 20.0  # seconds for interpreter start-up on a loaded 2-core machine
 
+pytestmark = pytest.mark.e2e  # real processes on loopback
+
 
 def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "no_proxy")}

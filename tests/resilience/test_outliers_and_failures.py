@@ -4,6 +4,7 @@ processes is killed with SIGKILL under 200 requests per second and restarted."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 from resilience_testkit import (
     ControlledUpstream,
@@ -19,6 +20,8 @@ from resilience_testkit import (
 from examples._client import fetch
 from examples.loadgen._load import run_load
 from trimesh.testing import serve_upstream
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a real sidecar process, seconds of load
 
 CLUSTER = "reviews.default.svc.cluster.local"
 RETRY_RULE = """\
@@ -108,7 +111,10 @@ async def test_a_failing_instance_is_ejected_and_returns(tmp_path):
     # It comes back after the sleep window, at the next review, and serves again.
     assert after, "the ejected instance never got traffic again"
     back = after[0] - failing[-1]
-    assert SLEEP_WINDOW - 0.2 <= back <= SLEEP_WINDOW + INTERVAL + 0.5, back
+    # (the slowest request of this run is the allowance for a loaded machine: the review that
+    # readmits it can run that late, and the first request to it arrive that much later)
+    back_by = SLEEP_WINDOW + INTERVAL + max(0.5, max(result.durations))
+    assert SLEEP_WINDOW - 0.2 <= back <= back_by, (back, back_by)
     assert len(after) >= 20
     assert stats["outlier_detection.ejections_active"] == 0
     others = [len([t for t in u.served_at if marks["fail"] <= t < marks["heal"]])

@@ -12,6 +12,8 @@ import pytest
 from tests.lifecycle.proc import SIDECAR as CMD, start, stop as _stop
 from tests.lifecycle.proc import wait_ready as _wait_ready
 
+pytestmark = pytest.mark.e2e  # real processes on loopback
+
 
 def _start(*args):
     return start(CMD + list(args))
