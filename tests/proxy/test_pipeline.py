@@ -114,3 +114,29 @@ httpReqTimeout: {simpleTimeout: {timeout: 1s}}
     assert trio.current_time() - start == 1.0
     assert mesh.log[-1]["flags"] == "UT"
     nursery.cancel_scope.cancel()
+
+
+async def test_the_policy_stage_can_answer_for_the_inbound(mesh, nursery):
+    from trimesh.routing import MeshReply
+
+    class DenyV3:
+        calls = 0
+
+        async def check(self, ex):
+            DenyV3.calls += 1
+            if ex.path.startswith("/v3"):
+                return MeshReply(403, "UAEX", "PERMISSION_DENIED:deny.denier.default:Not allowed")
+            return None
+
+    log: list = []
+    proxy = InboundProxy(mesh.addrs["reviews-v1"], rng=random.Random(3), pool=UpstreamPool(),
+                         access_log=AccessLog(sink=log.append), service="reviews")
+    proxy.policy = DenyV3()
+    addr = await nursery.start(HttpServer("inbound", proxy).serve, "127.0.9.54", 0)
+    assert (await http_request(addr, target="/v1")).status == 200
+    r = await http_request(addr, target="/v3/x")
+    assert (r.status, r.body) == (403, b"PERMISSION_DENIED:deny.denier.default:Not allowed\n")
+    assert r.headers["x-trimesh-response-flags"] == "UAEX"
+    assert DenyV3.calls == 2 and [e["status"] for e in log] == [200, 403]
+    assert log[-1]["flags"] == "UAEX" and mesh.upstreams["reviews-v1"].statistics()["served"] == 1
+    nursery.cancel_scope.cancel()

@@ -5,7 +5,9 @@ A peer of the outbound side on the same pipeline (``_pipeline.py``); its own sta
 1. attributes: target, authority, path; the request's ``x-request-id`` — generated here when the
    request has none (Envoy's connection manager does so on every side), so an app that forwards
    the id lets one request be followed across every hop;
-2. policy: none yet (authentication and the Mixer check go here: Istio checks on the server side);
+2. policy: ``self.policy`` when set — an object whose ``async check(exchange)`` returns a mesh
+   reply (a denial, 403/404/429 …) or None to go on; Istio checks on the server side, so only the
+   inbound calls it (authentication and the Mixer check and quota plug in here);
 3. route: always the app (:attr:`InboundProxy.route`, a ``Forward`` to ``--app-address:--app-port``
    with no cluster, no retries and no route timeout — the caller's side owns those);
 4. the app's head: hop-by-hop fields, ``Expect`` and ``x-envoy-*`` control fields dropped.
@@ -50,6 +52,11 @@ class InboundProxy(Pipeline):
         ex.cluster_name = APP_CLUSTER
         websocket = head.upgrade == "websocket"
         hdrs = self.app_headers(ex, websocket)
+        policy = self.policy
+        if policy is not None:  # Mixer check and quota, on the server side as Istio does
+            reply = await policy.check(ex)
+            if reply is not None:
+                return await self.reply(ex, reply)
         if websocket:
             return await relay_upgrade(self, ex, hdrs, ex.path)
         return await self.forward(ex, hdrs, ex.path)

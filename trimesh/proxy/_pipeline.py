@@ -76,7 +76,9 @@ class Pipeline:
         self.pool = pool
         self.access_log = access_log
         self.retry_buffer_limit = retry_buffer_limit
-        self.policy = None  # the policy stage (authentication, Mixer check, quota): none yet
+        # The policy stage: an object with ``async check(exchange) -> reply | None`` (Mixer
+        # check and quota, authentication); None costs one attribute test per request.
+        self.policy = None
         self.counters = _Counters()
         self.requests = 0
         self._by_class = [0] * 10  # responses by status class (index: status // 100)
