@@ -15,6 +15,7 @@ from ._http1 import ResponseHead as ResponseHead
 from ._http1 import ResponseParser as ResponseParser
 from ._http1 import forwardable_headers as forwardable_headers
 from ._http1 import reason_phrase as reason_phrase
+from ._h2 import PREFACE as PREFACE
 from ._inbound import InboundProxy as InboundProxy
 from ._io import FastStream as FastStream
 from ._outbound import OutboundProxy as OutboundProxy
@@ -24,5 +25,6 @@ from ._pipeline import RETRY_BUFFER_LIMIT as RETRY_BUFFER_LIMIT
 from ._pipeline import Pipeline as Pipeline
 from ._pool import UpstreamPool as UpstreamPool
 from ._replies import FLAGS_HEADER as FLAGS_HEADER
+from ._replies import grpc_status_for_http as grpc_status_for_http
 from ._replies import render_reply as render_reply
 from ._server import HttpServer as HttpServer

@@ -43,6 +43,7 @@ from ..routing import (CONNECT_FAILURE, NO_HOST, OVERFLOW, PER_TRY_TIMEOUT, RELA
                        RESPONSE, ROUTE_TIMEOUT, UPSTREAM_TIMEOUT, AttemptState, GiveUp, Retry)
 from ._body import ATTEMPTS_HEADER, read_and_frame, relay_response
 from ._exchange import Exchange, RequestIds
+from ._h2 import H2Stream
 from ._http1 import HTTPError
 from ._pool import UpstreamPool, exchange
 from ._replies import render_reply
@@ -56,6 +57,16 @@ OUTCOMES: dict[type, str] = {
     UpstreamResetError: RESET,
     UpstreamTimeoutError: PER_TRY_TIMEOUT,
 }
+
+
+def deadline_key(seconds: float) -> float:
+    """``seconds`` rounded down to two significant digits (at least 1 ms). The listener's timer
+    keeps one bucket per distinct timeout (``HttpServer.arm``); callers' gRPC deadlines take any
+    value, so they are rounded to keep the buckets few (about 90 per decade)."""
+    if seconds <= 0.001:
+        return 0.001
+    q = 10.0 ** (math.floor(math.log10(seconds)) - 1)
+    return math.floor(seconds / q + 1e-9) * q
 
 
 class _Counters(dict):
@@ -152,10 +163,17 @@ class Pipeline:
         """Start the route deadline (from the end of the request until the response is
         complete, Envoy's route timeout); ``math.inf`` without one."""
         fwd = ex.fwd
-        if not fwd.timeout:
+        timeout = fwd.timeout
+        down = ex.down
+        if type(down) is H2Stream and down.grpc_timeout is not None:
+            # the gRPC caller's deadline bounds the route's (grpc-timeout, _h2.py)
+            cap = deadline_key(down.grpc_timeout)
+            if not timeout or cap < timeout:
+                timeout = cap
+        if not timeout:
             return math.inf
-        deadline = ex.now + fwd.timeout
-        ex.down.server.arm(ex.down, fwd.timeout, deadline, ex.complete and not fwd.egress_tls)
+        deadline = ex.now + timeout
+        down.server.arm(down, timeout, deadline, ex.complete and not fwd.egress_tls)
         return deadline
 
     def _pick(self, ex: Exchange, state: AttemptState, now: float):
@@ -232,9 +250,12 @@ class Pipeline:
         cluster = ex.fwd.cluster
         per_conn = cluster.limits.max_requests_per_connection if cluster is not None else 0
         ex.response_size = rh.content_length if rh.content_length is not None else -1
+        reuse = per_conn == 0 or conn.requests < per_conn
         try:
-            keep = await relay_response(ex, self.pool, conn, rh, extra,
-                                        reuse=per_conn == 0 or conn.requests < per_conn)
+            if type(down) is H2Stream:  # the HTTP/2 codec writes its own frames (_h2.py)
+                keep = await down.relay(ex, self.pool, conn, rh, extra, reuse)
+            else:
+                keep = await relay_response(ex, self.pool, conn, rh, extra, reuse=reuse)
         finally:
             down.server.disarm(down)  # the route timeout spans the response body too
             if ex.holds_cx:
@@ -269,6 +290,11 @@ class Pipeline:
         may still be unread (it is read and dropped so the connection can stay open)."""
         down = ex.down
         head = ex.head
+        if type(down) is H2Stream:
+            await down.send_reply(reply, flags=ex.add_flag(reply.flag), attempts=ex.attempts,
+                                  extra=extra, head_request=ex.head_request)
+            self._finish(ex, reply.status)
+            return True
         keep = head.keep_alive and not down.server.draining
         if keep and pending and not down.parser.upgraded and (down.parser.events
                                                               or head.has_body):
@@ -291,7 +317,14 @@ class Pipeline:
             ex.add_flag("DC")
             self._finish(ex, 0)
         elif down.expired:
-            if not down.response_started:
+            if type(down) is H2Stream:
+                if not down.response_started:
+                    down.send_reply_now(UPSTREAM_TIMEOUT, flags=ex.add_flag("UT"),
+                                        attempts=ex.attempts, head_request=ex.head_request)
+                else:
+                    ex.add_flag("UT")
+                    down.session.reset(down.stream_id)
+            elif not down.response_started:
                 data = render_reply(UPSTREAM_TIMEOUT, flags=ex.add_flag("UT"),
                                     attempts=ex.attempts, keep_alive=False,
                                     head_request=ex.head_request)

@@ -33,6 +33,7 @@ import trio
 from . import _io
 from ..routing import MeshReply
 from ._http1 import DATA, END, HEADER_READ_TIMEOUT, HTTPError, RequestParser, reason_phrase
+from ._h2 import serve_h2
 from ._replies import render_reply
 
 WATCHDOG_INTERVAL = 0.5  # seconds; resolution of the header and idle timeouts
@@ -65,7 +66,7 @@ class Downstream:
 
     __slots__ = ("stream", "parser", "client", "response_started", "server", "scope",
                  "wait_since", "head_timed", "timed_out", "armed", "expired", "upstream", "soft",
-                 "client_gone")
+                 "client_gone", "preface")
 
     def __init__(self, stream, client: str, server: "HttpServer") -> None:
         self.scope: trio.CancelScope | None = None
@@ -82,6 +83,7 @@ class Downstream:
         self.client = client
         self.response_started = False
         self.server = server
+        self.preface: bytes | None = None  # first bytes of an HTTP/2 connection (see _h2.py)
 
     async def next_event(self):
         events = self.parser.events
@@ -123,6 +125,7 @@ class HttpServer:
         self.header_timeouts = 0
         self.internal_errors = 0
         self._waiting: set[Downstream] = set()
+        self.h2_sessions: set = set()  # HTTP/2 connections being served (_h2.H2Session)
         self._busy: set[Downstream] = set()  # connections whose request is in the handler
         self.client_disconnects = 0
         self._tick = 0.0
@@ -172,6 +175,8 @@ class HttpServer:
         for down in list(self._waiting):
             if not down.parser.in_head:
                 down.scope.cancel()
+        for session in list(self.h2_sessions):
+            session.drain()
         self._timer_scope.cancel()  # let the timer see the drain
         if self.connections == 0:
             self._idle_event.set()
@@ -267,6 +272,8 @@ class HttpServer:
         try:
             with scope:
                 await self._serve_requests(down)
+                if down.preface is not None:
+                    await serve_h2(self, self.handler, stream, down.client, down.preface)
             if down.timed_out and not self.draining:
                 self.header_timeouts += 1
                 if down.parser.in_head:
@@ -316,6 +323,9 @@ class HttpServer:
                         data = await (stream.wait_and_receive() if parser.messages
                                       else stream.receive_some())
                         if not data:
+                            return
+                        if not parser.messages and data[:4] == b"PRI " and not parser.in_head:
+                            down.preface = data  # HTTP/2 with prior knowledge (_h2.py)
                             return
                         parser.feed(data)
                         if parser.in_head and not down.head_timed:
