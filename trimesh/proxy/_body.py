@@ -116,7 +116,8 @@ async def relay_response(ex, pool, conn, rh, extra, reuse: bool = True) -> bool:
     keep = req.keep_alive and not down.server.draining
     chunked_out = False
     if rh.no_body:
-        if rh.content_length is not None and (req.method == "HEAD" or rh.status == 304):
+        # (HEAD, 304 — and an HTTP/2 upstream's trailers-only answer, content-length 0)
+        if rh.content_length is not None and (req.method == "HEAD" or rh.status != 204):
             headers.append(("content-length", str(rh.content_length)))
     elif rh.content_length is not None:
         headers.append(("content-length", str(rh.content_length)))

@@ -25,7 +25,7 @@ class Exchange:
     __slots__ = ("direction", "down", "head", "start", "now", "scheme", "authority", "path",
                  "headers", "request_id", "fwd", "rule", "cluster_name", "upstream", "flags", "attempts",
                  "extra", "token", "holds_cx", "payload", "head_request", "complete",
-                 "streamer", "response_size")
+                 "streamer", "response_size", "up")
 
     def __init__(self, direction: str, down, head, start: float) -> None:
         self.direction = direction
@@ -52,6 +52,7 @@ class Exchange:
         self.complete = True  # the whole body is in payload (the request can be replayed)
         self.streamer = None  # sends the rest of a body too large to buffer
         self.response_size = -1
+        self.up = None  # (fields, path, buffered body) for an HTTP/2 upstream (_h2up.py)
 
     def add_flag(self, flag: str) -> str:
         if flag:

@@ -214,6 +214,17 @@ class H2Stream:
             await self.session.flush()
         return kind, ev
 
+    def streaming_limit(self, limit: int) -> int:
+        """The body bytes to buffer before the first try of a gRPC call: all of it when its end
+        is already here (a unary call: replayable), else only what has arrived (a streaming call
+        waits for answers between messages; it gets one try)."""
+        queued = 0
+        for kind, ev in self.parser.events:
+            if kind == END:
+                return limit
+            queued += len(ev)
+        return min(limit, queued - 1)
+
     async def discard_body(self) -> bool:
         """An unread request body needs no draining on HTTP/2: when the response ends first the
         stream is reset with NO_ERROR (RFC 9113 §8.1)."""

@@ -44,6 +44,7 @@ from ..routing import (CONNECT_FAILURE, NO_HOST, OVERFLOW, PER_TRY_TIMEOUT, RELA
 from ._body import ATTEMPTS_HEADER, read_and_frame, relay_response
 from ._exchange import Exchange, RequestIds
 from ._h2 import H2Stream
+from ._h2up import H2_PROTOCOLS, H2Pool, H2ResponseHead, h2_exchange, h2_request_fields
 from ._http1 import HTTPError
 from ._pool import UpstreamPool, exchange
 from ._replies import render_reply
@@ -95,6 +96,8 @@ class Pipeline:
         self._by_class = [0] * 10  # responses by status class (index: status // 100)
         self._cx_waiters: dict[str, trio.Event] = {}
         self._ids = RequestIds(rng)
+        self.h2_pool = H2Pool(connect_timeout=pool.connect_timeout)  # HTTP/2 upstreams
+        self.app_h2 = False  # the inbound's app speaks HTTP/2 (--protocol http2/grpc)
 
     async def __call__(self, down, head) -> bool:
         ex = Exchange(self.direction, down, head, trio.current_time())
@@ -114,7 +117,12 @@ class Pipeline:
     # -- the shared stages -----------------------------------------------------------------------
     async def forward(self, ex: Exchange, hdrs: list, path: str) -> bool:
         """Body, admission and attempts for a request routed to ``ex.fwd``."""
-        body = await read_and_frame(ex, hdrs, path, self.retry_buffer_limit)
+        limit = self.retry_buffer_limit
+        down = ex.down
+        if type(down) is H2Stream and down.grpc and not down.head.ended:
+            limit = down.streaming_limit(limit)  # a streaming call must not wait for its end
+        body = await read_and_frame(ex, hdrs, path, limit)
+        ex.up = (hdrs, path, body)
         fwd = ex.fwd
         if fwd.mirror is not None and ex.complete:
             self.start_mirror(ex, hdrs, path, body)
@@ -144,7 +152,10 @@ class Pipeline:
                 state.started(endpoint)
                 outcome, conn, rh = await self._try(ex, state, inst, endpoint)
                 now = trio.current_time()
-                step = state.after(outcome, rh.status if rh is not None else None, now, self.rng)
+                status = rh.status if rh is not None else None
+                if type(rh) is H2ResponseHead and rh.grpc_status == "14":
+                    status = 503  # gRPC UNAVAILABLE is retried like a 503 (Istio retry_on grpc)
+                step = state.after(outcome, status, now, self.rng)
             ex.attempts = state.tries
             if type(step) is Retry and not self._admit_retry(fwd.cluster):
                 step = step.refused
@@ -201,11 +212,12 @@ class Pipeline:
         retry = ex.fwd.retry
         per_try = retry.per_try_timeout if retry is not None else None
         try:
+            h2up = inst.protocol in H2_PROTOCOLS if inst is not None else self.app_h2
             if per_try is None:
-                conn, rh = await self._exchange(ex, endpoint, state.deadline)
+                conn, rh = await self._exchange(ex, endpoint, state.deadline, h2up)
             else:
                 with trio.move_on_at(min(state.deadline, trio.current_time() + per_try)):
-                    conn, rh = await self._exchange(ex, endpoint, state.deadline)
+                    conn, rh = await self._exchange(ex, endpoint, state.deadline, h2up)
                 if rh is None:
                     outcome = PER_TRY_TIMEOUT
         except UpstreamError as exc:
@@ -221,13 +233,17 @@ class Pipeline:
             return ROUTE_TIMEOUT, None, None
         return outcome, conn, rh
 
-    async def _exchange(self, ex: Exchange, endpoint, deadline: float):
+    async def _exchange(self, ex: Exchange, endpoint, deadline: float, h2up: bool = False):
         cluster = ex.fwd.cluster
         if cluster is not None:
             if not cluster.admit_connection():
                 await self._wait_connection(cluster, deadline)
             ex.holds_cx = True
             cluster.connection_ready(ex.token)
+        if h2up:
+            hdrs, path, body = ex.up
+            return await h2_exchange(self.h2_pool, endpoint, ex,
+                                     h2_request_fields(ex.head.method, path, hdrs), body)
         return await exchange(self.pool, endpoint, ex)
 
     def _account(self, ex: Exchange, inst, rh) -> None:

@@ -35,6 +35,7 @@ class UpstreamConnection:
     the idle list (so a failure before any response byte may just mean it went stale)."""
 
     __slots__ = ("stream", "endpoint", "parser", "requests", "last_used", "reused")
+    multiplexed = False  # an HTTP/2 stream (_h2up.H2UpStream) is handed back to its connection
 
     def __init__(self, stream, endpoint: tuple[str, int]) -> None:
         self.stream = stream
@@ -127,6 +128,9 @@ class UpstreamPool:
 
     def release(self, conn: UpstreamConnection) -> None:
         """Return a connection whose last exchange completed cleanly and allows keep-alive."""
+        if conn.multiplexed:
+            conn.finish()
+            return
         self._active -= 1
         conn.last_used = trio.current_time()
         conn.reused = False
@@ -140,6 +144,9 @@ class UpstreamPool:
 
     def discard(self, conn: UpstreamConnection) -> None:
         """Close a connection that cannot be reused (error, ``Connection: close``, cancelled)."""
+        if conn.multiplexed:
+            conn.finish(reset=True)
+            return
         self._active -= 1
         conn.close()
 

@@ -187,6 +187,7 @@ class Sidecar:
         self.inbound = InboundProxy((config.app_address, config.app_port or 0), rng=self.rng,
                                     pool=self.app_pool, access_log=self.access_log,
                                     service=config.service)
+        self.inbound.app_h2 = config.protocol in ("http2", "grpc")  # the app speaks HTTP/2
         self.outbound_server = HttpServer("outbound", self.outbound)
         self.inbound_server = HttpServer("inbound", self.inbound)
         self.admin = AdminApp(self)
