@@ -1,3 +1,4 @@
+import importlib
 import os
 import shutil
 
@@ -20,6 +21,15 @@ def skip_or_fail(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (a failure under CI=true, not a skip)")
     pytest.skip(reason)
+
+
+def require_module(name: str):
+    """A Python module a test needs as a real peer (grpcio...), or skip (fail under CI=true,
+    where .ci/run installs the test extra)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        skip_or_fail(f"Python module {name} is not installed")
 
 
 def require_tool(name: str) -> str:

@@ -144,7 +144,7 @@ class H2UpStream:
             with trio.CancelScope() as self._scope:
                 await self.conn._pump()
             self._scope = None
-        if self.error is not None:
+        if self.error is not None and not self.ended:
             raise UpstreamResetError(f"{self.endpoint[0]}:{self.endpoint[1]}: {self.error}")
 
     async def next_event(self):
@@ -288,7 +288,9 @@ class H2UpConnection:
                 s.ended = True
                 s.parser.events.append((END, s.trailers))
         elif t is h2.events.StreamReset:
-            if s is not None:
+            # (a reset after the response ended is the server's way of saying it needs no
+            # more of the request, RFC 9113 §8.1: the response stands)
+            if s is not None and not s.ended:
                 s.fail(f"stream reset by the upstream (error {ev.error_code})")
         elif t is h2.events.ConnectionTerminated:
             self.goaway = True
