@@ -64,6 +64,7 @@ MAX_CONCURRENT_STREAMS = 100  # SETTINGS_MAX_CONCURRENT_STREAMS we advertise (En
 MAX_HEADER_LIST_BYTES = MAX_HEADER_BYTES  # same as HTTP/1.1: Envoy's max_request_headers_kb (60 KiB)
 PREMATURE_RESET_MIN = 100  # resets before the ratio check applies (Envoy: 500)
 RECV_SIZE = 65536
+GRPC_END_GRACE = 0.01  # seconds a gRPC request's end may lag its first message and still be buffered
 
 log = logging.getLogger("trimesh.proxy")
 
@@ -214,16 +215,45 @@ class H2Stream:
             await self.session.flush()
         return kind, ev
 
-    def streaming_limit(self, limit: int) -> int:
-        """The body bytes to buffer before the first try of a gRPC call: all of it when its end
-        is already here (a unary call: replayable), else only what has arrived (a streaming call
-        waits for answers between messages; it gets one try)."""
-        queued = 0
+    def _queued(self) -> tuple[bool, int, bytes]:
+        ended = False
+        size = 0
+        first = b""
         for kind, ev in self.parser.events:
             if kind == END:
+                ended = True
+            elif ev:
+                size += len(ev)
+                if len(first) < 5:
+                    first += ev[:5]
+        return ended, size, first
+
+    async def streaming_limit(self, limit: int) -> int:
+        """The body bytes to buffer before the first try of a gRPC call. A unary call (one
+        length-prefixed message, then END_STREAM) is buffered whole, so it can be retried; a
+        streaming call may wait for answers between its messages, so once the first message is
+        here and the end does not follow within :data:`GRPC_END_GRACE`, only what has arrived
+        is buffered and the call gets one try."""
+        grace_until = None
+        while True:
+            ended, size, first = self._queued()
+            if ended:
                 return limit
-            queued += len(ev)
-        return min(limit, queued - 1)
+            if len(first) == 5 and size >= 5 + int.from_bytes(first[1:5], "big"):
+                if grace_until is None:
+                    grace_until = trio.current_time() + GRPC_END_GRACE
+            if size > limit:
+                return limit
+            if self.reset or self.session.closed:
+                raise StreamGone()
+            self._wake = trio.Event()
+            if grace_until is None:
+                await self._wake.wait()
+            else:
+                with trio.move_on_at(grace_until) as scope:
+                    await self._wake.wait()
+                if scope.cancelled_caught:
+                    return min(limit, size - 1)
 
     async def discard_body(self) -> bool:
         """An unread request body needs no draining on HTTP/2: when the response ends first the

@@ -120,7 +120,7 @@ class Pipeline:
         limit = self.retry_buffer_limit
         down = ex.down
         if type(down) is H2Stream and down.grpc and not down.head.ended:
-            limit = down.streaming_limit(limit)  # a streaming call must not wait for its end
+            limit = await down.streaming_limit(limit)  # a streaming call must not wait for its end
         body = await read_and_frame(ex, hdrs, path, limit)
         ex.up = (hdrs, path, body)
         fwd = ex.fwd

@@ -1,0 +1,176 @@
+"""Upstream HTTP/2 (trimesh/proxy/_h2up.py) in-process: an h2-based HTTP/2-only test server as the
+instance of a ``grpc`` service behind the outbound; h2 (tests/proxy/h2client.py) or h11 clients."""
+
+from __future__ import annotations
+
+import h2.config
+import h2.connection
+import h2.events
+import pytest
+import trio
+
+from trimesh.config import Snapshot, load_text, make_instance
+from trimesh.routing import SourceIdentity, compile_routes
+
+from .conftest import http_request, rule
+from .h2client import H2Client
+
+ADDR = "127.0.9.50"
+
+
+class H2Server:
+    """HTTP/2 only. Answers gRPC-style: the request body echoed, trailers grpc-status 0; path
+    ``/unavailable`` fails its first request per connection-set with a trailers-only status 14."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict, bytes]] = []
+        self.connections = 0
+        self.fail_left = 1
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED):
+        listeners = await trio.open_tcp_listeners(0, host=ADDR)
+        task_status.started(listeners[0].socket.getsockname()[1])
+        await trio.serve_listeners(self._conn, listeners)
+
+    async def _conn(self, stream) -> None:
+        self.connections += 1
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding="latin-1"))
+        conn.initiate_connection()
+        await stream.send_all(conn.data_to_send())
+        heads, bodies = {}, {}
+        self.pending = {}
+        if True:
+            while True:
+                try:
+                    data = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    return
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        heads[ev.stream_id] = dict(ev.headers)
+                        bodies[ev.stream_id] = b""
+                    elif isinstance(ev, h2.events.DataReceived):
+                        bodies[ev.stream_id] += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        sid = ev.stream_id
+                        self.requests.append((heads[sid], bodies[sid]))
+                        self._answer(conn, sid, heads[sid], bodies[sid])
+                self._drain(conn)
+                await stream.send_all(conn.data_to_send())
+
+    def _drain(self, conn) -> None:
+        """Send pending response bodies as the client's windows allow, then the trailers."""
+        for sid, (out, head) in list(self.pending.items()):
+            while out:
+                n = min(len(out), conn.max_outbound_frame_size,
+                        conn.local_flow_control_window(sid))
+                if n <= 0:
+                    break
+                conn.send_data(sid, out[:n])
+                out = out[n:]
+            self.pending[sid] = (out, head)
+            if not out:
+                del self.pending[sid]
+                conn.send_headers(sid, [("grpc-status", "0"), ("grpc-message", "ok"),
+                                        ("x-seen-te", head.get("te", ""))], end_stream=True)
+
+    def _answer(self, conn, sid, head, body) -> None:
+        if head[":path"] == "/unavailable" and self.fail_left > 0:
+            self.fail_left -= 1
+            conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc"),
+                                    ("grpc-status", "14"), ("grpc-message", "try again")],
+                              end_stream=True)
+            return
+        conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+        self.pending[sid] = (body or b"empty", head)
+
+
+@pytest.fixture
+async def grpc_mesh(mesh, nursery):
+    server = H2Server()
+    port = await nursery.start(server.serve)
+    extra = [make_instance("grpcsvc", ADDR, port, labels={"version": "v1"}, protocol="grpc")]
+
+    def apply(text: str = ""):
+        snap = Snapshot(load_text(text) if text.strip() else [], mesh.instances() + extra)
+        mesh.proxy.table = compile_routes(snap, source=SourceIdentity(service="productpage"),
+                                          previous=mesh.proxy.table)
+
+    apply()
+    return mesh, server, f"grpcsvc:{port}", apply
+
+
+GRPC = [("content-type", "application/grpc"), ("te", "trailers")]
+
+
+async def test_h2_to_h2_relays_body_and_trailers(grpc_mesh, nursery):
+    mesh, server, authority, _ = grpc_mesh
+    c = await H2Client.open(mesh.outbound, nursery)
+    r = await c.request("POST", "/svc/Echo", authority, GRPC, body=b"\x00\x00\x00\x00\x03abc")
+    assert r.status == 200
+    assert r.body == b"\x00\x00\x00\x00\x03abc"
+    assert r.trailers == {"grpc-status": "0", "grpc-message": "ok", "x-seen-te": "trailers"}
+    head, _ = server.requests[-1]
+    assert head[":authority"] == authority and head[":path"] == "/svc/Echo"
+    await c.aclose()
+
+
+async def test_large_request_streams_to_h2_upstream(grpc_mesh, nursery):
+    mesh, server, authority, _ = grpc_mesh
+    body = bytes(range(256)) * 800  # 200 KiB: past the retry buffer and the windows
+    c = await H2Client.open(mesh.outbound, nursery)
+    r = await c.request("POST", "/svc/Big", authority, [("content-type", "application/octet-stream")],
+                        body=body)
+    assert r.status == 200 and r.body == body
+    assert server.requests[-1][1] == body
+    await c.aclose()
+
+
+async def test_streams_share_one_upstream_connection(grpc_mesh, nursery):
+    mesh, server, authority, _ = grpc_mesh
+    c = await H2Client.open(mesh.outbound, nursery)
+    got = []
+
+    async def one(i):
+        got.append(await c.request("POST", f"/svc/{i}", authority, GRPC, body=b"x%d" % i))
+
+    async with trio.open_nursery() as n:
+        for i in range(10):
+            n.start_soon(one, i)
+    assert sorted(r.body for r in got) == sorted(b"x%d" % i for i in range(10))
+    assert server.connections == 1
+    await c.aclose()
+
+
+async def test_grpc_unavailable_is_retried(grpc_mesh, nursery):
+    mesh, server, authority, apply = grpc_mesh
+    apply(rule("retry", "grpcsvc", "httpReqRetries:\n  simpleRetry: {attempts: 2, perTryTimeout: 5s}"))
+    c = await H2Client.open(mesh.outbound, nursery)
+    r = await c.request("POST", "/unavailable", authority, GRPC, body=b"\x00\x00\x00\x00\x00")
+    assert r.trailers.get("grpc-status") == "0", (r, server.requests, mesh.log[-2:])
+    assert r.headers["x-trimesh-attempts"] == "2"
+    assert len(server.requests) == 2
+    await c.aclose()
+
+
+async def test_trailers_only_status_reaches_the_client_as_is(grpc_mesh, nursery):
+    mesh, server, authority, _ = grpc_mesh
+    c = await H2Client.open(mesh.outbound, nursery)
+    r = await c.request("POST", "/unavailable", authority, GRPC, body=b"\x00\x00\x00\x00\x00")
+    assert r.status == 200 and r.headers["grpc-status"] == "14"  # no retry rule: relayed
+    assert r.headers["grpc-message"] == "try again" and r.body == b""
+    await c.aclose()
+
+
+async def test_http1_client_to_h2_only_upstream(grpc_mesh):
+    mesh, server, authority, _ = grpc_mesh
+    r = await http_request(mesh.outbound, "POST", "/svc/Plain", host=authority,
+                           headers=[("content-type", "application/grpc")], body=b"hello")
+    assert r.status == 200 and r.body == b"hello"
+    assert "content-length" in r.headers or "transfer-encoding" in r.headers
+    head, body = server.requests[-1]
+    assert head["te"] == "trailers" and body == b"hello"
