@@ -10,7 +10,7 @@ Response side (:func:`relay_response`): hop-by-hop fields are dropped (RFC 9110 
 with any ``x-trimesh-attempts`` a downstream sidecar added (the caller's side reports its own, so
 a response carries one), the body is re-framed for the client (Content-Length kept, chunked for
 HTTP/1.1 otherwise, close-delimited for HTTP/1.0), and head + the body bytes already parsed go out
-in one ``send``.
+in one ``send``. (An HTTP/2 client's response is written by ``_h2.H2Stream.relay`` instead.)
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Every stage reads and writes this one object instead of passing a dozen values along: the
 downstream connection and the parsed head (accept, parse), the request's attributes (scheme,
 authority, path, headers, id), the route decision, the attempt state, the timings and the response
-flags. The same object serves every codec: an HTTP/1.1 request today, an HTTP/2 stream next. When
+flags. The same object serves every codec: an HTTP/1.1 request or an HTTP/2 stream. When
 the request is over, :meth:`Exchange.record` turns it into the one
 :class:`~trimesh.telemetry.RequestRecord` the access log (and later metrics, Mixer reports and
 spans) read.

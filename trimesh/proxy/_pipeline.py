@@ -7,7 +7,7 @@ that share these stages and differ only in how they fill the exchange in. Per re
 the connection's task (PERF.md: a task per request costs ~60 µs)::
 
     accept        the listener: downstream connection (peer address; peer identity with mTLS)
-    parse         the codec: a RequestHead (HTTP/1.1 today, an HTTP/2 stream next)
+    parse         the codec: a RequestHead (HTTP/1.1) or an H2Head (an HTTP/2 stream)
     attributes    scheme, authority, path, headers, x-request-id          side.handle()
     policy        authentication, Mixer check, quota                       (empty today)
     route         outbound: RouteTable.decide; inbound: the app            side.handle()

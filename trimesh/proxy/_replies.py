@@ -13,9 +13,9 @@ Toward a gRPC caller (a request whose ``content-type`` is ``application/grpc*``)
 ``content-type: application/grpc``, ``grpc-status`` from :data:`GRPC_STATUS_FOR_HTTP` and the
 reply's body as ``grpc-message`` — what gRPC clients understand (an HTTP 503 would reach the
 application as ``UNAVAILABLE`` with a message about the HTTP status at best). The table follows
-Envoy's ``Grpc::Utility::httpToGrpcStatus`` (400 → INTERNAL, 401 → UNAUTHENTICATED,
-403 → PERMISSION_DENIED, 404 → UNIMPLEMENTED, 429/502/503 → UNAVAILABLE, anything else
-UNKNOWN) with one deliberate difference: **504 → DEADLINE_EXCEEDED** (Envoy's table says
+Envoy's ``Grpc::Utility::httpToGrpcStatus`` (itself gRPC's doc/http-grpc-status-mapping.md:
+400 → INTERNAL, 401 → UNAUTHENTICATED, 403 → PERMISSION_DENIED, 404 → UNIMPLEMENTED,
+429/502/503/504 → UNAVAILABLE, anything else UNKNOWN) with one deliberate difference: **504 → DEADLINE_EXCEEDED** (Envoy's table says
 UNAVAILABLE), because the mesh answers 504 only when a route deadline — which for gRPC includes
 the caller's ``grpc-timeout`` — ran out, and gRPC clients report exactly that as
 DEADLINE_EXCEEDED.

@@ -20,6 +20,11 @@ clock, and cancels those past their limit (resolution: the interval):
 
 Draining (:meth:`HttpServer.drain`): the listener closes, idle connections are cancelled, busy ones
 finish their current request and close.
+
+HTTP/2: a connection whose first read starts with ``PRI `` (the HTTP/2 client preface, prior
+knowledge) leaves the HTTP/1.1 loop and is served by ``_h2.serve_h2`` in the same task (one task
+per stream there; drain sends GOAWAY). The header, idle and client-gone watchdog checks are
+HTTP/1.1's; an HTTP/2 stream learns of a gone client from RST_STREAM or the connection's end.
 """
 
 from __future__ import annotations
