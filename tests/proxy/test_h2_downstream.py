@@ -203,3 +203,17 @@ def test_grpc_status_mapping(status, code):
 
 def test_preface_constant():
     assert PREFACE == b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+async def test_drain_sends_goaway_and_lets_streams_finish(mesh, nursery):
+    c = await _client(mesh, nursery)
+    sid = await c.start(path="/slow", headers=[("x-upstream-delay", "0.3")])
+    await trio.sleep(0.1)
+    mesh.server.drain()
+    r = await c.finish(sid)
+    assert r.status == 200  # the stream in flight finished
+    with trio.fail_after(5):
+        await c.closed.wait()
+    assert c.goaway == h2.errors.ErrorCodes.NO_ERROR
+    with trio.fail_after(5):
+        await mesh.server.wait_drained()

@@ -37,8 +37,8 @@ Theory of operation:
   streams the connection is closed with GOAWAY(ENHANCE_YOUR_CALM) — Envoy's premature-reset rule
   (``premature_reset_total_stream_count``, 500, halved here). A reset stream's task is cancelled
   at once, so a flood holds at most the streams in flight, never a growing backlog.
-- **Draining**: the listener's drain sends GOAWAY(NO_ERROR); streams in flight finish, then the
-  connection closes.
+- **Draining**: the listener's drain refuses new streams (REFUSED_STREAM) while the streams in
+  flight finish, then sends GOAWAY(NO_ERROR) and closes the connection.
 """
 
 from __future__ import annotations
@@ -437,17 +437,22 @@ class H2Session:
         self.kick()
 
     def drain(self) -> None:
-        """GOAWAY(NO_ERROR): no new streams; the connection closes when the last one ends."""
+        """No new streams (REFUSED_STREAM, safe for clients to retry); once the streams in
+        flight are done, GOAWAY(NO_ERROR) and close. (h2's GOAWAY closes its state machine, so
+        it can only be sent last.)"""
         if self.draining or self.closed:
             return
         self.draining = True
-        try:
-            self.conn.close_connection(h2.errors.ErrorCodes.NO_ERROR)
-        except h2.exceptions.H2Error:
-            pass
-        self.kick()
         if not self.streams:
-            self._stop()
+            self._finish_drain()
+
+    def _finish_drain(self) -> None:
+        if self._nursery is not None and not self.closed:
+            self._nursery.start_soon(self._goaway_and_stop)
+
+    async def _goaway_and_stop(self) -> None:
+        await self._goaway(h2.errors.ErrorCodes.NO_ERROR, "draining")
+        self._stop()
 
     def _stop(self) -> None:
         if self._nursery is not None:
@@ -601,7 +606,7 @@ class H2Session:
             server.disarm(s)
             del self.streams[s.stream_id]
             if self.draining and not self.streams:
-                self._stop()
+                self._finish_drain()
 
     def statistics(self) -> dict[str, object]:
         return {"streams": len(self.streams), "opened": self.opened,
