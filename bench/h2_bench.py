@@ -178,6 +178,8 @@ def main() -> None:
                 value, gen = h2_load(host, port, auth, a.requests, a.streams)
                 rps[name].append(value)
                 lat[name].append(grpc_unary(f"{host}:{port}", grpc_auth, a.calls))
+                print(f"round {r + 1} {name}: {value:.0f} req/s, {lat[name][-1]:.0f} µs/call",
+                      file=sys.stderr, flush=True)
         print(f"HTTP/2 requests ({gen}, 1 connection, {a.streams} streams, {a.requests} per run, "
               f"{a.rounds} rounds)")
         for name in paths:
