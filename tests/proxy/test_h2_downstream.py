@@ -13,7 +13,7 @@ from trimesh.proxy import PREFACE, grpc_status_for_http
 from trimesh.proxy._h2 import MAX_CONCURRENT_STREAMS, parse_grpc_timeout
 
 from .conftest import http_request, rule
-from .h2client import H2Client
+from .h2client import H2Client, H2Resp
 
 
 async def _client(mesh, nursery) -> H2Client:
@@ -217,3 +217,26 @@ async def test_drain_sends_goaway_and_lets_streams_finish(mesh, nursery):
     assert c.goaway == h2.errors.ErrorCodes.NO_ERROR
     with trio.fail_after(5):
         await mesh.server.wait_drained()
+
+
+async def test_unread_request_bodies_give_the_client_its_window_back(mesh, nursery):
+    """A stream answered without reading its body (here a fault abort) acknowledges the DATA it
+    had queued when it ends: five 30 KB bodies on one connection are more than its 64 KiB
+    window, so bytes never acknowledged would leave the client unable to send."""
+    mesh.apply(rule("r", "reviews", "httpFault:\n  abort: {percent: 100, httpStatus: 503}"))
+    c = await _client(mesh, nursery)
+    with trio.fail_after(10):
+        for i in range(5):
+            while c.conn.outbound_flow_control_window < 30000:  # a client waits for window
+                await c.window.wait()
+            # the whole request in one write (the proxy may answer before a later DATA frame)
+            sid = c.conn.get_next_available_stream_id()
+            c.resps[sid], c.done[sid] = H2Resp(), trio.Event()
+            c.conn.send_headers(sid, [(":method", "POST"), (":path", f"/upload/{i}"),
+                                      (":scheme", "http"), (":authority", "reviews:9080")])
+            c.conn.send_data(sid, b"u" * 15000)
+            c.conn.send_data(sid, b"u" * 15000, end_stream=True)
+            await c.flush()
+            r = await c.finish(sid)
+            assert r.status == 503 and r.headers["x-trimesh-response-flags"] == "FI", i
+    await c.aclose()

@@ -8,8 +8,11 @@ import h2.connection
 import h2.events
 import pytest
 import trio
+import trio.testing
 
 from trimesh.config import Snapshot, load_text, make_instance
+from trimesh.proxy._h2up import H2Pool
+from trimesh.proxy._http1 import DATA, END
 from trimesh.routing import SourceIdentity, compile_routes
 
 from .conftest import http_request, rule
@@ -79,6 +82,8 @@ class H2Server:
                                         ("x-seen-te", head.get("te", ""))], end_stream=True)
 
     def _answer(self, conn, sid, head, body) -> None:
+        if head[":path"] == "/hold":
+            return  # never answered: a stream that stays open (a quiet server-streaming call)
         if head[":path"] == "/unavailable" and self.fail_left > 0:
             self.fail_left -= 1
             conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc"),
@@ -174,3 +179,69 @@ async def test_http1_client_to_h2_only_upstream(grpc_mesh):
     assert "content-length" in r.headers or "transfer-encoding" in r.headers
     head, body = server.requests[-1]
     assert head["te"] == "trailers" and body == b"hello"
+
+
+def _fields(path: str) -> list[tuple[str, str]]:
+    return [(":method", "POST"), (":scheme", "http"), (":authority", "grpcsvc"),
+            (":path", path), *GRPC]
+
+
+async def test_window_updates_go_out_while_another_stream_holds_the_read(nursery):
+    """A stream's acknowledgements (WINDOW_UPDATE) reach the server even while another stream's
+    waiter is the one reading the connection; if they wait for that reader's next read, the reader
+    waits for data the server cannot send (the windows are spent) and both streams hang — what
+    the gRPC e2e tests and ``bench/h2_bench.py --rounds 2`` ran into."""
+    server = H2Server()
+    port = await nursery.start(server.serve)
+    pool = H2Pool()
+    conn = await pool.connection((ADDR, port))
+    held = await conn.request(_fields("/hold"), b"", True, False)
+
+    async def wait_for_the_held_head():
+        while held.head is None:
+            await held._wait()  # this task becomes the connection's reader
+
+    async with trio.open_nursery() as inner:
+        inner.start_soon(wait_for_the_held_head)
+        await trio.testing.wait_all_tasks_blocked()
+        body = bytes(range(256)) * 1024  # 256 KiB: four times the initial windows
+        big = await conn.request(_fields("/echo"), body, True, False)
+        got = b""
+        with trio.fail_after(10):
+            # Let the reader take in all the server may send (the initial 64 KiB window)
+            # before this stream looks at it: its acknowledgements then come while the other
+            # task reads.
+            while sum(len(d) for k, d in big.parser.events if k == DATA) < 65535:
+                await trio.sleep(0.01)
+            while True:
+                kind, data = await big.next_event()
+                if kind == DATA:
+                    got += data
+                elif kind == END:
+                    break
+        assert got == body
+        assert held.head is None  # /hold is still open, unanswered
+        inner.cancel_scope.cancel()
+    pool.close()
+
+
+@pytest.mark.parametrize("client", ["h2", "http/1.1"])
+async def test_many_responses_on_one_upstream_connection_keep_its_window_open(
+        grpc_mesh, nursery, client):
+    """Every response byte taken off an upstream stream is acknowledged, however the relay takes
+    it (the relays pop queued DATA directly): 200 responses of 1 KiB on one HTTP/2 connection are
+    three times its 64 KiB window, so a byte never acknowledged would stop the connection."""
+    mesh, server, authority, _ = grpc_mesh
+    body = b"k" * 1024
+    c = await H2Client.open(mesh.outbound, nursery) if client == "h2" else None
+    with trio.fail_after(20):
+        for i in range(200):
+            if c is not None:
+                r = await c.request("POST", f"/svc/{i}", authority, GRPC, body=body)
+            else:
+                r = await http_request(mesh.outbound, "POST", f"/svc/{i}", GRPC, body=body,
+                                       host=authority)
+            assert (r.status, r.body) == (200, body), i
+    assert server.connections == 1
+    if c is not None:
+        await c.aclose()

@@ -17,7 +17,8 @@ Theory of operation:
   connection are concurrent by definition, so PERF.md's "no task per request" rule (for
   HTTP/1.1 keep-alive, where requests are sequential) does not apply here.
 - **Flow control, both ways, no buffering.** Request DATA is queued on its stream and
-  acknowledged (WINDOW_UPDATE) only when the pipeline takes it (:meth:`H2Stream.next_event`), so a
+  acknowledged (WINDOW_UPDATE) only when the pipeline takes it (:meth:`H2Stream.next_event`; what
+  a finished stream left unread is acknowledged when it ends), so a
   slow upstream holds the client back by the window (65 535 bytes by default), not by memory.
   Response DATA goes out as the stream's and the connection's send windows allow; a sender waits
   for the peer's WINDOW_UPDATE (:meth:`H2Stream.send_data`).
@@ -429,6 +430,15 @@ class H2Session:
     def acknowledge(self, stream_id: int, n: int) -> None:
         self.conn.acknowledge_received_data(n, stream_id)
 
+    def _give_back(self, s) -> None:
+        """The request body a finished stream left unread (answered first, or reset) still
+        counted against the connection's window: acknowledge it, or the client's window shrinks
+        with every such stream until it cannot send."""
+        left = sum(len(ev) for kind, ev in s.parser.events if kind == DATA)
+        if left and not self.closed:
+            self.conn.acknowledge_received_data(left, s.stream_id)  # closed: the connection's
+            self.kick()
+
     def reset(self, stream_id: int, code=h2.errors.ErrorCodes.CANCEL) -> None:
         try:
             self.conn.reset_stream(stream_id, code)
@@ -605,6 +615,7 @@ class H2Session:
             server.in_flight -= 1
             server.disarm(s)
             del self.streams[s.stream_id]
+            self._give_back(s)
             if self.draining and not self.streams:
                 self._finish_drain()
 

@@ -5,18 +5,24 @@ Theory of operation:
 - **One connection per endpoint, more when full.** :class:`H2Pool` keeps the open connections of
   each endpoint; a request takes the first whose open streams are below the server's
   ``SETTINGS_MAX_CONCURRENT_STREAMS`` (and that has not said GOAWAY), else a new connection is
-  made (cleartext HTTP/2 with prior knowledge, the 1 s connect timeout of the HTTP/1.1 pool).
+  made (cleartext HTTP/2 with prior knowledge, the 1 s connect timeout of the HTTP/1.1 pool);
+  requests that find none while one is being opened wait for that one.
 - **No background task.** Whoever waits for something on a connection (a response head, body
   bytes, a send window) reads the socket for everybody: one waiter at a time holds the read
   (:meth:`H2UpConnection._pump`), feeds h2, hands each event to its stream and wakes the others
-  — the scheme httpcore uses for HTTP/2. A connection nobody waits on is not read; the server's
-  PINGs wait for the next request.
+  — the scheme httpcore uses for HTTP/2. A waiter flushes what it queued before it waits for
+  the reader (its WINDOW_UPDATEs cannot wait for the reader's next read: the server may be
+  waiting for them). A connection nobody waits on is not read; the server's PINGs wait for the
+  next request.
 - **An upstream stream looks like an HTTP/1.1 upstream connection** to the relay:
   :class:`H2UpStream` has ``parser.events`` (DATA, then END whose value is the trailers or
   None), ``next_event()`` raising ``UpstreamResetError``, ``close()`` (the route deadline's
   way to wake its waiter: the stream is reset) and ``requests``; the pool's ``release`` /
-  ``discard`` hand it back here (``multiplexed``). Body DATA is acknowledged (WINDOW_UPDATE) when
-  the relay takes it, so the client's pace bounds what is buffered.
+  ``discard`` hand it back here (``multiplexed``). Body DATA is acknowledged (WINDOW_UPDATE) once
+  the relay has taken it off the stream's queue — counted, not hooked, since the relays pop
+  queued events directly: every read settles each stream's taken bytes, and a finished stream
+  settles all it received — so the client's pace bounds what is buffered and no byte is left
+  unacknowledged to shrink the connection's window for good.
 - **Translation from HTTP/1.1** (:func:`h2_request_fields`): ``host`` becomes ``:authority``;
   connection-specific fields are dropped (RFC 9113 §8.2.2) and framing is HTTP/2's; a gRPC
   request (``content-type: application/grpc*``) gets ``te: trailers``.
@@ -120,7 +126,7 @@ class H2UpStream:
     """One request on an upstream HTTP/2 connection (module docstring)."""
 
     __slots__ = ("conn", "stream_id", "parser", "head", "trailers", "ended", "error", "requests",
-                 "endpoint", "finished", "_scope", "body_scope")
+                 "endpoint", "finished", "_scope", "body_scope", "received", "acked")
     multiplexed = True
     reused = False
 
@@ -137,6 +143,8 @@ class H2UpStream:
         self.finished = False
         self._scope: trio.CancelScope | None = None
         self.body_scope: trio.CancelScope | None = None
+        self.received = 0  # DATA bytes queued for the relay so far
+        self.acked = 0  # of which acknowledged (WINDOW_UPDATE) since they left the queue
 
     async def _wait(self) -> None:
         """Wait for anything new on this stream; raises UpstreamResetError once it broke."""
@@ -153,10 +161,7 @@ class H2UpStream:
             if self.ended:
                 raise UpstreamResetError("read past the end of the response")
             await self._wait()
-        kind, ev = events.popleft()
-        if kind == DATA and ev:
-            self.conn.acknowledge(self.stream_id, len(ev))
-        return kind, ev
+        return events.popleft()
 
     def fail(self, reason: str) -> None:
         if self.error is None:
@@ -213,10 +218,18 @@ class H2UpConnection:
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     self._break(f"send failed: {exc}")
 
-    def acknowledge(self, sid: int, n: int) -> None:
-        self.conn.acknowledge_received_data(n, sid)  # sent with the next flush
+    def settle(self, s: H2UpStream, everything: bool = False) -> None:
+        """Acknowledge the DATA bytes that have left ``s``'s queue (all it received when
+        ``everything``: the stream is done), however the relay took them — by ``next_event`` or
+        straight off ``parser.events``. Sent with the next flush."""
+        queued = 0 if everything else sum(len(ev) for kind, ev in s.parser.events if kind == DATA)
+        n = s.received - queued - s.acked
+        if n > 0:
+            s.acked += n
+            self.conn.acknowledge_received_data(n, s.stream_id)
 
     def forget(self, s: H2UpStream, reset: bool) -> None:
+        self.settle(s, everything=True)  # the connection's window must not shrink for good
         self.streams.pop(s.stream_id, None)
         if reset and self.broken is None:
             try:
@@ -238,8 +251,16 @@ class H2UpConnection:
         """Read once for every waiter of this connection (module docstring)."""
         if self.broken is not None:
             return
+        for s in self.streams.values():  # window updates for what the relays took meanwhile
+            self.settle(s)
         if self._reading:
-            await self._progress.wait()
+            # What this waiter queued (the WINDOW_UPDATEs of the data it took) goes out now: the
+            # reader is blocked in a read and flushes only after it, and the server may have
+            # nothing to send until it gets them. The event is taken first: a read that ends
+            # during the flush has set it, so the caller looks again instead of sleeping.
+            progress = self._progress
+            await self.flush()
+            await progress.wait()
             return
         self._reading = True
         try:
@@ -279,6 +300,7 @@ class H2UpConnection:
                 return
             if pad:
                 self.conn.acknowledge_received_data(pad, ev.stream_id)
+            s.received += len(ev.data)
             s.parser.events.append((DATA, ev.data))
         elif t is h2.events.TrailersReceived:
             if s is not None:
@@ -345,13 +367,29 @@ class H2Pool:
     def __init__(self, connect_timeout: float = 1.0) -> None:
         self.connect_timeout = connect_timeout
         self._conns: dict[tuple, list[H2UpConnection]] = {}
+        self._opening: dict[tuple, trio.Event] = {}  # endpoint -> set when its connect ends
         self.connects = 0
         self.streams = 0
 
     async def connection(self, endpoint) -> H2UpConnection:
-        for c in self._conns.get(endpoint, ()):
-            if c.usable:
-                return c
+        """A usable connection to ``endpoint``; requests that find none while one is being
+        opened wait for it instead of opening their own (streams arriving together share one)."""
+        while True:
+            for c in self._conns.get(endpoint, ()):
+                if c.usable:
+                    return c
+            opening = self._opening.get(endpoint)
+            if opening is None:
+                break
+            await opening.wait()
+        opened = self._opening[endpoint] = trio.Event()
+        try:
+            return await self._connect(endpoint)
+        finally:
+            del self._opening[endpoint]
+            opened.set()
+
+    async def _connect(self, endpoint) -> H2UpConnection:
         self.connects += 1
         try:
             with trio.fail_after(self.connect_timeout):
