@@ -73,6 +73,10 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise _Stop()
 
 
+def _on_sigint(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt()
+
+
 def _progress(echo: Echo) -> Callable[[Process, str], None]:
     def report(proc: Process, detail: str) -> None:
         echo(f"[{proc.ready_at or 0.0:5.1f}s] ready  {proc.name:<22} {detail}  (pid {proc.pid})")
@@ -130,6 +134,9 @@ def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str =
     echo(f"trimesh demo: BookInfo on {block}.0/24, control at {mesh.control_url}; members find "
          f"each other by gossip through {plan.join} ({GOSSIP_PROFILE} profile)")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored (a background job of a
+    # non-interactive shell, as some CI runners start commands): Python would keep SIG_IGN.
+    previous_int = signal.signal(signal.SIGINT, _on_sigint)
     failed = False
     try:
         try:
@@ -151,6 +158,7 @@ def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str =
             summary = mesh.stop()
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
         for line in summary.lines():
             echo(line)
         if summary.left:
