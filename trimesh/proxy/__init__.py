@@ -16,6 +16,7 @@ from ._http1 import ResponseParser as ResponseParser
 from ._http1 import forwardable_headers as forwardable_headers
 from ._http1 import reason_phrase as reason_phrase
 from ._inbound import InboundProxy as InboundProxy
+from ._ingress import IngressProxy as IngressProxy
 from ._io import FastStream as FastStream
 from ._outbound import OutboundProxy as OutboundProxy
 from ._outbound import shadow_authority as shadow_authority

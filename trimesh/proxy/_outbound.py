@@ -95,6 +95,11 @@ class OutboundProxy(Pipeline):
         ex.scheme, ex.authority, ex.path = split_target(head)
         if head.method == "CONNECT":
             return await self.reply(ex, CONNECT_UNSUPPORTED)
+        return await self.route(ex)
+
+    async def route(self, ex) -> bool:
+        """The route stage onwards, for a request whose authority and path are set."""
+        head = ex.head
         hdict = ex.headers = dict(head.headers)
         ex.request_id = hdict.get("x-request-id")
         decision = self.table.decide(RequestInfo(method=head.method, authority=ex.authority,
