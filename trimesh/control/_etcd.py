@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -319,20 +319,26 @@ class EtcdStore:
         """Keep the mirror current until cancelled (reconnecting on every failure); reports
         started once the first stream is established."""
         backoff = WATCH_BACKOFF[0]
+
+        def established() -> None:
+            nonlocal task_status
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
+
         while True:
             endpoint = self.client.endpoint
             self._restart_watch = trio.Event()
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_cancel_when, nursery.cancel_scope, self._restart_watch)
-                    if await self._follow_stream(task_status):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_when, nursery.cancel_scope, self._restart_watch)
+                try:
+                    if await self._follow_stream(established):
                         backoff = WATCH_BACKOFF[0]
-                    nursery.cancel_scope.cancel()
-            except (OSError, trio.BrokenResourceError, trio.TooSlowError, ProtocolError,
-                    ValueError) as exc:
-                log.info("control: etcd watch on %s broke (%s); reconnecting", endpoint,
-                         exc or type(exc).__name__)
-                self.client.rotate()
+                except (OSError, trio.BrokenResourceError, trio.TooSlowError, ProtocolError,
+                        ValueError) as exc:
+                    log.info("control: etcd watch on %s broke (%s); reconnecting", endpoint,
+                             exc or type(exc).__name__)
+                    self.client.rotate()
+                nursery.cancel_scope.cancel()
             self._watching = False
             self._reconnects += 1
             if self._restart_watch.is_set():  # a late write asked for a fresh stream
@@ -341,7 +347,7 @@ class EtcdStore:
             await trio.sleep(backoff)
             backoff = min(backoff * 2, WATCH_BACKOFF[1])
 
-    async def _follow_stream(self, task_status: trio.TaskStatus[None]) -> bool:
+    async def _follow_stream(self, established: Callable[[], None]) -> bool:
         """Apply one watch stream's events until it breaks (raises) or etcd compacted the
         history it needs (reloads, returns). True once the stream was established."""
         messages = self.client.watch(watch_request(self.target.prefix, self._mirror.revision + 1))
@@ -350,8 +356,7 @@ class EtcdStore:
                 result = watch_result(message)
                 if result.get("created"):
                     self._watching = True
-                    task_status.started()
-                    task_status = trio.TASK_STATUS_IGNORED
+                    established()
                 if int(result.get("compact_revision", 0)) or result.get("canceled"):
                     log.warning("control: etcd compacted the watched history; reloading the store")
                     await self.load()
