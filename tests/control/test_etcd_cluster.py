@@ -6,19 +6,24 @@ count on that). Every process is started here and stopped by PID; every wait is 
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from procs import Proc, free_port, spawn, trimesh_command
-from trimesh.control import ControlClient
+from trimesh.control import ControlClient, load_or_create_mesh_key, serve_control
+from trimesh.discovery import gossip_profile, serve_discovery
 from trimesh.errors import TrimeshError
 
 ETCD_HOSTS = ("127.0.200.1", "127.0.200.2", "127.0.200.3")
 CONTROL_HOSTS = ("127.0.200.11", "127.0.200.12")
+IN_PROCESS_CONTROL = "127.0.200.13"  # a third control, in this process, with gossip
+GOSSIP_MEMBER = "127.0.200.14"
 WAIT = 30.0  # seconds any start or read-back may take
 BURST = 300
 
@@ -187,6 +192,32 @@ def test_writes_refused_by_etcd_compare_whichever_control_takes_them(lab):
         with pytest.raises(TrimeshError, match="404|not found"):
             ca.replace(_rule("never-made"))
         _wait(lambda: ca.get("RouteRule", "default", "shared") == first, "a sees b's replace")
+
+
+async def test_a_control_publishes_into_gossip_what_another_control_wrote(lab, tmp_path):
+    cluster, (a, _) = lab
+    key = load_or_create_mesh_key(tmp_path)
+    config = gossip_profile("local")
+    with trio.fail_after(WAIT):
+        async with trio.open_nursery() as nursery:
+            member = await nursery.start(functools.partial(
+                serve_discovery, "sidecar", host=GOSSIP_MEMBER, port=0, key=key, config=config))
+            await nursery.start(functools.partial(
+                serve_control, store_url=cluster.url, state_dir=tmp_path,
+                address=IN_PROCESS_CONTROL, config_port=0, gossip_port=0, join=[member.addr],
+                gossip_config=config))
+
+            def create() -> dict:
+                with a.client() as ca:
+                    return ca.create(_rule("via-gossip", 10))
+
+            stored = await trio.to_thread.run_sync(create)
+            while (entry := member.node.config_entry("RouteRule", "default", "via-gossip")) is None:
+                await trio.sleep(0.05)
+            assert entry.obj == stored  # the object a wrote, as the control on .13 publishes it
+            assert entry.revision == int(stored["metadata"]["resourceVersion"])
+            assert entry.origin == f"control@{IN_PROCESS_CONTROL}"
+            nursery.cancel_scope.cancel()
 
 
 def test_kill_9_of_a_control_during_a_burst_loses_no_acknowledged_object(lab):
