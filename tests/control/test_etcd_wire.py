@@ -221,3 +221,37 @@ async def test_a_call_gives_up_after_its_deadline():
     with pytest.raises(EtcdUnavailableError, match="etcd unavailable"):
         await client.call("/v3/kv/range", {})
     assert client.statistics()["failures"] == 1
+
+
+# -- publishing a shared store into gossip ---------------------------------------------------------
+
+
+def _entry(name: str, revision: int, origin: str, live: bool = True):
+    from trimesh.discovery import ConfigEntry
+
+    return ConfigEntry("RouteRule", "default", name, revision, origin, {"x": 1} if live else None)
+
+
+@pytest.mark.parametrize(("stored", "held", "floor", "puts", "foreign"), [
+    # another control published the same write under its own origin: agreed, not foreign
+    ({"a": 3}, [_entry("a", 3, "control@z")], 5, [], []),
+    ({"a": 3}, [_entry("a", 3, "control@0")], 5, [], []),  # a lower origin as well: no republish
+    # a newer write our watch has not shown yet: left alone, not foreign
+    ({"a": 3}, [_entry("a", 4, "control@z")], 5, [], []),
+    ({}, [_entry("b", 6, "control@z")], 5, [], []),
+    # an older copy is still replaced, a deleted object still tombstoned at the floor
+    ({"a": 4}, [_entry("a", 3, "control@z")], 5, [("a", 4, "obj")], []),
+    ({}, [_entry("a", 3, "control@z")], 5, [("a", 5, None)], []),
+])
+def test_plan_publication_for_a_store_shared_by_several_controls(stored, held, floor, puts,
+                                                                 foreign):
+    import msgspec
+
+    from trimesh.control import plan_publication
+    from trimesh.control._publish import desired_entries
+
+    objects = [msgspec.structs.replace(rule(name), revision=rev) for name, rev in stored.items()]
+    plan = plan_publication(desired_entries(objects, []), held, origin="control@m",
+                            config_floor=floor, instance_floor=0, shared=True)
+    assert [(p.key[2], p.revision, None if p.obj is None else "obj") for p in plan.puts] == puts
+    assert [k[2] for k in plan.foreign] == foreign

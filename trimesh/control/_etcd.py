@@ -219,6 +219,8 @@ def _error_text(data: bytes) -> str:
 class EtcdStore:
     """The config store in etcd (see the module doc). Make one with :func:`open_etcd_store`."""
 
+    shared = True  # other controls publish the same objects into gossip (trimesh/control/_publish.py)
+
     def __init__(self, target: EtcdTarget, *, state_dir: str | os.PathLike[str] | None = None,
                  client: EtcdClient | None = None) -> None:
         self.target = target
