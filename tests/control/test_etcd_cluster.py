@@ -1,5 +1,7 @@
 """The etcd store against real processes: a three-member etcd cluster on 127.0.200.1-3 and two
-controls (``trimesh run control --store etcd://...``) on 127.0.200.11 and .12.
+controls (``trimesh run control --store etcd://...``) on 127.0.200.11 and .12, a third control in
+this process with gossip (.13, a gossip member on .14), and a sidecar (.22, rules from control2)
+in front of a fake reviews-v1 (.21) that must keep serving while controls and members die.
 
 One cluster serves the module's tests in order (each leaves the objects it wrote, later tests
 count on that). Every process is started here and stopped by PID; every wait is bounded."""
@@ -8,8 +10,11 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,6 +29,8 @@ ETCD_HOSTS = ("127.0.200.1", "127.0.200.2", "127.0.200.3")
 CONTROL_HOSTS = ("127.0.200.11", "127.0.200.12")
 IN_PROCESS_CONTROL = "127.0.200.13"  # a third control, in this process, with gossip
 GOSSIP_MEMBER = "127.0.200.14"
+UPSTREAM_HOST = "127.0.200.21"  # reviews-v1, a fake upstream
+SIDECAR_HOST = "127.0.200.22"  # a sidecar taking its rules from control2, routing to reviews
 WAIT = 30.0  # seconds any start or read-back may take
 BURST = 300
 
@@ -47,7 +54,7 @@ def _rule(name: str, weight_v2: int = 0) -> dict:
         route.append({"labels": {"version": "v2"}, "weight": weight_v2})
     return {"apiVersion": "config.istio.io/v1alpha2", "kind": "RouteRule",
             "metadata": {"name": name, "namespace": "default"},
-            "spec": {"destination": {"name": "reviews"}, "route": route}}
+            "spec": {"destination": {"name": "ratings"}, "route": route}}  # not the sidecar's
 
 
 class Cluster:
@@ -82,8 +89,6 @@ class Cluster:
         return proc
 
     def healthy(self, host: str) -> bool:
-        import urllib.request
-
         try:
             with urllib.request.urlopen(
                     f"http://{host}:{self.client_ports[host]}/health", timeout=1) as answer:
@@ -130,6 +135,69 @@ class Control:
             return {o["metadata"]["name"] for o in c.list(kind="RouteRule")["objects"]}
 
 
+class Traffic:
+    """Requests to reviews through the sidecar's outbound proxy, one every 20 ms, in a thread."""
+
+    def __init__(self, proxy: str, port: int) -> None:
+        self.proxy = proxy
+        self.port = port
+        self.answers: list[int | str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _one(self) -> int | str:
+        request = urllib.request.Request(self.proxy + "/", headers={"host": f"reviews:{self.port}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return answer.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError as exc:
+            return str(exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.answers.append(self._one())
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+
+
+def _start_sidecar(root: Path, control_url: str) -> tuple[list[Proc], str, int]:
+    port = free_port(UPSTREAM_HOST)
+    upstream = spawn("reviews-v1", [
+        sys.executable, "-m", "trimesh.testing.upstream", "--address", UPSTREAM_HOST,
+        "--port", str(port), "--name", "reviews-v1", "--service", "reviews",
+        "--version", "v1"], root)
+    registry = root / "registry.yaml"
+    registry.write_text(
+        f"- {{service: reviews, namespace: default, address: {UPSTREAM_HOST}, port: {port}, "
+        "labels: {version: v1}}\n")
+    proxy_port, admin_port, app_port = (free_port(SIDECAR_HOST) for _ in range(3))
+    sidecar = spawn("sidecar", [
+        *trimesh_command(), "run", "sidecar", "--service", "productpage", "--port",
+        str(free_port(SIDECAR_HOST)), "--app-port", str(app_port), "--address", SIDECAR_HOST,
+        "--proxy-port", str(proxy_port), "--admin-port", str(admin_port),
+        "--registry", str(registry), "--control", control_url, "--access-log", "off"], root)
+    proxy = f"http://{SIDECAR_HOST}:{proxy_port}"
+    traffic = Traffic(proxy, port)
+    _wait(lambda: traffic._one() == 200, "reviews through the sidecar", sidecar)
+    return [sidecar, upstream], proxy, port, f"http://{SIDECAR_HOST}:{admin_port}"
+
+
+def _config_dump(admin: str) -> str:
+    try:
+        with urllib.request.urlopen(admin + "/config_dump", timeout=5) as answer:
+            return answer.read().decode()
+    except OSError:
+        return ""
+
+
 @pytest.fixture(scope="module")
 def lab(request, tmp_path_factory):
     root_conftest = Path(__file__).resolve().parent.parent / "conftest.py"
@@ -137,6 +205,7 @@ def lab(request, tmp_path_factory):
     root = tmp_path_factory.mktemp("etcd-lab")
     cluster = Cluster(root, etcd)
     controls: list[Control] = []
+    others: list[Proc] = []
     try:
         for host in ETCD_HOSTS:
             cluster.start(host)
@@ -147,8 +216,13 @@ def lab(request, tmp_path_factory):
                     for i, h in enumerate(CONTROL_HOSTS)]
         for control in controls:
             control.start()
+        others, proxy, port, admin = _start_sidecar(root, controls[1].url)
+        cluster.traffic = lambda: Traffic(proxy, port)
+        cluster.sidecar_config = lambda: _config_dump(admin)
         yield cluster, controls
     finally:
+        for proc in others:
+            proc.stop()
         for control in controls:
             if control.proc is not None:
                 control.proc.stop()
@@ -233,9 +307,10 @@ def test_kill_9_of_a_control_during_a_burst_loses_no_acknowledged_object(lab):
         killed.set()
 
     thread = threading.Thread(target=killer)
-    thread.start()
-    failed_at = None
-    with ControlClient(a.url, timeout=10) as ca:
+    cluster, _ = lab
+    with cluster.traffic() as traffic, ControlClient(a.url, timeout=10) as ca:
+        thread.start()
+        failed_at = None
         for i in range(BURST):
             try:
                 ca.create(_rule(f"burst-{i:03d}"))
@@ -243,8 +318,9 @@ def test_kill_9_of_a_control_during_a_burst_loses_no_acknowledged_object(lab):
                 failed_at = i
                 break
             acked.append(f"burst-{i:03d}")
-    thread.join(WAIT)
+        thread.join(WAIT)
     assert killed.is_set() and failed_at is not None and len(acked) >= 100
+    assert traffic.answers and set(traffic.answers) == {200}  # the sidecar served throughout
     names = _wait(lambda: (n := b.names()) >= set(acked) and n, "every acked object on b")
     assert set(acked) <= names
     # the one in flight when a died is there or not, nothing after it
@@ -260,14 +336,23 @@ def test_restarting_a_control_keeps_everything(lab):
 
 def test_with_one_etcd_member_killed_writes_continue_through_both_controls(lab):
     cluster, (a, b) = lab
-    cluster.members[ETCD_HOSTS[0]].kill9()  # the first endpoint of both controls
     written = []
+    with cluster.traffic() as traffic:
+        cluster.members[ETCD_HOSTS[0]].kill9()  # the first endpoint of both controls
+        _write_through(a, b, written)
+    assert traffic.answers and set(traffic.answers) == {200}
+    for control in (a, b):
+        _wait(lambda control=control: control.names() >= set(written),
+              f"{control.name} sees every write made with a member down")
+    # the sidecar (on control2) got the rules written through control1 with a member down
+    _wait(lambda: all(name in cluster.sidecar_config() for name in written),
+          "the sidecar's config has every write")
+
+
+def _write_through(a: Control, b: Control, written: list[str]) -> None:
     for control in (a, b, a, b):
         with control.client() as c:
             for i in range(10):
                 name = f"after-kill-{control.name}-{len(written):02d}"
                 c.create(_rule(name))
                 written.append(name)
-    for control in (a, b):
-        _wait(lambda control=control: control.names() >= set(written),
-              f"{control.name} sees every write made with a member down")
