@@ -4,7 +4,6 @@ against a stand-in gateway in memory of the process (no etcd needed)."""
 from __future__ import annotations
 
 import pytest
-import trio
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -219,7 +219,7 @@ def _error_text(data: bytes) -> str:
 class EtcdStore:
     """The config store in etcd (see the module doc). Make one with :func:`open_etcd_store`."""
 
-    shared = True  # other controls publish the same objects into gossip (trimesh/control/_publish.py)
+    shared = True  # other controls publish the same objects into gossip (see ._publish)
 
     def __init__(self, target: EtcdTarget, *, state_dir: str | os.PathLike[str] | None = None,
                  client: EtcdClient | None = None) -> None:
@@ -317,7 +317,8 @@ class EtcdStore:
             log.warning("control: skipping a stored object: %s", problem)
         self._notify()
 
-    async def follow(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def follow(self, *,
+                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep the mirror current until cancelled (reconnecting on every failure); reports
         started once the first stream is established."""
         backoff = WATCH_BACKOFF[0]

@@ -295,7 +295,8 @@ class Mirror:
                 namespace: str | None = None) -> list[ConfigObject]:
         return sorted(
             (o for o in self._objects.values()
-             if (kind is None or o.kind == kind) and (namespace is None or o.namespace == namespace)),
+             if (kind is None or o.kind == kind)
+             and (namespace is None or o.namespace == namespace)),
             key=lambda o: o.key)
 
     def reset(self, kvs: Iterable[KeyValue], revision: int) -> list[str]:
