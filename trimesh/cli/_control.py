@@ -11,7 +11,7 @@ import click
 import trio
 
 from ..config import DEFAULT_DOMAIN
-from ..control import DEFAULT_CONFIG_PORT, serve_control
+from ..control import DEFAULT_CONFIG_PORT, parse_store_url, serve_control
 from ..discovery import DEFAULT_PORT as DEFAULT_GOSSIP_PORT
 from ..discovery import PROFILES, parse_addr
 from ..discovery import gossip_profile as gossip_profile_config
@@ -42,6 +42,9 @@ async def _serve_until_signal(**options: object) -> None:
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the config store persists objects [default: "
                    "$XDG_STATE_HOME/trimesh/control, i.e. ~/.local/state/trimesh/control].")
+@click.option("--store", "store_url", default=None, metavar="etcd://HOST:PORT[,HOST:PORT...]",
+              help="Keep the config in this etcd cluster (v3 API; members tried in order, with "
+                   "failover) instead of under --state-dir [default: the state directory].")
 @click.option("--address", default="127.0.0.1", show_default=True,
               help="IP address the config API binds.")
 @click.option("--config-port", type=click.IntRange(0, 65535), default=DEFAULT_CONFIG_PORT,
@@ -58,7 +61,7 @@ async def _serve_until_signal(**options: object) -> None:
               help="Gossip timing: lan (memberlist's LAN defaults) or local (faster failure "
                    "detection for one host).")
 @click.option("--no-gossip", is_flag=True, help="Run without a gossip member.")
-def run_control(state_dir: Path | None, address: str, config_port: int, domain: str,
+def run_control(state_dir: Path | None, store_url: str | None, address: str, config_port: int, domain: str,
                 gossip_port: int | None, join: tuple[str, ...], gossip_profile: str,
                 no_gossip: bool) -> None:
     """Run the control process: the config store and its API, and a gossip member that
@@ -72,10 +75,16 @@ def run_control(state_dir: Path | None, address: str, config_port: int, domain: 
             parse_addr(seed)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--join") from None
+    if store_url is not None:
+        try:
+            parse_store_url(store_url)
+        except TrimeshError as exc:
+            raise click.BadParameter(str(exc), param_hint="--store") from None
     if gossip_port is None:
         gossip_port = 0 if config_port == 0 else DEFAULT_GOSSIP_PORT
     try:
-        trio.run(partial(_serve_until_signal, state_dir=state_dir, address=address,
+        trio.run(partial(_serve_until_signal, state_dir=state_dir, store_url=store_url,
+                         address=address,
                          config_port=config_port, domain=domain,
                          gossip_port=None if no_gossip else gossip_port, join=list(join),
                          gossip_config=gossip_profile_config(gossip_profile)))

@@ -36,7 +36,7 @@ from ..nursery import ChildSpec, Supervisor, SupervisorError, cancel_on_stop
 from ._api import DEFAULT_CONFIG_PORT, Mesh, serve_config_api
 from ._gossip import Publisher, load_or_create_mesh_key, mesh_key_path
 from ._instances import InstanceStore
-from ._store import ConfigStore
+from ._etcd import open_config_store
 
 log = logging.getLogger("trimesh.control")
 
@@ -63,14 +63,16 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
                         join: list[str] | tuple[str, ...] = (),
                         gossip_config: GossipConfig | None = None,
                         children: Sequence[ChildSpec] = (),
+                        store_url: str | None = None,
                         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the control until cancelled. ``task_status.started`` gets the config API's URL.
     Raises ``StateError`` if the state directory cannot be used. ``gossip_port`` (0: any free
     port; ``None``: no gossip) runs the gossip member, joining the ``join`` seeds. ``children``
-    are extra supervised services started after the built-in ones."""
+    are extra supervised services started after the built-in ones. ``store_url``
+    (``etcd://HOST:PORT,...``) keeps the config in etcd instead of under ``state_dir``, which then
+    holds only this control's own files (mesh key, static instances, gossip members)."""
     state_path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
-    store = await trio.to_thread.run_sync(ConfigStore.open, state_path)
-    with store:
+    async with open_config_store(store_url, state_path) as store:
         instances = InstanceStore(state_path)
         mesh = Mesh(instances)
         specs = [ChildSpec("config-api", cancel_on_stop(partial(
@@ -101,7 +103,8 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
             async with trio.open_nursery() as nursery:
                 await nursery.start(supervisor.serve)
                 url = supervisor.started_value("config-api")
-                log.info("control ready: config API on %s, state in %s", url, state_path)
+                log.info("control ready: config API on %s, %sstate in %s", url,
+                         f"config in {store_url}, " if store_url else "", state_path)
                 log.debug("control: domain %s, %d objects at revision %d", domain,
                           len(store.list()), store.revision)
                 task_status.started(url)
