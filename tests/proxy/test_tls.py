@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from trimesh.ca import CertificateAuthority, SpiffeId, check_secure_naming, make_csr
-from trimesh.proxy._tls import client_context, handshake, peer_identity, server_context
+from trimesh.proxy import client_context, peer_identity, server_context, tls_handshake
 
 
 def _pem_key(key) -> bytes:
@@ -53,7 +53,7 @@ async def _pair(server_ctx, client_ctx, *, payload=b"ping" * 50_000):
         sock, _ = listener.accept()
         sock.setblocking(False)
         try:
-            stream = await handshake(sock, server_ctx, server_side=True)
+            stream = await tls_handshake(sock, server_ctx, server_side=True)
         except OSError as exc:
             got["server_error"] = str(exc)
             return
@@ -75,7 +75,7 @@ async def _pair(server_ctx, client_ctx, *, payload=b"ping" * 50_000):
         except BlockingIOError:
             await trio.lowlevel.wait_writable(sock)
         try:
-            stream = await handshake(sock, client_ctx, server_side=False)
+            stream = await tls_handshake(sock, client_ctx, server_side=False)
         except OSError as exc:
             got["client_error"] = str(exc)
             return
@@ -150,7 +150,7 @@ async def test_plaintext_to_a_tls_listener_fails_the_handshake(tmp_path):
         sock, _ = listener.accept()
         sock.setblocking(False)
         with pytest.raises(OSError, match="TLS handshake failed"):
-            await handshake(sock, server_ctx, server_side=True)
+            await tls_handshake(sock, server_ctx, server_side=True)
         errors.append("refused")
 
     with trio.fail_after(10):

@@ -27,3 +27,9 @@ from ._pool import UpstreamPool as UpstreamPool
 from ._replies import FLAGS_HEADER as FLAGS_HEADER
 from ._replies import render_reply as render_reply
 from ._server import HttpServer as HttpServer
+from ._tls import TlsStream as TlsStream
+from ._tls import client_context as client_context
+from ._tls import edge_context as edge_context
+from ._tls import tls_handshake as tls_handshake
+from ._tls import peer_identity as peer_identity
+from ._tls import server_context as server_context

@@ -33,11 +33,20 @@ class IngressProxy(OutboundProxy):
     direction = "ingress"
     report_service_time = True
 
-    def __init__(self, table, *, snapshot, rng, pool, access_log, **kw) -> None:
+    def __init__(self, table, *, snapshot, rng, pool, access_log, table_of=None, **kw) -> None:
+        self._table_of = table_of  # a getter of the current table (the sidecar's), or None
         super().__init__(table, rng=rng, pool=pool, access_log=access_log, **kw)
         self._snapshot = snapshot
         self._ingress: IngressTable | None = None
         self._ingress_of = None  # the snapshot the ingress table was compiled from
+
+    @property
+    def table(self):
+        return self._table_of() if self._table_of is not None else self._table
+
+    @table.setter
+    def table(self, value) -> None:
+        self._table = value
 
     def ingress_table(self) -> IngressTable:
         snap = self._snapshot()

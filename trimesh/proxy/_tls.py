@@ -30,7 +30,6 @@ import ssl
 
 import trio
 
-from ..ca import SpiffeId, identity_from_certificate
 from ._io import CHECKPOINT_EVERY, RECV_SIZE
 
 ALPN_PROTOCOLS = ["h2", "http/1.1"]
@@ -52,6 +51,16 @@ def server_context(chain_path: str, key_path: str, root_path: str) -> ssl.SSLCon
     ``key.pem``, ``root-cert.pem``): presents the workload's chain, requires a client
     certificate from the mesh root. A rotation builds a new context; connections keep theirs."""
     return _context(True, chain_path, key_path, root_path)
+
+
+def edge_context(cert_path: str, key_path: str) -> ssl.SSLContext:
+    """The ingress's HTTPS listener (``--tls-cert``/``--tls-key``): one certificate for every
+    client, no client certificate asked for (the docs' secure ingress, IN7)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert_path, key_path)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
 
 
 def client_context(chain_path: str, key_path: str, root_path: str) -> ssl.SSLContext:
@@ -150,7 +159,7 @@ class TlsStream:
         return f"<TlsStream {'closed' if self._closed else self.sock.version()}>"
 
 
-async def handshake(sock: socket.socket, ctx: ssl.SSLContext, *, server_side: bool) -> TlsStream:
+async def tls_handshake(sock: socket.socket, ctx: ssl.SSLContext, *, server_side: bool) -> TlsStream:
     """Wrap ``sock`` (connected, non-blocking) and complete the handshake; OSError on failure
     (the caller bounds the time). The socket is closed when the handshake fails."""
     tls = ctx.wrap_socket(sock, server_side=server_side, do_handshake_on_connect=False)
@@ -175,6 +184,10 @@ async def handshake(sock: socket.socket, ctx: ssl.SSLContext, *, server_side: bo
     return TlsStream(tls)
 
 
-def peer_identity(stream: TlsStream) -> SpiffeId | None:
-    """The SPIFFE identity in the peer's (already verified) certificate, or None."""
+def peer_identity(stream: TlsStream):
+    """The SPIFFE identity (``trimesh.ca.SpiffeId``) in the peer's (already verified)
+    certificate, or None. (trimesh.ca, and cryptography with it, is imported on first use: a
+    plaintext sidecar never loads them.)"""
+    from ..ca import identity_from_certificate
+
     return identity_from_certificate(stream.sock.getpeercert(binary_form=True))
