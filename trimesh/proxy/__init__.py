@@ -27,7 +27,8 @@ from ._pool import UpstreamPool as UpstreamPool
 from ._replies import FLAGS_HEADER as FLAGS_HEADER
 from ._replies import render_reply as render_reply
 from ._server import HttpServer as HttpServer
-from ._tcp import IDLE_TIMEOUT as TCP_IDLE_TIMEOUT
+from ._tcp import TCP_CONNECT_TRIES as TCP_CONNECT_TRIES
+from ._tcp import TCP_IDLE_TIMEOUT as TCP_IDLE_TIMEOUT
 from ._tcp import RelayStats as RelayStats
 from ._tcp import TcpProxy as TcpProxy
 from ._tcp import TcpServer as TcpServer

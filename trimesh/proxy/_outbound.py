@@ -28,7 +28,7 @@ from ._http1 import END, HOP_BY_HOP, render_request_head
 from ._pipeline import Pipeline
 from ._pool import UpstreamRequest, exchange
 from ._exchange import connection_tokens, split_target
-from ._tcp import IDLE_TIMEOUT, connect_tunnel
+from ._tcp import TCP_IDLE_TIMEOUT, connect_tunnel
 from ._upgrade import relay_upgrade
 
 MIRROR_MAX_IN_FLIGHT = 64  # concurrent mirror copies; more are dropped (counted)
@@ -91,7 +91,7 @@ class OutboundProxy(Pipeline):
         self.mirror_nursery = mirror_nursery
         self.mirror_max_in_flight = mirror_max_in_flight
         self.mirrors_in_flight = 0
-        self.tcp_idle_timeout = IDLE_TIMEOUT  # CONNECT tunnels (trimesh/proxy/_tcp.py)
+        self.tcp_idle_timeout = TCP_IDLE_TIMEOUT  # CONNECT tunnels (trimesh/proxy/_tcp.py)
 
     async def handle(self, ex) -> bool:
         head = ex.head

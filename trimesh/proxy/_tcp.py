@@ -18,16 +18,17 @@ carry bytes the mesh does not parse. Three ways in, one relay:
   relays each connection on its service port to the app (one connect try; UF when it fails).
 
 Connect tries: a TCP connection is retried on *connect* failure only (nothing was sent yet), on
-another host than the ones tried while one is left (Envoy's ``previous_hosts``), up to the route's
+another host than the ones tried while one is left (Envoy's ``previous_hosts``; with none left,
+any host again), up to the route's
 ``httpReqRetries.simpleRetry.attempts`` + 1 when the route has a retry policy, else
-:data:`CONNECT_TRIES`. Each try is bounded by the pool's connect timeout (1 s, Istio 0.x).
+:data:`TCP_CONNECT_TRIES`. Each try is bounded by the pool's connect timeout (1 s, Istio 0.x).
 
 The relay (:func:`relay`) runs one pump per direction. A pump reads up to :data:`RELAY_RECV_SIZE`
 bytes and writes them on (no per-byte Python work); on EOF it half-closes the other side
 (``send_eof``: ``shutdown(SHUT_WR)``) and stops, while the other direction goes on — a client
 that shuts down its write side still receives everything the server sends. The relay ends when
 both directions have seen EOF, when either side resets (the other is closed), or after
-:data:`IDLE_TIMEOUT` seconds with no byte in either direction (Envoy tcp_proxy's
+:data:`TCP_IDLE_TIMEOUT` seconds with no byte in either direction (Envoy tcp_proxy's
 ``idle_timeout`` default, 1 h). Byte counts are kept per direction as they flow, so a cut-short
 connection still reports what passed.
 
@@ -52,9 +53,9 @@ from ..routing import (NO_HEALTHY_UPSTREAM, OVERFLOW, UPSTREAM_FAILURE, Forward,
 from ..telemetry import RequestRecord
 from . import _io
 
-IDLE_TIMEOUT = 3600.0  # seconds with no byte either way; Envoy tcp_proxy idle_timeout default 1 h
+TCP_IDLE_TIMEOUT = 3600.0  # seconds with no byte either way; Envoy tcp_proxy idle_timeout default 1 h
 RELAY_RECV_SIZE = 256 * 1024  # bytes per receive: few syscalls and Python steps per MB
-CONNECT_TRIES = 3  # connect tries without a route retry policy (Envoy's tcp_proxy default is 1)
+TCP_CONNECT_TRIES = 3  # connect tries without a route retry policy (Envoy's tcp_proxy default is 1)
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 _NO_REDIRECT = MeshReply(404, "NR", "a redirect route does not apply to a CONNECT tunnel")
 
@@ -78,7 +79,7 @@ class RelayStats:
                 f"idle_timed_out={self.idle_timed_out} reset={self.reset}>")
 
 
-async def relay(a, b, *, idle_timeout: float = IDLE_TIMEOUT, stats: RelayStats | None = None,
+async def relay(a, b, *, idle_timeout: float = TCP_IDLE_TIMEOUT, stats: RelayStats | None = None,
                 first: bytes = b"") -> RelayStats:
     """Relay bytes between streams ``a`` (the client side) and ``b`` until both directions ended
     (module docstring). ``first``: bytes of ``a`` already read (sent to ``b`` first). Streams need
@@ -134,7 +135,7 @@ def decide_tcp(table, authority: str, rng, *, method: str = "CONNECT"):
 def connect_tries(fwd: Forward) -> int:
     """How many connect tries a TCP connection routed by ``fwd`` gets (module docstring)."""
     retry = fwd.retry
-    return retry.attempts + 1 if retry is not None else CONNECT_TRIES
+    return retry.attempts + 1 if retry is not None else TCP_CONNECT_TRIES
 
 
 async def open_upstream(fwd: Forward, pool, rng, now: float):
@@ -207,7 +208,7 @@ async def connect_tunnel(proxy, ex) -> bool:
         # which takes an EOF from a busy connection for a client gone, away from it.
         down.server._busy.discard(down)
         await relay(down.stream, conn.stream, first=down.parser.leftover,
-                    idle_timeout=getattr(proxy, "tcp_idle_timeout", IDLE_TIMEOUT), stats=stats)
+                    idle_timeout=getattr(proxy, "tcp_idle_timeout", TCP_IDLE_TIMEOUT), stats=stats)
     finally:
         proxy.pool.discard(conn)
         if inst is not None:
@@ -233,7 +234,7 @@ class TcpProxy:
 
     def __init__(self, direction: str, *, rng, pool, access_log, target: str = "",
                  table_of=None, app_endpoint: tuple[str, int] | None = None, service: str = "",
-                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+                 idle_timeout: float = TCP_IDLE_TIMEOUT) -> None:
         if direction not in ("outbound", "inbound"):
             raise ValueError(f"direction must be outbound or inbound, got {direction!r}")
         self.direction = direction
