@@ -41,3 +41,34 @@ def test_which_protocols_relay_bytes(protocol, tcp):
 ])
 def test_register_port_choice(name, port, protocol, why):
     assert register_port_protocol(name, port) == (protocol, why)
+
+
+@pytest.mark.parametrize("value, parsed", [
+    ("echo:9000=19000", ("echo", 9000, 19000)),
+    ("db.prod:3306=13306", ("db.prod", 3306, 13306)),
+    ("echo:9000", None), ("echo=19000", None), (":9000=1", None), ("echo:0=1", None),
+    ("echo:9000=70000", None), ("echo:x=1", None),
+])
+def test_upstream_flag_parsing(value, parsed):
+    import click
+
+    from trimesh.cli._sidecar import parse_upstream
+
+    if parsed is None:
+        with pytest.raises(click.BadParameter, match="SERVICE:PORT=LOCAL_PORT"):
+            parse_upstream(value)
+    else:
+        assert parse_upstream(value) == parsed
+
+
+def test_tcp_record_carries_connection_byte_attributes():
+    from trimesh.telemetry import RequestRecord
+
+    rec = RequestRecord(0.0, "outbound", "CONNECT", "db:3306", "", 200, "", "10.0.0.5:3306",
+                        "db", None, 1.0, 1, None, "tcp", protocol="tcp", received_bytes=7,
+                        sent_bytes=9)
+    bag = rec.attributes()
+    assert (bag["connection.received.bytes"], bag["connection.sent.bytes"]) == (7, 9)
+    assert bag["context.protocol"] == "tcp"
+    http = RequestRecord(0.0, "outbound", "GET", "a", "/", 200, "", "", "", None, 0.0, 1, None)
+    assert "connection.sent.bytes" not in http.attributes()  # -1: unknown, left out
