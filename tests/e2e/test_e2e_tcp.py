@@ -1,7 +1,7 @@
 """TCP through real sidecars (docs/protocols.md "TCP"): a byte-echo service behind a sidecar with
 ``--protocol tcp``, reached through ``CONNECT`` on a client sidecar's outbound listener and
-through ``--upstream``; a ``--protocol mysql`` service on 3306 (the port ``trimesh register``
-maps to mysql) relays as TCP. Loopback block 127.0.140.x only; every process stopped by PID."""
+through ``--upstream``; a ``--protocol mysql`` service on 3306 relays as TCP, reached by its
+sidecar entry and by a ``trimesh register``-ed bare port 3306 learnt through a real control. Loopback block 127.0.140.x only; every process stopped by PID."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -213,3 +214,56 @@ def test_connect_failures_are_mesh_replies(tcp_mesh, target, status, flag):
     assert head.split(b"\r\n", 1)[0].split(b" ")[1] == str(status).encode()
     assert f"{FLAGS_HEADER}: {flag}".encode() in head.lower().replace(flag.lower().encode(),
                                                                       flag.encode())
+
+
+CONTROL = "127.0.140.20"
+GOSSIP_CLIENT = "127.0.140.21"
+
+
+def test_a_port_registered_as_3306_relays_as_tcp(tcp_mesh, tmp_path):
+    """``trimesh register db-vm 127.0.140.13 3306`` (a bare well-known port) through a real
+    control; a sidecar that learns the instance by gossip CONNECTs to it and the bytes relay (the
+    instance is the db sidecar's TCP inbound on 3306, in front of the echo app)."""
+    procs = []
+    try:
+        state = tmp_path / "state"
+        config_port, gossip_port = free_port(CONTROL), free_port(CONTROL)
+        control = spawn("control", trimesh_command() + [
+            "run", "control", "--state-dir", str(state), "--address", CONTROL,
+            "--config-port", str(config_port), "--gossip-port", str(gossip_port),
+            "--gossip-profile", "local"], tmp_path)
+        procs.append(control)
+        key = state / "gossip.key"
+        _wait(lambda: key.exists() and "control ready" in control.log_tail(), "control", procs)
+        url = f"http://{CONTROL}:{config_port}"
+        out = subprocess.run(trimesh_command() + ["register", "db-vm", DB_SIDECAR, "3306",
+                                                  "--control", url],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert "(mysql:3306)" in out.stdout
+        assert "port 3306: mysql (well-known port 3306)" in out.stdout
+        admin, proxy = free_port(GOSSIP_CLIENT), free_port(GOSSIP_CLIENT)
+        client = spawn("gossip-client", trimesh_command() + [
+            "run", "sidecar", "--service", "vmclient", "--port", str(free_port(GOSSIP_CLIENT)),
+            "--app-port", "1", "--address", GOSSIP_CLIENT, "--proxy-port", str(proxy),
+            "--admin-port", str(admin), "--control", "none", "--health-checks", "off",
+            "--gossip-port", str(free_port(GOSSIP_CLIENT)), "--join", f"{CONTROL}:{gossip_port}",
+            "--gossip-key-file", str(key), "--gossip-profile", "local",
+            "--access-log", str(tmp_path / "vmclient-access.log")], tmp_path)
+        procs.append(client)
+        _wait(lambda: _ready(GOSSIP_CLIENT, admin), "the gossip client", procs)
+
+        def learned():
+            clusters = httpx.get(f"http://{GOSSIP_CLIENT}:{admin}/config_dump", timeout=2).json()
+            return any(i["service"] == "db-vm" and i["protocol"] == "mysql"
+                       for i in clusters["instances"])
+
+        _wait(learned, "db-vm by gossip", procs)
+        mesh = {"client": {"address": GOSSIP_CLIENT, "proxy": proxy}}
+        sock, head = _connect(mesh, "db-vm:3306")
+        assert head.startswith(b"HTTP/1.1 200")
+        payload = os.urandom(100_000)
+        assert _echo_through(sock, payload) == payload
+    finally:
+        for p in reversed(procs):
+            p.stop()
