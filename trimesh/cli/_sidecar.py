@@ -11,6 +11,8 @@ import click
 import trio
 
 from ..config import PROTOCOLS
+
+SIDECAR_PROTOCOLS = tuple(p for p in PROTOCOLS if p != "https")  # https: TLS the mesh does not end
 from ..errors import TrimeshError
 from ._main import run
 
@@ -46,6 +48,17 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def parse_upstream(value: str) -> tuple[str, int, int]:
+    """``reviews:9080=19080`` -> ``("reviews", 9080, 19080)`` (``--upstream``, CLI.md)."""
+    target, sep, local = value.rpartition("=")
+    service, colon, port = target.rpartition(":")
+    if (not sep or not colon or not service or not port.isdigit() or not local.isdigit()
+            or not 0 < int(port) < 65536 or not 0 < int(local) < 65536):
+        raise click.BadParameter(f"expected SERVICE:PORT=LOCAL_PORT with ports in 1..65535, "
+                                 f"got {value!r}", param_hint="--upstream")
+    return service, int(port), int(local)
+
+
 def _setup_logging(access_log: str) -> None:
     root = logging.getLogger()
     if not root.handlers:
@@ -74,7 +87,12 @@ def _setup_logging(access_log: str) -> None:
 @click.option("--service-account", default="default", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), required=True,
               help="The service port; the inbound listener binds it on --address.")
-@click.option("--protocol", type=click.Choice(PROTOCOLS[:4]), default="http", show_default=True)
+@click.option("--protocol", type=click.Choice(SIDECAR_PROTOCOLS), default="http", show_default=True,
+              help="How the service port is proxied: http/http2/grpc through the HTTP pipeline; "
+                   "tcp, mongo, redis, mysql as a byte relay to the app (docs/protocols.md).")
+@click.option("--upstream", "upstreams", multiple=True, metavar="SERVICE:PORT=LOCAL_PORT",
+              help="A plain TCP listener on --address:LOCAL_PORT relaying each connection to "
+                   "SERVICE:PORT (repeatable).")
 @click.option("--app-port", type=click.IntRange(1, 65535), required=True,
               help="Where the app listens (on --app-address).")
 @click.option("--app-address", default="127.0.0.1", show_default=True)
@@ -113,7 +131,8 @@ def _setup_logging(access_log: str) -> None:
 @click.option("--health-path", default="/health", show_default=True,
               help="Path the health checker GETs.")
 @click.argument("app_args", nargs=-1, type=click.UNPROCESSED)
-def run_sidecar(service, namespace, version, label, service_account, port, protocol, app_port,
+def run_sidecar(service, namespace, version, label, service_account, port, protocol, upstreams,
+                app_port,
                 app_address, address, proxy_port, admin_port, gossip_port, join, gossip_key_file,
                 gossip_profile, control, registry, config_files, drain_timeout, access_log, seed,
                 health_checks, health_interval, health_path, app_args) -> None:
@@ -139,6 +158,7 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
         registry=registry, config_files=list(config_files), drain_timeout=drain_timeout,
         app_argv=list(app_args), seed=seed)
     config.health_checks, config.health_interval = health_checks, health_interval
+    config.upstreams = [parse_upstream(u) for u in upstreams]
     if not health_path.startswith("/"):
         raise click.BadParameter("must start with '/'", param_hint="--health-path")
     config.health_path = health_path
