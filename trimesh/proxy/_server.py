@@ -213,6 +213,11 @@ class HttpServer:
             self._timer_wake = deadline
             self._timer_scope.deadline = deadline  # rare: only an earlier deadline wakes it
 
+    def detach(self, down: Downstream) -> None:
+        """The connection became a tunnel (CONNECT, an upgrade) that handles its client's EOF
+        itself (half-close): the watchdog no longer takes an EOF for a client gone."""
+        self._busy.discard(down)
+
     def disarm(self, down: Downstream) -> None:
         bucket = down.armed
         if bucket is not None:

@@ -204,9 +204,7 @@ async def connect_tunnel(proxy, ex) -> bool:
     try:
         await down.stream.send_all(ESTABLISHED)
         down.response_started = True
-        # The tunnel sees the client's EOF itself (half-close): keep the listener's watchdog,
-        # which takes an EOF from a busy connection for a client gone, away from it.
-        down.server._busy.discard(down)
+        down.server.detach(down)  # the tunnel sees the client's EOF itself (half-close)
         await relay(down.stream, conn.stream, first=down.parser.leftover,
                     idle_timeout=getattr(proxy, "tcp_idle_timeout", TCP_IDLE_TIMEOUT), stats=stats)
     finally:

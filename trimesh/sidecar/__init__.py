@@ -16,6 +16,10 @@ from ._health import HEALTH_TIMEOUT as HEALTH_TIMEOUT
 from ._health import HealthCheckConfig as HealthCheckConfig
 from ._health import HealthChecker as HealthChecker
 from ._health import serve_health_checker as serve_health_checker
+from ._ingress import DEFAULT_INGRESS_PORT as DEFAULT_INGRESS_PORT
+from ._ingress import DEFAULT_INGRESS_TLS_PORT as DEFAULT_INGRESS_TLS_PORT
+from ._ingress import IngressOptions as IngressOptions
+from ._ingress import install_ingress as install_ingress
 from ._sidecar import DEFAULT_ADMIN_PORT as DEFAULT_ADMIN_PORT
 from ._sidecar import DEFAULT_CONTROL_URL as DEFAULT_CONTROL_URL
 from ._sidecar import DEFAULT_DRAIN_TIMEOUT as DEFAULT_DRAIN_TIMEOUT
