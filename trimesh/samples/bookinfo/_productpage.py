@@ -15,7 +15,7 @@ API) carry the incoming ``Cookie`` and tracing headers and have a 3 s timeout ea
 is tried **twice** — the deliberate bug the fault-injection task is built on (3 s × 2 = ~6 s before
 "Sorry, product reviews are currently unavailable for this book."; traffic-tasks.md §3.3).
 
-Run it: ``python -m examples.bookinfo.productpage --address 127.0.0.5 --port 9080``. With
+Run it: ``python -m trimesh.samples.bookinfo.productpage --address 127.0.0.5 --port 9080``. With
 ``HTTP_PROXY`` set (the sidecar sets it) the calls go through the sidecar; otherwise straight to
 ``DETAILS_HOSTNAME:DETAILS_PORT`` etc. or the ``--details-url``/``--reviews-url``/``--ratings-url`` given.
 """
@@ -314,7 +314,7 @@ and its reviews (from <code>reviews</code>, which v2 and v3 decorate with stars 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.bookinfo.productpage",
+    parser = argparse.ArgumentParser(prog="python -m trimesh.samples.bookinfo.productpage",
                                      description="BookInfo productpage service (v1)")
     add_server_arguments(parser)
     parser.add_argument("--details-url", help="base URL of details (default http://details:9080)")

@@ -32,7 +32,7 @@ from typing import Any
 import h11
 import trio
 
-log = logging.getLogger("examples")
+log = logging.getLogger("trimesh.samples")
 
 DEFAULT_PORT = 9080  # every BookInfo service listens on 9080 (BookInfo guide, E:140-144)
 RECEIVE_SIZE = 65536

@@ -17,7 +17,7 @@ When the ratings call fails (error, non-2xx, timeout) every review gets
 ``"rating": {"error": "Ratings service is currently unavailable"}`` and reviews still answers 200.
 The caller's ``Cookie`` and tracing headers are forwarded to ratings so a rule can match them there.
 
-Run it: ``python -m examples.bookinfo.reviews --version v2 --address 127.0.0.7 --port 9080``
+Run it: ``python -m trimesh.samples.bookinfo.reviews --version v2 --address 127.0.0.7 --port 9080``
 (``REVIEWS_VERSION`` is the default for ``--version``; ``RATINGS_HOSTNAME``/``RATINGS_PORT`` or
 ``--ratings-url`` point it elsewhere; ``HTTP_PROXY`` sends the call through the sidecar).
 """
@@ -132,7 +132,7 @@ def _host_of(url: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.bookinfo.reviews",
+    parser = argparse.ArgumentParser(prog="python -m trimesh.samples.bookinfo.reviews",
                                      description="BookInfo reviews service (v1, v2 or v3)")
     add_server_arguments(parser)
     parser.add_argument("--version", choices=sorted(VERSIONS),

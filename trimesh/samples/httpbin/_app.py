@@ -180,7 +180,7 @@ class HttpBin:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.httpbin",
+    parser = argparse.ArgumentParser(prog="python -m trimesh.samples.httpbin",
                                      description="An httpbin-like HTTP service")
     add_server_arguments(parser, default_port=DEFAULT_PORT)
     parser.add_argument("--version", default="v1", help="the version label it runs as (for its log line)")
