@@ -32,7 +32,7 @@ from e2e_harness import (READY_TIMEOUT, SERVICE_PORT, Sidecar, Upstream, sidecar
                          wait_sidecar_ready, wait_until, wait_upstream_ready)
 from procs import Proc, free_port, spawn, trimesh_command
 
-from examples._client import FetchError, HttpConnection, split_url
+from trimesh.samples._client import FetchError, HttpConnection, split_url
 
 REPO = Path(__file__).resolve().parents[2]
 FLAGS_HEADER = "x-trimesh-response-flags"  # the wire names (docs/sidecar.md), not imports:

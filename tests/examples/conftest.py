@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import functools
-import pathlib
-import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # examples/ is not installed: it is imported from the checkout
-    sys.path.insert(0, str(REPO))
-
-from examples._server import serve_http  # noqa: E402
+from trimesh.samples._server import serve_http
 
 
 @pytest.fixture

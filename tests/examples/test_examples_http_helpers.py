@@ -9,8 +9,8 @@ import h11
 import pytest
 import trio
 
-from examples._client import FetchError, HttpConnection, Proxy, fetch, proxy_from_environ
-from examples._server import Request, Response, compile_routes, dispatch, json_response
+from trimesh.samples._client import FetchError, HttpConnection, Proxy, fetch, proxy_from_environ
+from trimesh.samples._server import Request, Response, compile_routes, dispatch, json_response
 
 
 async def raw_exchange(url: str, data: bytes) -> bytes:
@@ -84,7 +84,7 @@ async def test_handler_exception_is_a_500_and_the_connection_survives(serve, cap
     base = await serve(flaky)
     host, port = base.removeprefix("http://").split(":")
     conn = await HttpConnection.connect(host, int(port))
-    with caplog.at_level(logging.ERROR, logger="examples"):
+    with caplog.at_level(logging.ERROR, logger="trimesh.samples"):
         assert (await conn.request("GET", "/boom", [("host", "x")])).status == 500
     assert (await conn.request("GET", "/fine", [("host", "x")])).status == 200
     await conn.aclose()

@@ -33,7 +33,7 @@ def fortio(proxy_url: str, connections: int, calls: int) -> dict[int, int]:
     """``fortio load -c C -qps 0 -n N -loglevel Warning http://httpbin:8000/get`` (the task's
     command) with our loadgen; returns its code histogram."""
     out = subprocess.run(
-        [sys.executable, "-m", "examples.loadgen", "load", "-c", str(connections), "-qps", "0",
+        [sys.executable, "-m", "trimesh.samples.loadgen", "load", "-c", str(connections), "-qps", "0",
          "-n", str(calls), "-loglevel", "Warning", "http://httpbin:8000/get"],
         check=False, capture_output=True, text=True, timeout=60,
         env={**os.environ, "HTTP_PROXY": proxy_url, "http_proxy": proxy_url, "NO_PROXY": ""})
@@ -49,7 +49,7 @@ def fortio(proxy_url: str, connections: int, calls: int) -> dict[int, int]:
 
 async def test_docs_circuit_breaking_task(tmp_path):
     address = next_address()
-    httpbin = spawn("httpbin", [sys.executable, "-m", "examples.httpbin", "--address", address,
+    httpbin = spawn("httpbin", [sys.executable, "-m", "trimesh.samples.httpbin", "--address", address,
                                 "--port", "8000"], tmp_path)
     sidecar = None
     try:

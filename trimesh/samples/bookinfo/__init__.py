@@ -28,7 +28,7 @@ from ._productpage import render_product_page as render_product_page
 from ._ratings import RATINGS as RATINGS
 from ._ratings import Ratings as Ratings
 from ._reviews import REVIEWS as REVIEWS
-from ._reviews import VERSIONS as REVIEWS_VERSIONS
+from ._reviews import REVIEWS_VERSIONS as REVIEWS_VERSIONS
 from ._reviews import Reviews as Reviews
-from ._reviews import RATINGS_UNAVAILABLE as REVIEW_RATINGS_UNAVAILABLE
+from ._reviews import REVIEW_RATINGS_UNAVAILABLE as REVIEW_RATINGS_UNAVAILABLE
 
