@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,8 @@ from trimesh.nursery import group_members
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout the wheel is built from
+COPY_IGNORE = (".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__",
+               ".pytest_cache", ".hypothesis", "tests", "bench")
 BLOCK = "127.0.190"
 BUILD_TIMEOUT = 180.0  # seconds: pip wheel (setuptools in an isolated build env)
 INSTALL_TIMEOUT = 300.0  # seconds: a fresh venv and the wheel's dependencies
@@ -62,7 +65,11 @@ def _running_from(prefix: Path) -> list[int]:
 def wheel_venv(tmp_path_factory) -> Path:
     """A fresh venv with the built wheel installed (not editable); its ``bin`` directory."""
     where = tmp_path_factory.mktemp("wheel")
-    built = _run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q",
+    # built from a copy: setuptools writes build/ into the source tree, and a stale build/lib
+    # there (a module since removed) would end up in the wheel
+    source = where / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*COPY_IGNORE))
+    built = _run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q",
                   "-w", str(where / "dist")], timeout=BUILD_TIMEOUT, cwd=where)
     wheels = sorted((where / "dist").glob("trimesh_mesh-*.whl"))
     if built.returncode != 0 or len(wheels) != 1:
