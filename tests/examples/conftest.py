@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from trimesh.samples._server import serve_http
+from trimesh.samples._server import serve_sample
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def serve(nursery):
     """``await serve(handler, name)`` starts ``handler`` on 127.0.0.1:<free port>; returns its URL."""
 
     async def start(handler, name: str = "test") -> str:
-        listening = await nursery.start(functools.partial(serve_http, handler, address="127.0.0.1",
+        listening = await nursery.start(functools.partial(serve_sample, handler, address="127.0.0.1",
                                                           port=0, name=name))
         return listening.url
 

@@ -10,7 +10,8 @@ import pytest
 import trio
 
 from trimesh.samples._client import FetchError, HttpConnection, Proxy, fetch, proxy_from_environ
-from trimesh.samples._server import Request, Response, compile_routes, dispatch, json_response
+from trimesh.samples._server import (Request, Response, compile_routes, dispatch, form_fields,
+                                    json_response, request_cookies)
 
 
 async def raw_exchange(url: str, data: bytes) -> bytes:
@@ -29,7 +30,7 @@ async def raw_exchange(url: str, data: bytes) -> bytes:
 
 async def echo(request: Request) -> Response:
     return json_response({"method": request.method, "path": request.path, "query": request.query,
-                          "cookies": request.cookies, "form": request.form(), "body": request.body.decode()})
+                          "cookies": request_cookies(request), "form": form_fields(request), "body": request.body.decode()})
 
 
 async def test_request_fields(serve):

@@ -158,10 +158,10 @@ async def test_access_log_line(serve, caplog, nursery):
     import functools
     import logging
 
-    from trimesh.samples._server import serve_http
+    from trimesh.samples._server import serve_sample
 
     caplog.set_level(logging.INFO, logger="trimesh.samples")
-    listening = await nursery.start(functools.partial(serve_http, HttpBin(), address="127.0.0.1", port=0,
+    listening = await nursery.start(functools.partial(serve_sample, HttpBin(), address="127.0.0.1", port=0,
                                                       name="httpbin v2", access_log=True))
     await fetch(f"{listening.url}/headers", headers=[("user-agent", "curl/7.35.0")], timeout=10)
     assert f"httpbin v2 ready on {listening.url}" in caplog.messages

@@ -1,24 +1,23 @@
-"""The one tiny HTTP/1.1 server every example service is built on (Trio + h11).
+"""The sample services' side of HTTP: their handlers run on the project's one HTTP/1.1 helper,
+:mod:`trimesh.service` (h11), and this module adds only what the samples share on top of it.
 
-Theory of operation: :func:`serve_http` binds a TCP listener, logs one "ready" line naming the URL it
-listens on, reports readiness through ``task_status`` and then serves each connection in its own task.
-A connection task runs h11's server state machine (RFC 9112): read one complete request (head and
-body; example requests are small, so bodies are buffered), hand a :class:`Request` to the application
-handler, write its :class:`Response` with a ``Content-Length``, then start the next cycle for
-keep-alive or close when either side asked to. A malformed request gets a 400 and the connection is
-closed; an exception in the handler becomes a 500 (logged), so one bad request never takes the
-service down.
-
-The applications are plain async callables ``handler(request) -> Response``; :func:`dispatch` maps a
-request to one of a table of ``(method, path regex, function)`` routes. :func:`run_server` is the
-shared ``main`` body: logging, SIGTERM/SIGINT handling (exit status 0, as a well-behaved app under a
-sidecar should) and ``trio.run``.
+Theory of operation: :func:`serve_sample` runs a handler on a :class:`trimesh.service.HttpService`
+— which reads each request (RFC 9112, keep-alive and pipelining, ``Expect: 100-continue``), answers
+a malformed request with 400, a body over :data:`MAX_BODY` with 413 (lingering close), a handler's
+exception with 500 (logged, the service keeps serving) and sends each response with a
+``Content-Length`` — with the samples' ``server`` header, then logs the sample's own ready line
+naming its URL (``details v1 ready on http://127.0.0.3:9080``, what launchers and tests wait for)
+and, with ``access_log``, one Common Log Format line per request. The applications are plain async
+callables ``handler(request) -> Response`` on the service's :class:`~trimesh.service.Request` and
+:class:`~trimesh.service.Response`; :func:`dispatch` maps a request to one of a table of
+``(method, path regex, function)`` routes; :func:`request_cookies` and :func:`form_fields` read
+what the BookInfo and httpbin handlers need. :func:`run_server` is the shared ``main`` body:
+logging, SIGTERM/SIGINT handling (exit status 0, as a well-behaved app under a sidecar should) and
+``trio.run``.
 """
 
 from __future__ import annotations
 
-import email.utils
-import http
 import json
 import logging
 import re
@@ -26,72 +25,47 @@ import signal
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import h11
 import trio
+
+from ..errors import TrimeshError
+from ..service import HttpService, Request, Response
 
 log = logging.getLogger("trimesh.samples")
 
 DEFAULT_PORT = 9080  # every BookInfo service listens on 9080 (BookInfo guide, E:140-144)
-RECEIVE_SIZE = 65536
-MAX_BODY = 1 << 20  # example requests are tiny; refuse anything larger with 413
+MAX_BODY = 1 << 20  # sample requests are tiny; refuse anything larger with 413 at once (no discard)
 SERVER_HEADER = "trimesh-example"
-LINGER_TIMEOUT = 2.0  # seconds to drain a client's input after an error answer before closing
-LINGER_MAX_BYTES = 4 << 20
 
 
-@dataclass(frozen=True)
-class Request:
-    """One complete HTTP request as the application sees it."""
-
-    method: str
-    target: str  # as received: origin-form ("/a?b") or absolute-form ("http://h:80/a?b")
-    headers: tuple[tuple[str, str], ...]  # lower-case names, in arrival order
-    body: bytes = b""
-    client: tuple[str, int] | None = None
-    http_version: str = "1.1"
-    path: str = field(init=False)
-    query: dict[str, list[str]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        parts = urllib.parse.urlsplit(self.target)
-        object.__setattr__(self, "path", urllib.parse.unquote(parts.path) or "/")
-        object.__setattr__(self, "query", urllib.parse.parse_qs(parts.query, keep_blank_values=True))
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        """The value of a header (repeats joined as RFC 9110 allows; cookies with "; ")."""
-        name = name.lower()
-        values = [v for k, v in self.headers if k == name]
-        if not values:
-            return default
-        return ("; " if name == "cookie" else ", ").join(values)
-
-    @property
-    def cookies(self) -> dict[str, str]:
-        jar: dict[str, str] = {}
-        for part in (self.header("cookie") or "").split(";"):
-            key, sep, value = part.strip().partition("=")
+def request_cookies(request: Request) -> dict[str, str]:
+    """The request's cookies (every ``Cookie`` header; the first value of a repeated name)."""
+    jar: dict[str, str] = {}
+    for name, value in request.headers:
+        if name != "cookie":
+            continue
+        for part in value.split(";"):
+            key, sep, val = part.strip().partition("=")
             if sep and key:
-                jar.setdefault(key, value)
-        return jar
-
-    def form(self) -> dict[str, str]:
-        """Form fields of a urlencoded body, falling back to the query string (first value each)."""
-        fields = {k: v[0] for k, v in self.query.items()}
-        ctype = (self.header("content-type") or "").split(";")[0].strip().lower()
-        if self.body and ctype in ("application/x-www-form-urlencoded", ""):
-            parsed = urllib.parse.parse_qs(self.body.decode("utf-8", "replace"), keep_blank_values=True)
-            fields.update({k: v[0] for k, v in parsed.items()})
-        return fields
+                jar.setdefault(key, val)
+    return jar
 
 
-@dataclass
-class Response:
-    status: int = 200
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
+def cookie_header(request: Request) -> str | None:
+    """Every ``Cookie`` header of the request as one value, joined with "; " (RFC 6265 §5.4)."""
+    values = [v for k, v in request.headers if k == "cookie"]
+    return "; ".join(values) if values else None
+
+
+def form_fields(request: Request) -> dict[str, str]:
+    """Form fields of a urlencoded body, falling back to the query string (first value each)."""
+    fields = {k: v[0] for k, v in request.query.items()}
+    ctype = (request.header("content-type") or "").split(";")[0].strip().lower()
+    if request.body and ctype in ("application/x-www-form-urlencoded", ""):
+        parsed = urllib.parse.parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+        fields.update({k: v[0] for k, v in parsed.items()})
+    return fields
 
 
 def json_response(obj: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Response:
@@ -140,154 +114,39 @@ async def dispatch(table: Sequence[tuple[str, re.Pattern[str], Callable[..., Awa
     return json_response({"error": "Not found"}, 404)
 
 
-@dataclass(frozen=True)
-class Listening:
-    """What :func:`serve_http` reports through ``task_status`` once it accepts connections."""
+async def serve_sample(handler: Handler, *, address: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                       name: str = "http", access_log: bool = False,
+                       task_status: trio.TaskStatus[HttpService] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve ``handler`` on ``address:port`` until cancelled (port 0 picks a free port);
+    ``task_status.started`` gets the :class:`~trimesh.service.HttpService` (its ``url``)."""
+    app = _logged(handler) if access_log else handler
+    service = HttpService(app, name=name, max_body=MAX_BODY, discard_limit=MAX_BODY,
+                          server_header=SERVER_HEADER,
+                          ready_level=logging.DEBUG)  # the sample's own line below names the URL
+    listeners = await service.listen(address, port)
+    log.info("%s ready on %s", name, service.url)
+    await service.serve_listeners(listeners, task_status=task_status)
 
-    address: str
-    port: int
 
-    @property
-    def url(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"http://{host}:{self.port}"
-
-
-async def serve_http(handler: Handler, *, address: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                     name: str = "http", access_log: bool = False,
-                     task_status: trio.TaskStatus[Listening] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve ``handler`` on ``address:port`` until cancelled (port 0 picks a free port)."""
-    listeners = await trio.open_tcp_listeners(port, host=address)
-    bound = Listening(address, listeners[0].socket.getsockname()[1])
-    log.info("%s ready on %s", name, bound.url)
-
-    async def on_connection(stream: trio.SocketStream) -> None:
+def _logged(handler: Handler) -> Handler:
+    async def logged(request: Request) -> Response:
         try:
-            peer = stream.socket.getpeername()[:2]
-        except OSError:
-            peer = None
-        await _serve_connection(stream, handler, peer, access_log)
-
-    async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, on_connection, listeners)
-        task_status.started(bound)
-
-
-async def _serve_connection(stream: trio.abc.Stream, handler: Handler,
-                            peer: tuple[str, int] | None, access_log: bool) -> None:
-    conn = h11.Connection(h11.SERVER)
-    try:
-        while True:
-            try:
-                request = await _read_request(stream, conn, peer)
-            except h11.RemoteProtocolError as exc:
-                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                    await _send(stream, conn, text_response(f"bad request: {exc}\n", exc.error_status_hint),
-                                head=False)
-                    await _linger(stream)
-                return
-            except _TooLarge:
-                await _send(stream, conn, text_response("request body too large\n", 413), head=False)
-                await _linger(stream)
-                return
-            if request is None:
-                return
-            try:
-                response = await handler(request)
-            except Exception:
-                log.exception("%s %s failed", request.method, request.target)
-                response = text_response("internal server error\n", 500)
-            await _send(stream, conn, response, head=request.method == "HEAD")
-            if access_log:
-                _log_access(request, response)
-            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
-                return
-            conn.start_next_cycle()
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return  # the client went away; nothing to answer
-    finally:
-        await stream.aclose()
+            response = await handler(request)
+        except Exception:
+            _log_access(request, 500, 0)
+            raise
+        _log_access(request, response.status, len(response.body))
+        return response
+    return logged
 
 
-class _TooLarge(Exception):
-    pass
-
-
-async def _linger(stream: trio.abc.Stream) -> None:
-    """Close gracefully after an error answer while the client may still be sending: half-close and
-    drain its input for a bounded time, so the kernel does not reset the connection (RST) before the
-    client has read our answer (RFC 9112 §9.6, "lingering close")."""
-    with trio.move_on_after(LINGER_TIMEOUT):
-        if isinstance(stream, trio.abc.HalfCloseableStream):
-            await stream.send_eof()
-        drained = 0
-        while drained < LINGER_MAX_BYTES:
-            chunk = await stream.receive_some(RECEIVE_SIZE)
-            if not chunk:
-                break
-            drained += len(chunk)
-
-
-async def _read_request(stream: trio.abc.Stream, conn: h11.Connection,
-                        peer: tuple[str, int] | None) -> Request | None:
-    head: h11.Request | None = None
-    body = bytearray()
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            if conn.they_are_waiting_for_100_continue:  # curl sends Expect: 100-continue for big bodies
-                await stream.send_all(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
-            data = await stream.receive_some(RECEIVE_SIZE)
-            if not data and conn.their_state is h11.IDLE and head is None:
-                return None  # clean close between requests
-            conn.receive_data(data)
-        elif isinstance(event, h11.Request):
-            head = event
-        elif isinstance(event, h11.Data):
-            body += event.data
-            if len(body) > MAX_BODY:
-                raise _TooLarge
-        elif isinstance(event, h11.EndOfMessage):
-            assert head is not None
-            return Request(
-                method=head.method.decode("ascii"),
-                target=head.target.decode("ascii", "replace"),
-                headers=tuple((k.decode("ascii").lower(), v.decode("latin-1")) for k, v in head.headers),
-                body=bytes(body),
-                client=peer,
-                http_version=head.http_version.decode("ascii"),
-            )
-        elif isinstance(event, h11.ConnectionClosed):
-            return None
-        # h11.PAUSED cannot happen: we never read past EndOfMessage before start_next_cycle
-
-
-async def _send(stream: trio.abc.Stream, conn: h11.Connection, response: Response, *, head: bool) -> None:
-    names = {k.lower() for k, _ in response.headers}
-    headers = list(response.headers)
-    if "date" not in names:
-        headers.append(("date", email.utils.formatdate(usegmt=True)))
-    if "server" not in names:
-        headers.append(("server", SERVER_HEADER))
-    headers.append(("content-length", str(len(response.body))))
-    try:
-        reason = http.HTTPStatus(response.status).phrase.encode()
-    except ValueError:
-        reason = b""
-    out = conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
-    if response.body and not head:
-        out += conn.send(h11.Data(data=response.body))
-    out += conn.send(h11.EndOfMessage())
-    await stream.send_all(out)  # one write: head and body leave together
-
-
-def _log_access(request: Request, response: Response) -> None:
+def _log_access(request: Request, status: int, size: int) -> None:
     """One line per request in the Common Log Format extended with referer and user agent, as
     gunicorn's ``--access-logfile -`` prints for httpbin in the mirroring task (E:1193-1197)."""
     client = request.client[0] if request.client else "-"
     when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
     log.info('%s - - [%s] "%s %s HTTP/%s" %d %d "%s" "%s"', client, when, request.method, request.target,
-             request.http_version, response.status, len(response.body),
+             request.http_version, status, size,
              request.header("referer", "-"), request.header("user-agent", "-"))
 
 
@@ -310,7 +169,7 @@ def run_server(handler: Handler, *, name: str, address: str, port: int, access_l
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
-                await nursery.start(lambda task_status: serve_http(
+                await nursery.start(lambda task_status: serve_sample(
                     handler, address=address, port=port, name=name, access_log=access_log,
                     task_status=task_status))
                 async for _ in signals:
@@ -320,7 +179,7 @@ def run_server(handler: Handler, *, name: str, address: str, port: int, access_l
     failed = False
     try:
         trio.run(main)
-    except* OSError as group:  # most often: the address is in use or not assignable
-        log.error("%s: cannot listen on %s:%d: %s", name, address, port, group.exceptions[0])
+    except* TrimeshError as group:  # the service cannot bind: the address is in use or not ours
+        log.error("%s", group.exceptions[0])
         failed = True
     return 1 if failed else 0

@@ -30,8 +30,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._client import FetchError, Proxy, fetch, no_proxy_matches, proxy_from_environ, split_url
-from .._server import (Request, Response, add_server_arguments, compile_routes, dispatch, html_response,
-                       json_response, redirect, run_server, text_response)
+from .._server import (Request, Response, add_server_arguments, compile_routes, dispatch, form_fields,
+                       html_response, json_response, redirect, request_cookies, run_server,
+                       text_response)
 from ._common import forwarded_headers, numeric_id, service_url
 
 UPSTREAM_TIMEOUT = 3.0  # productpage.py: requests.get(url, headers=headers, timeout=3.0)
@@ -155,7 +156,7 @@ class ProductPage:
         return text_response("Product page is healthy")
 
     async def _login(self, request: Request) -> Response:
-        fields = request.form()
+        fields = form_fields(request)
         user = fields.get("username") or fields.get("user")
         if not user:
             return text_response("login needs the form field 'username'\n", 400)
@@ -172,7 +173,7 @@ class ProductPage:
         details_status, details = await self.product_details(product_id, request)
         reviews_status, reviews = await self.product_reviews(product_id, request)
         page = render_product_page(PRODUCT, details_status, details, reviews_status, reviews,
-                                   user=request.cookies.get("user") or None)
+                                   user=request_cookies(request).get("user") or None)
         return html_response(page)
 
     async def _api_products(self, request: Request) -> Response:
