@@ -89,6 +89,7 @@ SHELL_PACKAGES = {
     "demo",  # `trimesh demo`: starts processes; the CLI is its only user
     "testing",  # the public test kit (simulated network, fake upstreams)
     "service",  # control-plane HTTP on h11 (docs/design-notes.md "Packages added to the layout")
+    "samples",  # the docs' sample workloads and rule files, shipped for `trimesh demo` (DESIGN.md §3)
 }
 ERRORS = {"trimesh/errors.py"}
 TOP_LEVEL_METADATA = {"__version__"}
