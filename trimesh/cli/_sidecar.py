@@ -130,12 +130,15 @@ def _setup_logging(access_log: str) -> None:
               metavar="SECONDS", help="Seconds between health-check rounds.")
 @click.option("--health-path", default="/health", show_default=True,
               help="Path the health checker GETs.")
+@click.option("--egress-ca-file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="CA certificates (PEM) that egress TLS origination trusts (EgressRule https "
+                   "ports); default: the system trust store.")
 @click.argument("app_args", nargs=-1, type=click.UNPROCESSED)
 def run_sidecar(service, namespace, version, label, service_account, port, protocol, upstreams,
                 app_port,
                 app_address, address, proxy_port, admin_port, gossip_port, join, gossip_key_file,
                 gossip_profile, control, registry, config_files, drain_timeout, access_log, seed,
-                health_checks, health_interval, health_path, app_args) -> None:
+                health_checks, health_interval, health_path, egress_ca_file, app_args) -> None:
     """Run a sidecar: inbound proxy in front of the app, outbound proxy for the app's calls,
     admin server (/ready /stats /config_dump /clusters /metrics).
 
@@ -162,6 +165,7 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
     if not health_path.startswith("/"):
         raise click.BadParameter("must start with '/'", param_hint="--health-path")
     config.health_path = health_path
+    config.egress_ca_file = egress_ca_file
     _setup_logging(access_log)
     try:
         setup = None

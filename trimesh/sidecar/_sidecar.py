@@ -137,6 +137,7 @@ class SidecarConfig:
     health_interval: float = HEALTH_INTERVAL  # active health checks (docs/resilience.md §5)
     health_path: str = HEALTH_PATH
     health_checks: str = DEFAULT_HEALTH_MODE  # app | all | off
+    egress_ca_file: str | None = None  # CAs for egress TLS origination (None: the system store)
     # --upstream SERVICE:PORT=LOCAL_PORT: (service, port, local_port), one TCP listener each
     upstreams: list[tuple[str, int, int]] = field(default_factory=list)
 
@@ -175,7 +176,7 @@ class Sidecar:
         self.source = SourceIdentity(service=config.service, namespace=config.namespace,
                                      labels=labels)
         self.access_log = access_log or AccessLog()
-        self.pool = UpstreamPool()
+        self.pool = UpstreamPool(tls_context=egress_tls_context(config.egress_ca_file))
         self.app_pool = UpstreamPool()
         self.files = FileSource(config.registry, config.config_files, self.request_rebuild)
         self.control = (ControlSource(config.control, self.request_rebuild)
@@ -619,6 +620,22 @@ def _single(group: BaseException) -> BaseException:
     while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
         group = group.exceptions[0]
     return group
+
+
+def egress_tls_context(ca_file: str | None):
+    """The context egress TLS origination (EgressRule ``https`` ports) verifies servers with:
+    the system trust store, or the CA file the user names (``--egress-ca-file``): a file that
+    holds no certificate is a ConfigError naming it."""
+    if ca_file is None:
+        return None
+    import ssl
+
+    from ..errors import ConfigError
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"--egress-ca-file {ca_file}: no CA certificate there "
+                          f"({getattr(exc, 'reason', None) or exc})") from None
 
 
 def app_environment(proxy_url: str, local: list[str]) -> dict[str, str]:
