@@ -149,15 +149,7 @@ class HttpServer:
                 nursery.start_soon(self._watchdog)
                 nursery.start_soon(self._timer)
                 task_status.started(self.address)
-                while not self.draining:
-                    try:
-                        sock, addr = await _io.accept(listener)
-                    except (trio.ClosedResourceError, OSError):
-                        if self.draining:
-                            break
-                        raise
-                    self.accepted += 1
-                    nursery.start_soon(self._serve_connection, sock, addr)
+                await _io.accept_connections(listener, nursery, self)
         finally:
             if self._listener is not None:
                 _io.close_listener(listener)

@@ -360,15 +360,7 @@ class TcpServer:
             async with trio.open_nursery() as nursery:
                 task_status.started(self.address)
                 log.info("%s: TCP listener on %s:%d", self.name, *self.address)
-                while not self.draining:
-                    try:
-                        sock, addr = await _io.accept(listener)
-                    except (trio.ClosedResourceError, OSError):
-                        if self.draining:
-                            break
-                        raise
-                    self.accepted += 1
-                    nursery.start_soon(self._serve_connection, sock, addr)
+                await _io.accept_connections(listener, nursery, self)
         finally:
             if not self.draining:
                 _io.close_listener(listener)

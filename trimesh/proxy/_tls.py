@@ -30,7 +30,7 @@ import ssl
 
 import trio
 
-from ._io import CHECKPOINT_EVERY, RECV_SIZE
+from ._io import CHECKPOINT_EVERY, RECV_SIZE, FastStream
 
 ALPN_PROTOCOLS = ["h2", "http/1.1"]
 
@@ -69,17 +69,11 @@ def client_context(chain_path: str, key_path: str, root_path: str) -> ssl.SSLCon
     return _context(False, chain_path, key_path, root_path)
 
 
-class TlsStream:
-    """``receive_some``/``wait_and_receive``/``send_all``/``close`` over a non-blocking
-    ``ssl.SSLSocket`` (module docstring); the same interface as ``FastStream``."""
+class TlsStream(FastStream):
+    """``FastStream`` over a non-blocking ``ssl.SSLSocket`` (module docstring): its own
+    receive and send (OpenSSL's want-read/want-write), the rest shared (close, send_eof)."""
 
-    __slots__ = ("sock", "_ops", "_closed")
-
-    def __init__(self, sock: ssl.SSLSocket) -> None:
-        sock.setblocking(False)
-        self.sock = sock
-        self._ops = 0
-        self._closed = False
+    __slots__ = ()
 
     async def receive_some(self, max_bytes: int = RECV_SIZE) -> bytes:
         sock = self.sock
@@ -133,23 +127,6 @@ class TlsStream:
                     raise trio.ClosedResourceError("stream was closed") from None
                 raise trio.BrokenResourceError(f"TLS send failed: {exc}") from exc
             view = view[n:]
-
-    async def send_eof(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except (OSError, ValueError):
-            pass
-        await trio.lowlevel.checkpoint()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            trio.lowlevel.notify_closing(self.sock)
-            self.sock.close()
-
-    async def aclose(self) -> None:
-        self.close()
-        await trio.lowlevel.checkpoint()
 
     @property
     def alpn(self) -> str | None:
