@@ -6,6 +6,8 @@ Children, in start order (stop order is the reverse)::
     config-api   the config API over the store
     gossip       the gossip member (only with ``gossip_port``)
     publisher    keeps gossip in line with the store (depends on gossip: restarted with it)
+    ca           the CA service (only with ``ca_port``; trimesh/ca/_service.py), its state in
+                 ``<state dir>/ca`` and the mesh token in ``<state dir>/mesh-token``
     <children>   ``serve_control(children=[ChildSpec, ...])``: the place for the CA, Mixer and
                  service-graph services (DESIGN.md §1) as their issues land
 
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import trio
 
+from ..ca import serve_ca
 from ..config import DEFAULT_DOMAIN
 from ..discovery import GossipConfig, serve_discovery
 from ..errors import TrimeshError
@@ -63,11 +66,14 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
                         join: list[str] | tuple[str, ...] = (),
                         gossip_config: GossipConfig | None = None,
                         children: Sequence[ChildSpec] = (),
+                        ca_port: int | None = None, ca_options: dict | None = None,
                         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the control until cancelled. ``task_status.started`` gets the config API's URL.
     Raises ``StateError`` if the state directory cannot be used. ``gossip_port`` (0: any free
     port; ``None``: no gossip) runs the gossip member, joining the ``join`` seeds. ``children``
-    are extra supervised services started after the built-in ones."""
+    are extra supervised services started after the built-in ones. ``ca_port`` (0: any free port;
+    ``None``: no CA) runs the CA service on ``address``; ``ca_options`` are ``serve_ca``'s
+    (``workload_ttl``, ``plugin``, ...; the trust domain is ``domain``)."""
     state_path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
     store = await trio.to_thread.run_sync(ConfigStore.open, state_path)
     with store:
@@ -95,13 +101,19 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
             specs.append(ChildSpec("publisher", cancel_on_stop(serve_publisher),
                                    depends_on=("gossip",),
                                    description="publishes the store into gossip"))
+        if ca_port is not None:
+            specs.append(ChildSpec("ca", cancel_on_stop(partial(
+                serve_ca, state_dir=state_path, address=address, port=ca_port,
+                **{"trust_domain": domain, **(ca_options or {})})),
+                description="CA service (trimesh/ca/_service.py)"))
         specs.extend(children)
         supervisor = Supervisor(specs, intensity=CONTROL_INTENSITY, name="control")
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(supervisor.serve)
                 url = supervisor.started_value("config-api")
-                log.info("control ready: config API on %s, state in %s", url, state_path)
+                ca = f", CA on {supervisor.started_value('ca')}" if ca_port is not None else ""
+                log.info("control ready: config API on %s%s, state in %s", url, ca, state_path)
                 log.debug("control: domain %s, %d objects at revision %d", domain,
                           len(store.list()), store.revision)
                 task_status.started(url)
