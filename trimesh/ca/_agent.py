@@ -34,7 +34,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ STATUS_POLL = 30.0  # seconds between "is my serial still current?" checks (re-i
 REQUEST_TIMEOUT = 10.0  # seconds one exchange with the CA may take
 
 WallClock = Callable[[], float]
+Connect = Callable[[str, int], Awaitable[trio.abc.Stream]]  # trio.open_tcp_stream's shape
 
 
 @dataclass(frozen=True)
@@ -150,9 +151,10 @@ def parse_ca_url(url: str) -> tuple[str, int]:
 
 
 async def ca_request(host: str, port: int, method: str, target: str, *, token: str | None = None,
-                     body: Any = None) -> Any:
+                     body: Any = None, connect: Connect = trio.open_tcp_stream) -> Any:
     """One JSON exchange with the CA service; a refusal is a :class:`CAError` with the CA's
-    reason, an unreachable CA a TrimeshError."""
+    reason, an unreachable CA a TrimeshError. ``connect`` opens the stream (memory streams in
+    tests)."""
     headers = [("accept", "application/json")]
     if token is not None:
         headers.append(("authorization", f"Bearer {token}"))
@@ -162,7 +164,7 @@ async def ca_request(host: str, port: int, method: str, target: str, *, token: s
         data = msgspec.json.encode(body)
     try:
         with trio.fail_after(REQUEST_TIMEOUT):
-            stream = await trio.open_tcp_stream(host, port)
+            stream = await connect(host, port)
             async with stream:
                 answer = await http_request(stream, method, target, host=f"{host}:{port}",
                                             headers=headers + [("connection", "close")], body=data)
@@ -188,7 +190,8 @@ class CertAgent:
                  token_file: str | os.PathLike[str] | None = None,
                  cert_dir: str | os.PathLike[str] | None = None, store: CertStore | None = None,
                  ttl: float | None = None, wall_clock: WallClock = time.time,
-                 rng: random.Random | None = None, name: str = "cert agent") -> None:
+                 rng: random.Random | None = None, name: str = "cert agent",
+                 connect: Connect = trio.open_tcp_stream) -> None:
         if token is None and token_file is None:
             raise TrimeshError("the cert agent needs a token or a token file")
         self.identity = identity
@@ -201,6 +204,7 @@ class CertAgent:
         self.wall_clock = wall_clock
         self.rng = rng or random.Random()
         self.name = name
+        self.connect = connect
 
     # -- one round -----------------------------------------------------------------------------
     def _read_token(self) -> str:
@@ -215,14 +219,15 @@ class CertAgent:
 
     async def obtain(self) -> CertMaterial:
         """Make a key, send the CSR, write the files, update the store."""
-        token = await trio.to_thread.run_sync(self._read_token)
+        token = self.token if self.token is not None else await trio.to_thread.run_sync(
+            self._read_token)
         key = ec.generate_private_key(ec.SECP256R1())
         csr = make_csr(key, self.identity)
         body: dict[str, Any] = {"csr": csr.decode("ascii") if isinstance(csr, bytes) else csr}
         if self.ttl is not None:
             body["ttl"] = self.ttl
         answer = await ca_request(self.host, self.port, "POST", "/v1/certificates", token=token,
-                                  body=body)
+                                  body=body, connect=self.connect)
         try:
             material = CertMaterial(
                 identity=SpiffeId.parse(answer["identity"]), serial=int(answer["serial"], 16),
@@ -256,7 +261,8 @@ class CertAgent:
         """Whether the CA still counts ``serial`` as current (False after a re-issue). An
         unreachable CA is taken as "yes": renewal at its time will retry."""
         try:
-            answer = await ca_request(self.host, self.port, "GET", f"/v1/certificates/{serial:x}")
+            answer = await ca_request(self.host, self.port, "GET", f"/v1/certificates/{serial:x}",
+                                      connect=self.connect)
         except (CAError, TrimeshError) as exc:
             if isinstance(exc, CAError) and exc.reason == "not-found":
                 return False
