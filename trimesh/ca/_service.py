@@ -367,13 +367,16 @@ class CAService:
         await trio.to_thread.run_sync(write_private, path, data, 0o644)
 
     # -- running -------------------------------------------------------------------------------
-    async def serve(self, host: str, port: int, *,
+    async def serve(self, host: str, port: int, *, ready_line: bool = True,
                     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        """Serve until cancelled; ``task_status.started(url)`` once bound (after the ready line)."""
+        """Serve until cancelled; ``task_status.started(url)`` once bound, after the line
+        ``ca ready on HOST:PORT: ...`` (``ca listening on ...`` with ``ready_line=False``: inside
+        the control, whose own line is the process's one ready line)."""
         self.http.ready_level = logging.DEBUG  # the line below is the ready line
         listeners = await self.http.listen(host, port)
         ca = self.state.authority
-        log.info("ca ready on %s:%d: trust domain %s, %s root, state in %s", self.http.host,
+        log.info("ca %s on %s:%d: trust domain %s, %s root, state in %s",
+                 "ready" if ready_line else "listening", self.http.host,
                  self.http.port, ca.trust_domain, "operator" if ca.plugged else "self-signed",
                  self.state.state_dir)
         await self.http.serve_listeners(listeners, task_status=_Url(task_status, self.http))
@@ -401,11 +404,12 @@ async def serve_ca(*, state_dir: str | os.PathLike[str], address: str = "127.0.0
                    root_ttl: float = SELF_SIGNED_ROOT_TTL, workload_ttl: float = WORKLOAD_TTL,
                    max_workload_ttl: float = MAX_WORKLOAD_TTL,
                    plugin: dict[str, str | os.PathLike[str]] | None = None,
-                   wall_clock: WallClock = time.time,
+                   wall_clock: WallClock = time.time, ready_line: bool = True,
                    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Load or create the CA's state in ``state_dir`` and serve its API on ``address:port`` until
     cancelled; ``task_status.started(url)``. A bad state or operator file is a ConfigError."""
     state = await trio.to_thread.run_sync(lambda: load_or_create_state(
         state_dir, now=wall_clock(), trust_domain=trust_domain, root_ttl=root_ttl,
         workload_ttl=workload_ttl, max_workload_ttl=max_workload_ttl, plugin=plugin))
-    await CAService(state, wall_clock=wall_clock).serve(address, port, task_status=task_status)
+    await CAService(state, wall_clock=wall_clock).serve(address, port, ready_line=ready_line,
+                                                        task_status=task_status)

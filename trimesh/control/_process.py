@@ -13,7 +13,8 @@ Children, in start order (stop order is the reverse)::
 
 A crashing child is restarted (at most :data:`CONTROL_INTENSITY`); one that crashes more often
 takes the control down with an error naming it. Ready means: the state is loaded and every child
-is up, then ONE line is logged naming the API and the state directory.
+is up, then ONE line is logged naming the API and the state directory (the gossip member and the
+CA log their own ready lines).
 
 Gossip (``gossip_port`` not ``None``): the control reads or creates the mesh key in its state
 directory, joins the seeds as member ``control@ADDRESS``, and runs the :class:`~._gossip.Publisher`
@@ -103,7 +104,7 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
                                    description="publishes the store into gossip"))
         if ca_port is not None:
             specs.append(ChildSpec("ca", cancel_on_stop(partial(
-                serve_ca, state_dir=state_path, address=address, port=ca_port,
+                serve_ca, state_dir=state_path, address=address, port=ca_port, ready_line=False,
                 **{"trust_domain": domain, **(ca_options or {})})),
                 description="CA service (trimesh/ca/_service.py)"))
         specs.extend(children)
@@ -112,8 +113,7 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
             async with trio.open_nursery() as nursery:
                 await nursery.start(supervisor.serve)
                 url = supervisor.started_value("config-api")
-                ca = f", CA on {supervisor.started_value('ca')}" if ca_port is not None else ""
-                log.info("control ready: config API on %s%s, state in %s", url, ca, state_path)
+                log.info("control ready: config API on %s, state in %s", url, state_path)
                 log.debug("control: domain %s, %d objects at revision %d", domain,
                           len(store.list()), store.revision)
                 task_status.started(url)
