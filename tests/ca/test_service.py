@@ -8,6 +8,9 @@ import time
 import msgspec
 import pytest
 import trio
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from trimesh.ca import (
     SpiffeId,
@@ -68,6 +71,15 @@ def _csr(identity, key=None) -> str:
     return make_csr(key or ec_key(3), identity).decode()
 
 
+def _weak_csr(identity) -> str:
+    """A CSR with a 1024-bit RSA key (make_csr itself refuses to build one)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    return (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier(identity.uri)]), critical=True)
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+
+
 def _token(service, identity=A):
     return issue_token(service.state.secret, identity.namespace, identity.service_account,
                        T0 + 3600)
@@ -114,17 +126,7 @@ async def test_refusals_are_answered_and_counted(tmp_path, nursery, what, token,
         body = dict(body, csr={"A": _csr(A), "B": _csr(B), "weak": None}.get(
             body["csr"], body["csr"]))
         if body["csr"] is None:
-            from trimesh.ca import make_csr as _make  # RSA 1024 is refused by make_csr itself
-            from cryptography import x509
-            from cryptography.hazmat.primitives import hashes, serialization
-            from cryptography.hazmat.primitives.asymmetric import rsa
-            key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-            body["csr"] = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
-                           .add_extension(x509.SubjectAlternativeName(
-                               [x509.UniformResourceIdentifier(A.uri)]), critical=True)
-                           .sign(key, hashes.SHA256())
-                           .public_bytes(serialization.Encoding.PEM).decode())
-            del _make
+            body["csr"] = _weak_csr(A)
     stream = await MemoryConnector(service, nursery)("ca", 8060)
     headers = [("authorization", f"Bearer {tokens[token]}")] if tokens[token] else []
     data = body if isinstance(body, bytes) else msgspec.json.encode(body)
@@ -175,4 +177,5 @@ async def test_serve_logs_a_ready_line_and_persists_the_record(tmp_path, caplog)
     assert any(r.getMessage().startswith("ca ready on 127.0.0.1:") for r in caplog.records)
     saved = msgspec.json.decode((tmp_path / "ca" / "issued.json").read_bytes())
     assert [f"{r['serial']:x}" for r in saved["records"]] == [body["serial"]]
-    assert load_or_create_state(tmp_path, now=time.time()).issued.get(int(body["serial"], 16)) is not None
+    reloaded = load_or_create_state(tmp_path, now=time.time())
+    assert reloaded.issued.get(int(body["serial"], 16)) is not None

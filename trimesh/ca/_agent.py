@@ -99,7 +99,7 @@ class CertStore:
         return self._current
 
     def on_change(self, callback: Callable[[CertMaterial], None]) -> None:
-        """Call ``callback(material)`` after every new certificate (the TLS layer swaps contexts)."""
+        """Call ``callback(material)`` after each new certificate (the TLS layer swaps contexts)."""
         self._callbacks.append(callback)
 
     async def wait_changed(self) -> CertMaterial:
@@ -296,8 +296,8 @@ class CertAgent:
                 reason = getattr(exc, "reason", None)
                 self.store.failed(str(exc), reason)
                 wait = self.rng.uniform(backoff / 2, backoff)
-                log.warning("%s: cannot get a certificate for %s from %s:%d: %s (retrying in %.1fs)",
-                            self.name, self.identity, self.host, self.port, exc, wait)
+                log.warning("%s: cannot get a certificate for %s from %s:%d: %s "
+                            "(retrying in %.1fs)", self.name, self.identity, self.host, self.port, exc, wait)
                 await trio.sleep(wait)
                 backoff = min(RETRY_MAX, backoff * 2)
                 continue

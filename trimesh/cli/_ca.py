@@ -191,7 +191,8 @@ def ca_list(ca_url: str, identity: str | None, output: str) -> None:
     click.echo(f"{'SERIAL':34} {'IDENTITY':50} {'NOT AFTER':20} CURRENT")
     for c in answer["certificates"]:
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(c["not_after"]))
-        click.echo(f"{c['serial']:34} {c['identity']:50} {when:20} {'yes' if c['current'] else 'no'}")
+        current = "yes" if c["current"] else "no"
+        click.echo(f"{c['serial']:34} {c['identity']:50} {when:20} {current}")
 
 
 @ca_group.command("root")
