@@ -138,3 +138,25 @@ def test_admin_certs_without_an_agent_is_404():
 def test_a_new_store_is_empty():
     store = CertStore()
     assert store.current() is None and store.statistics()["serial"] is None
+
+
+async def test_install_cert_agent_adds_the_certs_child_to_a_sidecar(tmp_path, nursery):
+    from functools import partial
+
+    from trimesh.sidecar import CertOptions, SidecarConfig, install_cert_agent, serve_sidecar
+
+    service = make_service(tmp_path)
+    token = issue_token(service.state.secret, "default", "reviews-sa", None)
+    setup = partial(install_cert_agent, options=CertOptions("http://ca:8060"), token=token,
+                    connect=MemoryConnector(service, nursery), wall_clock=service.wall_clock)
+    sidecar = await nursery.start(partial(serve_sidecar, SidecarConfig(
+        service="reviews", service_account="reviews-sa", port=0, app_port=1,
+        address="127.0.160.40", proxy_port=0, admin_port=0, control=None,
+        health_checks="off", drain_timeout=0.1), setup=setup))
+    material = await sidecar.certs.wait_changed() if sidecar.certs.current() is None else \
+        sidecar.certs.current()
+    assert material.identity == SpiffeId.of("default", "reviews-sa")
+    assert "certs" in sidecar.supervisor.statistics().children
+    status, _, body = sidecar.admin.respond("GET", "/certs")
+    assert status == 200 and f"{material.serial:x}".encode() in body
+    sidecar.shutdown()

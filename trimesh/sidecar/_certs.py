@@ -20,7 +20,7 @@ from typing import Any
 
 from ..ca import CertAgent, CertStore, SpiffeId, mesh_token_path
 from ..control import default_state_dir
-from ..nursery import ChildSpec
+from ..nursery import ChildSpec, cancel_on_stop
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def install_cert_agent(sidecar: Any, options: CertOptions, **agent_options: Any)
         agent_options["token_file"] = options.token_file or mesh_token_path(default_state_dir())
     agent = CertAgent(identity, options.ca_url, cert_dir=options.cert_dir, store=store,
                       ttl=options.ttl, name=f"sidecar {cfg.name} cert agent", **agent_options)
-    sidecar.add_child(ChildSpec("certs", agent.serve,
+    sidecar.add_child(ChildSpec("certs", cancel_on_stop(agent.serve),  # nothing to finish
                                 description=f"cert agent for {identity} (CA {options.ca_url})"))
     sidecar.certs = store
     sidecar.cert_agent = agent
