@@ -160,3 +160,15 @@ async def test_install_cert_agent_adds_the_certs_child_to_a_sidecar(tmp_path, nu
     status, _, body = sidecar.admin.respond("GET", "/certs")
     assert status == 200 and f"{material.serial:x}".encode() in body
     sidecar.shutdown()
+
+
+async def test_ready_turns_503_when_the_held_certificate_expires(tmp_path, nursery,
+                                                                 autojump_clock):
+    service = make_service(tmp_path, workload_ttl=60)
+    agent = _agent(service, nursery)
+    admin = AdminApp(_FakeSidecar(agent))
+    await agent.obtain()
+    assert admin.respond("GET", "/ready")[0] == 200
+    await trio.sleep(61)  # no renewal: the agent's loop is not running
+    status, _, body = admin.respond("GET", "/ready")
+    assert status == 503 and b"has expired" in body

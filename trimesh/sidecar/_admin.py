@@ -11,7 +11,8 @@
 - ``GET /metrics``: the same counters in Prometheus text format.
 - ``GET /certs``: JSON: the workload certificate (identity, serial, not_before, not_after),
   renewals and the last error of the cert agent; 404 when the sidecar runs without one. With a
-  cert agent, ``/ready`` is 503 ``not ready: no certificate (...)`` until it holds one.
+  cert agent, ``/ready`` is 503 ``not ready: no certificate (...)`` until it holds one, and
+  again once the one it holds has expired (the CA unreachable meanwhile).
 
 Control-plane traffic: a few requests a second at most, so it is served by
 :class:`trimesh.service.HttpService` (h11: correct, slow, right here): keep-alive, ``HEAD``, an idle
@@ -68,9 +69,16 @@ def _not_ready(sidecar) -> str:
 def _no_certificate(sidecar) -> str | None:
     """With a cert agent (``sidecar.certs``): why the sidecar is not ready without a certificate."""
     store = getattr(sidecar, "certs", None)
-    if store is None or store.current() is not None:
+    if store is None:
         return None
-    return "not ready: no certificate" + (f" ({store.last_error})" if store.last_error else " yet")
+    why = f" ({store.last_error})" if store.last_error else ""
+    held = store.current()
+    if held is None:
+        return "not ready: no certificate" + (why or " yet")
+    agent = getattr(sidecar, "cert_agent", None)
+    if agent is not None and held.not_after <= agent.wall_clock():
+        return f"not ready: the certificate {held.serial:x} has expired{why}"
+    return None
 
 
 class AdminApp:
