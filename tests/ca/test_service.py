@@ -179,3 +179,25 @@ async def test_serve_logs_a_ready_line_and_persists_the_record(tmp_path, caplog)
     assert [f"{r['serial']:x}" for r in saved["records"]] == [body["serial"]]
     reloaded = load_or_create_state(tmp_path, now=time.time())
     assert reloaded.issued.get(int(body["serial"], 16)) is not None
+
+
+async def test_concurrent_issues_are_all_recorded_on_disk(tmp_path):
+    from trimesh.ca import CAService, ca_request, mesh_token_path
+    state = load_or_create_state(tmp_path, now=time.time())
+    service = CAService(state)  # persists the record after every issue
+    token = mesh_token_path(tmp_path).read_text().strip()
+    answers = []
+    async with trio.open_nursery() as nursery:
+        connect = MemoryConnector(service, nursery)
+
+        async def one(n):
+            answers.append(await ca_request("ca", 8060, "POST", "/v1/certificates", token=token,
+                                            body={"csr": _csr(SpiffeId.of("default", f"sa{n}"))},
+                                            connect=connect))
+        async with trio.open_nursery() as clients:
+            for n in range(8):
+                clients.start_soon(one, n)
+        nursery.cancel_scope.cancel()
+    saved = msgspec.json.decode((tmp_path / "ca" / "issued.json").read_bytes())
+    assert len(saved["records"]) == len(answers) == 8
+    assert not list((tmp_path / "ca").glob(".*.tmp"))

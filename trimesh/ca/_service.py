@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -100,8 +101,8 @@ def token_secret_path(state_dir: str | os.PathLike[str]) -> Path:
 def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` atomically (a temporary file in the same directory, then
     ``os.replace``), created with ``mode`` so a key is never readable by others, even briefly."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)  # mkstemp: a unique name, created 0600, so concurrent writers never collide
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -226,6 +227,7 @@ class CAService:
         self.persist = persist
         self.refused: Counter[str] = Counter()
         self.issued_count = 0
+        self._saving = trio.Lock()
         self.http = HttpService(self.handle, name="ca", max_head=16 * 1024,
                                 max_body=MAX_CA_REQUEST, error_response=lambda s, m: _error(
                                     s, m, "bad-request"))
@@ -360,11 +362,12 @@ class CAService:
     async def _save(self) -> None:
         if not self.persist:
             return
-        issued = self.state.issued
-        issued.prune(self.wall_clock())
-        data = msgspec.json.encode(_Saved(issued.records(), issued.superseded()))
-        path = self.state.state_dir / CA_DIR / ISSUED_FILE
-        await trio.to_thread.run_sync(write_private, path, data, 0o644)
+        async with self._saving:  # one write at a time, each of the state when it starts:
+            issued = self.state.issued  # the last write on disk is the newest state
+            issued.prune(self.wall_clock())
+            data = msgspec.json.encode(_Saved(issued.records(), issued.superseded()))
+            path = self.state.state_dir / CA_DIR / ISSUED_FILE
+            await trio.to_thread.run_sync(write_private, path, data, 0o644)
 
     # -- running -------------------------------------------------------------------------------
     async def serve(self, host: str, port: int, *, ready_line: bool = True,
