@@ -30,7 +30,7 @@ PINNED = {
         "Schedule", "Send", "Stream", "SwimNode", "WireCodec", "gossip_profile", "parse_addr",
         "serve_discovery"},
     "trimesh.sidecar": {
-        "AdminApp", "COALESCE_INTERVAL", "ControlSource", "DEFAULT_ADMIN_PORT",
+        "AdminApp", "COALESCE_INTERVAL", "CertOptions", "install_cert_agent", "ControlSource", "DEFAULT_ADMIN_PORT",
         "DEFAULT_CONTROL_URL", "DEFAULT_DRAIN_TIMEOUT", "DEFAULT_PROXY_PORT", "FileSource",
         "GossipOptions", "GossipSource", "HEALTH_INTERVAL", "HEALTH_PATH", "HEALTH_TIMEOUT",
         "HealthCheckConfig", "HealthChecker", "JOIN_WAIT", "OWN_INSTANCE_POLL",

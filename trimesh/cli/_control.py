@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 import trio
 
-from ..config import DEFAULT_DOMAIN
+from ..ca import DEFAULT_CA_PORT
+from ..config import DEFAULT_DOMAIN, parse_duration
 from ..control import DEFAULT_CONFIG_PORT, parse_store_url, serve_control
 from ..discovery import DEFAULT_PORT as DEFAULT_GOSSIP_PORT
 from ..discovery import PROFILES, parse_addr
@@ -38,6 +39,13 @@ async def _serve_until_signal(**options: object) -> None:
                 break
 
 
+def _ttl(text: str, hint: str) -> float:
+    try:
+        return float(parse_duration(text))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
 @run.command("control")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the config store persists objects [default: "
@@ -61,11 +69,19 @@ async def _serve_until_signal(**options: object) -> None:
               help="Gossip timing: lan (memberlist's LAN defaults) or local (faster failure "
                    "detection for one host).")
 @click.option("--no-gossip", is_flag=True, help="Run without a gossip member.")
-def run_control(state_dir: Path | None, store_url: str | None, address: str, config_port: int, domain: str,
-                gossip_port: int | None, join: tuple[str, ...], gossip_profile: str,
-                no_gossip: bool) -> None:
-    """Run the control process: the config store and its API, and a gossip member that
-    publishes every stored object and static instance (docs/gossip.md).
+@click.option("--ca-port", type=click.IntRange(0, 65535), default=None,
+              help="Port of the CA service [default: 8060; a free port when --config-port is 0].")
+@click.option("--no-ca", is_flag=True, help="Run without the CA (then `trimesh run ca`).")
+@click.option("--workload-cert-ttl", default="19h", show_default=True, metavar="DURATION",
+              help="The CA's default workload certificate lifetime.")
+@click.option("--max-workload-cert-ttl", default="168h", show_default=True, metavar="DURATION",
+              help="The longest lifetime a caller may ask the CA for.")
+def run_control(state_dir: Path | None, store_url: str | None, address: str, config_port: int,
+                domain: str, gossip_port: int | None, join: tuple[str, ...], gossip_profile: str,
+                no_gossip: bool, ca_port: int | None, no_ca: bool, workload_cert_ttl: str,
+                max_workload_cert_ttl: str) -> None:
+    """Run the control process: the config store and its API, a gossip member that publishes
+    every stored object and static instance (docs/gossip.md), and the CA (docs/identity.md).
 
     Logs one line when ready; Ctrl-C or SIGTERM stops it cleanly (exit 0).
     """
@@ -82,8 +98,13 @@ def run_control(state_dir: Path | None, store_url: str | None, address: str, con
             raise click.BadParameter(str(exc), param_hint="--store") from None
     if gossip_port is None:
         gossip_port = 0 if config_port == 0 else DEFAULT_GOSSIP_PORT
+    if ca_port is None:
+        ca_port = 0 if config_port == 0 else DEFAULT_CA_PORT
+    ca_options = {"workload_ttl": _ttl(workload_cert_ttl, "--workload-cert-ttl"),
+                  "max_workload_ttl": _ttl(max_workload_cert_ttl, "--max-workload-cert-ttl")}
     try:
-        trio.run(partial(_serve_until_signal, state_dir=state_dir, store_url=store_url,
+        trio.run(partial(_serve_until_signal, ca_port=None if no_ca else ca_port,
+                         ca_options=ca_options, state_dir=state_dir, store_url=store_url,
                          address=address,
                          config_port=config_port, domain=domain,
                          gossip_port=None if no_gossip else gossip_port, join=list(join),

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from functools import partial
+from urllib.parse import urlsplit
 
 import click
 import trio
@@ -57,6 +58,32 @@ def parse_upstream(value: str) -> tuple[str, int, int]:
         raise click.BadParameter(f"expected SERVICE:PORT=LOCAL_PORT with ports in 1..65535, "
                                  f"got {value!r}", param_hint="--upstream")
     return service, int(port), int(local)
+
+
+def _cert_options(ca_url: str | None, token_file: str | None, cert_dir: str | None,
+                  cert_ttl: str | None, control: str | None):
+    """The cert agent's options, or ``None`` when no certificate is wanted (neither --ca nor
+    --cert-dir, or --ca none). The default CA is the control's host on port 8060."""
+    from ..ca import DEFAULT_CA_PORT, parse_ca_url
+    from ..config import parse_duration
+    from ..sidecar import CertOptions
+
+    if (ca_url is None and cert_dir is None) or (ca_url or "").lower() in ("none", "off"):
+        return None
+    if ca_url is None:
+        host = urlsplit(control).hostname if control else None
+        ca_url = f"http://{host or '127.0.0.1'}:{DEFAULT_CA_PORT}"
+    try:
+        parse_ca_url(ca_url)
+    except TrimeshError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ca") from None
+    ttl = None
+    if cert_ttl is not None:
+        try:
+            ttl = float(parse_duration(cert_ttl))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--cert-ttl") from None
+    return CertOptions(ca_url=ca_url, token_file=token_file, cert_dir=cert_dir, ttl=ttl)
 
 
 def _setup_logging(access_log: str) -> None:
@@ -133,14 +160,26 @@ def _setup_logging(access_log: str) -> None:
 @click.option("--egress-ca-file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="CA certificates (PEM) that egress TLS origination trusts (EgressRule https "
                    "ports); default: the system trust store.")
+@click.option("--ca", "ca_url", default=None, metavar="URL",
+              help="The CA service [default: the control's host, port 8060]; 'none' turns "
+                   "certificates off. Giving --ca or --cert-dir runs the cert agent.")
+@click.option("--ca-token-file", type=click.Path(dir_okay=False), default=None,
+              help="The CA token (trimesh ca token) [default: the mesh token in the control's "
+                   "state dir on this host].")
+@click.option("--cert-dir", type=click.Path(file_okay=False), default=None,
+              help="Where cert-chain.pem, key.pem (0600) and root-cert.pem are written.")
+@click.option("--cert-ttl", type=str, default=None, metavar="DURATION",
+              help="Lifetime to ask the CA for (e.g. 60s) [default: the CA's, 19h].")
 @click.argument("app_args", nargs=-1, type=click.UNPROCESSED)
 def run_sidecar(service, namespace, version, label, service_account, port, protocol, upstreams,
                 app_port,
                 app_address, address, proxy_port, admin_port, gossip_port, join, gossip_key_file,
                 gossip_profile, control, registry, config_files, drain_timeout, access_log, seed,
-                health_checks, health_interval, health_path, egress_ca_file, app_args) -> None:
+                health_checks, health_interval, health_path, egress_ca_file, ca_url,
+                ca_token_file, cert_dir, cert_ttl, app_args) -> None:
     """Run a sidecar: inbound proxy in front of the app, outbound proxy for the app's calls,
-    admin server (/ready /stats /config_dump /clusters /metrics).
+    admin server (/ready /stats /config_dump /clusters /metrics /certs); with --cert-dir or --ca,
+    a cert agent that keeps the sidecar's workload certificate (docs/identity.md).
 
     With `-- APP ARGS...` the app is started once the sidecar is ready, with HTTP_PROXY set; the
     sidecar forwards SIGTERM/SIGINT to it and exits with its status.
@@ -167,8 +206,12 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
     config.health_path = health_path
     config.egress_ca_file = egress_ca_file
     _setup_logging(access_log)
+    certs = _cert_options(ca_url, ca_token_file, cert_dir, cert_ttl, control)
     try:
-        setup = None
+        setups = []
+        if certs is not None:
+            from ..sidecar import install_cert_agent
+            setups.append(partial(install_cert_agent, options=certs))
         if join or gossip_port is not None:
             from ..sidecar import GossipOptions, install_gossip
             try:
@@ -177,7 +220,11 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
                                         profile=gossip_profile)
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="--join") from None
-            setup = partial(install_gossip, options=options)
+            setups.append(partial(install_gossip, options=options))
+
+        def setup(sidecar) -> None:
+            for one in setups:
+                one(sidecar)
         status = trio.run(partial(serve_sidecar, config, handle_signals=True, setup=setup))
     except BaseExceptionGroup as group:
         leaf = _start_cause(_leaf(group))
