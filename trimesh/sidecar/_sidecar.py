@@ -80,7 +80,16 @@ from ..nursery import (
 )
 from ..proxy import HttpServer, InboundProxy, OutboundProxy, UpstreamPool
 from ..routing import SourceIdentity, compile_routes
-from ..telemetry import AccessLog
+from ..telemetry import (
+    AccessLog,
+    LocalIdentity,
+    MeshMetrics,
+    RecordSinks,
+    RuntimeCollector,
+    Tracer,
+    ZipkinExporter,
+    metrics_registry,
+)
 from ._admin import AdminApp, serve_admin
 from ._health import (
     DEFAULT_HEALTH_MODE,
@@ -137,6 +146,7 @@ class SidecarConfig:
     health_interval: float = HEALTH_INTERVAL  # active health checks (docs/resilience.md §5)
     health_path: str = HEALTH_PATH
     health_checks: str = DEFAULT_HEALTH_MODE  # app | all | off
+    zipkin_address: str | None = None  # HOST:PORT of a Zipkin v2 collector (docs/telemetry.md)
 
     @property
     def name(self) -> str:
@@ -173,6 +183,17 @@ class Sidecar:
         self.source = SourceIdentity(service=config.service, namespace=config.namespace,
                                      labels=labels)
         self.access_log = access_log or AccessLog()
+        # Telemetry (docs/telemetry.md): the proxies hand each record to one bounded buffer; the
+        # telemetry child flushes it in batches to the access log, the metrics and the spans.
+        self.metrics = MeshMetrics()
+        self.zipkin = (ZipkinExporter(config.zipkin_address)
+                       if config.zipkin_address else None)
+        self.telemetry = RecordSinks(
+            [self.access_log, self.metrics, *([self.zipkin] if self.zipkin else [])],
+            identity=LocalIdentity(self.source.fqdn(config.domain), labels.get("version", ""),
+                                   lambda: self.snapshot))
+        self.metrics_registry = metrics_registry(self.metrics, RuntimeCollector(self.statistics))
+        self.tracer = Tracer(random.Random())  # span ids need no seed (and must differ per sidecar)
         self.pool = UpstreamPool()
         self.app_pool = UpstreamPool()
         self.files = FileSource(config.registry, config.config_files, self.request_rebuild)
@@ -183,10 +204,11 @@ class Sidecar:
         self.table = None
         self.own_instance = None
         self.outbound = OutboundProxy(None, rng=self.rng, pool=self.pool,
-                                      access_log=self.access_log)
+                                      access_log=self.telemetry)
         self.inbound = InboundProxy((config.app_address, config.app_port or 0), rng=self.rng,
-                                    pool=self.app_pool, access_log=self.access_log,
+                                    pool=self.app_pool, access_log=self.telemetry,
                                     service=config.service)
+        self.outbound.tracer = self.inbound.tracer = self.tracer
         self.outbound_server = HttpServer("outbound", self.outbound)
         self.inbound_server = HttpServer("inbound", self.inbound)
         self.admin = AdminApp(self)
@@ -291,7 +313,8 @@ class Sidecar:
             "listeners": {"outbound": self.outbound_server.statistics(),
                           "inbound": self.inbound_server.statistics()},
             "upstream_pool": self.pool.statistics(), "app_pool": self.app_pool.statistics(),
-            "access_log": self.access_log.statistics(), "files": self.files.statistics(),
+            "access_log": self.access_log.statistics(),
+            "telemetry": self.telemetry.statistics(), "files": self.files.statistics(),
             "control": self.control.statistics() if self.control else None,
             "app": self.app.statistics() if self.app else None,
             "health": self.health.statistics(),
@@ -347,7 +370,7 @@ class Sidecar:
                                    description="outbound listener (HTTP_PROXY)"))
         specs.extend(self._extra["service"])
         specs.append(ChildSpec("telemetry", self._serve_telemetry,
-                               description="access log batch flusher"))
+                               description="record flusher: access log, metrics, spans"))
         if self.config.admin_port is not None:
             specs.append(ChildSpec("admin", self._serve_admin, description="admin server"))
         return [self._crashable(spec) for spec in specs]
@@ -452,7 +475,9 @@ class Sidecar:
 
     async def _serve_telemetry(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.access_log.serve_flusher)
+            await nursery.start(self.telemetry.serve_flusher)
+            if self.zipkin is not None:
+                await nursery.start(self.zipkin.serve)
             task_status.started()
             await wait_stop_requested()
             nursery.cancel_scope.cancel()  # the flusher flushes on its way out
