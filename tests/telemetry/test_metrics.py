@@ -84,6 +84,7 @@ STATS = {
     "upstream_pool": {"connects": 2, "idle": 1},
     "clusters": {"reviews.default.svc.cluster.local|version=v1": {
         "name": "reviews", "picks": 7, "upstream_rq_pending_overflow": 0, "healthy": 2,
+        "upstream_rq_total": 7, "membership_total": 2,
         "panic": False}},
     "telemetry": {"records": 10, "dropped": 0, "MeshMetrics": {"records": 10, "series": 2}},
 }
@@ -99,6 +100,9 @@ def test_runtime_statistics_are_typed_and_labelled():
     cluster = "reviews.default.svc.cluster.local|version=v1"
     assert find(text, "trimesh_cluster_picks", cluster=cluster) == [7.0]
     assert find(text, "trimesh_cluster_upstream_rq_pending_overflow", cluster=cluster) == [0.0]
+    assert find(text, "trimesh_cluster_upstream_rq_total", cluster=cluster) == [7.0]
+    assert "# TYPE trimesh_cluster_upstream_rq_total counter" in text
+    assert find(text, "trimesh_cluster_membership", cluster=cluster) == [2.0]
     assert find(text, "trimesh_sidecar_stat", path="upstream_pool.connects") == [2.0]
     assert find(text, "trimesh_sidecar_stat", path="telemetry.MeshMetrics.series") == [2.0]
     assert find(text, "trimesh_child_restarts", child="inbound") == [2.0]

@@ -22,7 +22,8 @@ prometheus-client call); the registry reads them when ``/metrics`` is scraped (`
 metrics — ``trimesh_proxy_requests_total{direction}``,
 ``trimesh_proxy_responses_total{direction,code_class}``,
 ``trimesh_proxy_events_total{direction,event}`` (response flags, retries, mirrors),
-``trimesh_cluster_<stat>{cluster}`` gauges (Envoy's ``cluster.<name>.upstream_rq_*`` family),
+``trimesh_cluster_<stat>{cluster}`` (Envoy's ``cluster.<name>.upstream_rq_*`` family: its
+``*_total`` statistics as counters, the rest as gauges),
 ``trimesh_telemetry_*`` and, for every other numeric statistic, ``trimesh_sidecar_stat{path}``.
 
 :func:`render_metrics` is prometheus-client's ``generate_latest`` over a registry.
@@ -47,6 +48,9 @@ LABELS = ("reporter", "source_service", "source_version", "destination_service",
 UNKNOWN = "unknown"  # Istio's instance default for a missing service or version
 REPORTER = {"outbound": "source", "inbound": "destination"}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Envoy's cluster statistics named *_total are counters, but for these gauges (hosts in the
+# cluster); both are exported without the suffix (the text format reserves it for counters).
+GAUGE_TOTALS = frozenset({"membership_total"})
 
 
 class _Series:
@@ -166,19 +170,22 @@ class RuntimeCollector:
         yield requests
         yield responses
         yield events
-        gauges: dict[str, GaugeMetricFamily] = {}
+        families: dict[str, Any] = {}
         for cluster, cstats in (stats.get("clusters") or {}).items():
             for key, value in cstats.items():
                 if not _number(value):
                     continue
-                name = f"trimesh_cluster_{_name(key)}"
-                family = gauges.get(name)
+                name = _name(key)
+                counter = name.endswith("_total") and name not in GAUGE_TOTALS
+                name = f"trimesh_cluster_{name.removesuffix('_total')}"
+                family = families.get(name)
                 if family is None:
-                    family = gauges[name] = GaugeMetricFamily(
+                    kind = CounterMetricFamily if counter else GaugeMetricFamily
+                    family = families[name] = kind(
                         name, f"the cluster's {key} (Envoy's cluster.<name>.{key})",
                         labels=["cluster"])
                 family.add_metric([cluster], value)
-        yield from gauges.values()
+        yield from families.values()
         rest = GaugeMetricFamily("trimesh_sidecar_stat", "every other numeric /stats entry, "
                                  "by its path", labels=["path"])
         skip = {"outbound", "inbound", "clusters", "tree", "name"}
