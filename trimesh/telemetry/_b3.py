@@ -63,13 +63,15 @@ class SpanContext(tuple):
     def headers(self) -> list[tuple[str, str]]:
         """The B3 fields (and ``x-ot-span-context``) that carry this span to the next hop."""
         trace, span, parent, sampled, debug = self
-        out = [(TRACE_ID, trace), (SPAN_ID, span)]
         if parent:
-            out.append((PARENT_ID, parent))
-        out.append((SAMPLED, "1" if sampled else "0"))
+            out = [(TRACE_ID, trace), (SPAN_ID, span), (PARENT_ID, parent),
+                   (SAMPLED, "1" if sampled else "0"),
+                   (OT_CONTEXT, trace + ";" + span + ";" + parent)]
+        else:
+            out = [(TRACE_ID, trace), (SPAN_ID, span), (SAMPLED, "1" if sampled else "0"),
+                   (OT_CONTEXT, trace + ";" + span + ";" + ZERO_SPAN)]
         if debug:
             out.append((FLAGS, "1"))
-        out.append((OT_CONTEXT, f"{trace};{span};{parent or ZERO_SPAN}"))
         return out
 
 

@@ -20,7 +20,7 @@ batch is dropped (counted as ``failed``).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Iterable
 
 import msgspec
 import trio
@@ -36,7 +36,6 @@ QUEUE_SPANS = 8192  # spans waiting to be sent; more are dropped (counted)
 MAX_BATCH_SPANS = 512  # spans per POST
 FLUSH_INTERVAL = 1.0  # seconds between sends (Envoy's zipkin flush interval was 5 s)
 SEND_TIMEOUT = 2.0  # seconds for one POST, connect included
-KINDS = {"outbound": "CLIENT", "inbound": "SERVER"}
 
 _encode = msgspec.json.Encoder().encode
 
@@ -51,18 +50,46 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _endpoint(address: str) -> dict[str, Any] | None:
+class Span(msgspec.Struct, omit_defaults=True, gc=False):
+    """A Zipkin v2 span (``zipkin2-api.yaml``); encoded straight to JSON, unset fields left out."""
+
+    traceId: str
+    id: str
+    name: str
+    kind: str
+    timestamp: int  # epoch µs
+    duration: int  # µs
+    localEndpoint: dict
+    tags: dict
+    parentId: str | None = None
+    remoteEndpoint: dict | None = None
+
+
+_ENDPOINTS: dict[str, dict | None] = {}  # "ip:port" -> Zipkin endpoint (a few distinct peers)
+
+
+def _endpoint(address: str, with_port: bool = True) -> dict | None:
+    found = _ENDPOINTS.get(address, False)
+    if found is not False:
+        return found
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
-        return None
-    key = "ipv6" if ":" in host else "ipv4"
-    return {key: host.strip("[]"), "port": int(port)}
+        found = None
+    else:
+        found = {"ipv6" if ":" in host else "ipv4": host.strip("[]")}
+        if with_port:
+            found["port"] = int(port)
+    if len(_ENDPOINTS) > 1024:
+        _ENDPOINTS.clear()
+    _ENDPOINTS[address] = found
+    return found
 
 
-def zipkin_span(r: RequestRecord, service_name: str = SERVICE_CLUSTER) -> dict[str, Any]:
-    """The Zipkin v2 span of one record (module docstring)."""
-    path = r.path.split("?", 1)[0]
-    tags = {"http.method": r.method, "http.url": f"{r.scheme}://{r.authority}{r.path}",
+def zipkin_span(r: RequestRecord, local: dict | None = None) -> Span:
+    """The Zipkin v2 span of one record (module docstring); ``local`` its localEndpoint."""
+    path = r.path
+    q = path.find("?")
+    tags = {"http.method": r.method, "http.url": r.scheme + "://" + r.authority + path,
             "http.status_code": str(r.status), "component": "proxy",
             "destination.service": r.destination_service or "unknown"}
     if r.cluster:
@@ -73,19 +100,14 @@ def zipkin_span(r: RequestRecord, service_name: str = SERVICE_CLUSTER) -> dict[s
         tags["guid:x-request-id"] = r.request_id
     if r.status == 0 or r.status >= 500:
         tags["error"] = "true"
-    out: dict[str, Any] = {
-        "traceId": r.trace_id, "id": r.span_id, "name": f"{r.authority}{path}",
-        "kind": KINDS.get(r.direction, "SERVER"),
-        "timestamp": int((r.time - r.duration) * 1e6), "duration": max(1, int(r.duration * 1e6)),
-        "localEndpoint": {"serviceName": service_name}, "tags": tags}
-    if r.parent_id:
-        out["parentId"] = r.parent_id
-    remote = _endpoint(r.upstream if r.direction == "outbound" else f"{r.source_ip}:0")
-    if remote is not None:
-        if r.direction != "outbound":
-            remote.pop("port")
-        out["remoteEndpoint"] = remote
-    return out
+    if r.direction == "outbound":
+        kind, remote = "CLIENT", _endpoint(r.upstream)
+    else:
+        kind, remote = "SERVER", _endpoint(r.source_ip + ":0", False) if r.source_ip else None
+    return Span(r.trace_id, r.span_id, r.authority + (path if q < 0 else path[:q]), kind,
+                int((r.time - r.duration) * 1e6), int(r.duration * 1e6) or 1,
+                local if local is not None else {"serviceName": SERVICE_CLUSTER}, tags,
+                r.parent_id or None, remote)
 
 
 class ZipkinExporter:
@@ -96,8 +118,9 @@ class ZipkinExporter:
         self.address = address
         self.host, self.port = parse_address(address)
         self.service_name = service_name
+        self._local = {"serviceName": service_name}
         self.capacity = capacity
-        self._queue: list[dict[str, Any]] = []
+        self._queue: list[Span] = []
         self.queued = 0
         self.sent = 0
         self.dropped = 0
@@ -112,7 +135,7 @@ class ZipkinExporter:
             if len(queue) >= self.capacity:
                 self.dropped += 1
                 continue
-            queue.append(zipkin_span(r, self.service_name))
+            queue.append(zipkin_span(r, self._local))
             self.queued += 1
 
     async def send_pending(self) -> None:
