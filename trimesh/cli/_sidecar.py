@@ -118,7 +118,8 @@ def _setup_logging(access_log: str) -> None:
 def run_sidecar(service, namespace, version, label, service_account, port, protocol, app_port,
                 app_address, address, proxy_port, admin_port, gossip_port, join, gossip_key_file,
                 gossip_profile, control, registry, config_files, drain_timeout, access_log,
-                zipkin_address, seed, health_checks, health_interval, health_path, app_args) -> None:
+                zipkin_address, seed, health_checks, health_interval, health_path,
+                app_args) -> None:
     """Run a sidecar: inbound proxy in front of the app, outbound proxy for the app's calls,
     admin server (/ready /stats /config_dump /clusters /metrics).
 
