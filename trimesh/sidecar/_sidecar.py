@@ -11,7 +11,7 @@ stop in the reverse one::
     inbound     --address:--port -> --app-address:--app-port
     outbound    --address:--proxy-port (HTTP_PROXY for the app)
     <services>  children added with add_child(spec)  (stage="service"; e.g. the health checker)
-    telemetry   the access log's batch flusher
+    telemetry   the record flusher (access log, metrics, Zipkin spans; docs/telemetry.md)
     admin       /ready /stats /config_dump /clusters /metrics on --admin-port
 
 ``SidecarConfig.app_port=None`` / ``proxy_port=None`` / ``admin_port=None`` leave the inbound
