@@ -40,7 +40,8 @@ def _valid(value: str | None, lengths: tuple[int, ...]) -> bool:
 
 
 class SpanContext(tuple):
-    """``(trace_id, span_id, parent_id, sampled, debug)`` of one hop's span (a tuple: cheap)."""
+    """``(trace_id, span_id, parent_id, sampled, debug, headers)`` of one hop's span (a tuple:
+    cheap)."""
 
     __slots__ = ()
 
@@ -61,18 +62,22 @@ class SpanContext(tuple):
         return self[3]
 
     def headers(self) -> list[tuple[str, str]]:
-        """The B3 fields (and ``x-ot-span-context``) that carry this span to the next hop."""
-        trace, span, parent, sampled, debug = self
-        if parent:
-            out = [(TRACE_ID, trace), (SPAN_ID, span), (PARENT_ID, parent),
-                   (SAMPLED, "1" if sampled else "0"),
-                   (OT_CONTEXT, trace + ";" + span + ";" + parent)]
-        else:
-            out = [(TRACE_ID, trace), (SPAN_ID, span), (SAMPLED, "1" if sampled else "0"),
-                   (OT_CONTEXT, trace + ";" + span + ";" + ZERO_SPAN)]
-        if debug:
-            out.append((FLAGS, "1"))
-        return out
+        """The B3 fields (and ``x-ot-span-context``) that carry this span to the next hop (made
+        with the context: one list per request)."""
+        return self[5]
+
+
+def _context(trace: str, span: str, parent: str, sampled: bool, debug: bool) -> SpanContext:
+    flag = "1" if sampled else "0"
+    if parent:
+        out = [(TRACE_ID, trace), (SPAN_ID, span), (PARENT_ID, parent), (SAMPLED, flag),
+               (OT_CONTEXT, trace + ";" + span + ";" + parent)]
+    else:
+        out = [(TRACE_ID, trace), (SPAN_ID, span), (SAMPLED, flag),
+               (OT_CONTEXT, trace + ";" + span + ";" + ZERO_SPAN)]
+    if debug:
+        out.append((FLAGS, "1"))
+    return SpanContext((trace, span, parent, sampled, debug, out))
 
 
 class Tracer:
@@ -112,7 +117,7 @@ class Tracer:
             sampled = _TRUE.get((get(SAMPLED) or "").lower())
             if sampled is None:
                 sampled = self.sampling >= 1.0 or self.rng.random() < self.sampling
-        return SpanContext((trace, span, parent, sampled, debug))
+        return _context(trace, span, parent, sampled, debug)
 
     def statistics(self) -> dict[str, object]:
         return {"started": self.started, "joined": self.joined, "sampling": self.sampling}
