@@ -74,6 +74,7 @@ PURE: dict[str, str] = {
     "trimesh/mixer/_adapters.py": "the check and quota adapters' decisions",
     "trimesh/mixer/_status.py": "rpc codes, HTTP statuses and Mixer reply bodies",
     "trimesh/telemetry/_record.py": "the per-request record",
+    "trimesh/telemetry/_b3.py": "B3 trace contexts (ids from an injected rng)",
 }
 IMPURE = {"trio", "socket", "ssl", "time", "random",  # DESIGN.md §3, by name
           "asyncio", "anyio", "threading", "selectors"}  # the same I/O and clocks by other names

@@ -148,6 +148,8 @@ def _setup_logging(access_log: str) -> None:
               help="Seconds in-flight requests get after SIGTERM.")
 @click.option("--access-log", default="-", show_default=True, metavar="FILE|-|off",
               help="Where access-log lines go ('-' is stderr).")
+@click.option("--zipkin-address", default=None, metavar="HOST:PORT",
+              help="Send Zipkin v2 spans to http://HOST:PORT/api/v2/spans (docs/telemetry.md).")
 @click.option("--seed", type=int, default=None, hidden=True,
               help="Seed of the routing RNG (reproducible weighted picks in tests).")
 @click.option("--health-checks", type=click.Choice(["app", "all", "off"]), default="app",
@@ -174,9 +176,9 @@ def _setup_logging(access_log: str) -> None:
 def run_sidecar(service, namespace, version, label, service_account, port, protocol, upstreams,
                 app_port,
                 app_address, address, proxy_port, admin_port, gossip_port, join, gossip_key_file,
-                gossip_profile, control, registry, config_files, drain_timeout, access_log, seed,
-                health_checks, health_interval, health_path, egress_ca_file, ca_url,
-                ca_token_file, cert_dir, cert_ttl, app_args) -> None:
+                gossip_profile, control, registry, config_files, drain_timeout, access_log,
+                zipkin_address, seed, health_checks, health_interval, health_path,
+                egress_ca_file, ca_url, ca_token_file, cert_dir, cert_ttl, app_args) -> None:
     """Run a sidecar: inbound proxy in front of the app, outbound proxy for the app's calls,
     admin server (/ready /stats /config_dump /clusters /metrics /certs); with --cert-dir or --ca,
     a cert agent that keeps the sidecar's workload certificate (docs/identity.md).
@@ -198,13 +200,19 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
         port=port, protocol=protocol, app_port=app_port, app_address=app_address,
         address=address, proxy_port=proxy_port, admin_port=admin_port, control=control,
         registry=registry, config_files=list(config_files), drain_timeout=drain_timeout,
-        app_argv=list(app_args), seed=seed)
+        app_argv=list(app_args), seed=seed, zipkin_address=zipkin_address)
     config.health_checks, config.health_interval = health_checks, health_interval
     config.upstreams = [parse_upstream(u) for u in upstreams]
     if not health_path.startswith("/"):
         raise click.BadParameter("must start with '/'", param_hint="--health-path")
     config.health_path = health_path
     config.egress_ca_file = egress_ca_file
+    if zipkin_address is not None:
+        from ..telemetry import ZipkinExporter
+        try:
+            ZipkinExporter(zipkin_address)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--zipkin-address") from None
     _setup_logging(access_log)
     certs = _cert_options(ca_url, ca_token_file, cert_dir, cert_ttl, control)
     try:

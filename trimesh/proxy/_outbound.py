@@ -24,6 +24,7 @@ import trio
 
 from ..errors import UpstreamError
 from ..routing import Forward, MeshReply, Redirect, RequestInfo, fault_abort
+from ..telemetry import B3_HEADERS
 from ._http1 import END, HOP_BY_HOP, render_request_head
 from ._pipeline import Pipeline
 from ._pool import UpstreamRequest, exchange
@@ -83,6 +84,7 @@ class OutboundProxy(Pipeline):
     ``rng`` a ``random.Random``; ``mirror_nursery`` where mirror copies run."""
 
     direction = "outbound"
+    tracer = None  # a trimesh.telemetry.Tracer: B3 context and a CLIENT span per request
 
     def __init__(self, table, *, rng, pool, access_log, mirror_nursery=None,
                  mirror_max_in_flight: int = MIRROR_MAX_IN_FLIGHT, **kw) -> None:
@@ -142,6 +144,8 @@ class OutboundProxy(Pipeline):
         hdrs = [("host", fwd.rewrite_authority or ex.authority)]
         named = connection_tokens(head.connection) if head.connection is not None else None
         xff = None
+        tracer = self.tracer
+        trace = ex.trace = tracer.span(ex.headers) if tracer is not None else None
         for n, v in head.headers:
             if n in HOP_BY_HOP:
                 if websocket and n == "upgrade":
@@ -154,12 +158,16 @@ class OutboundProxy(Pipeline):
             if n == "x-forwarded-for":
                 xff = v
                 continue
+            if trace is not None and n in B3_HEADERS:
+                continue  # replaced by this hop's span context below
             hdrs.append((n, v))
         client = ex.down.client
         hdrs.append(("x-forwarded-for", f"{xff}, {client}" if xff else client))
         if ex.request_id is None:
             ex.request_id = self._ids.next()
             hdrs.append(("x-request-id", ex.request_id))
+        if trace is not None:
+            hdrs.extend(trace.headers())
         if fwd.append_headers:
             hdrs.extend(fwd.append_headers)
         if websocket:

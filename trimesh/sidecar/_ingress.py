@@ -51,7 +51,8 @@ class IngressOptions:
 def install_ingress(sidecar: Any, options: IngressOptions) -> IngressProxy:
     tls = options.tls_context()  # a bad certificate is a user error before anything listens
     proxy = IngressProxy(None, table_of=lambda: sidecar.table, snapshot=lambda: sidecar.snapshot,
-                         rng=sidecar.rng, pool=sidecar.pool, access_log=sidecar.access_log)
+                         rng=sidecar.rng, pool=sidecar.pool, access_log=sidecar.telemetry)
+    proxy.tracer = sidecar.tracer  # the edge starts the traces of requests from outside
     servers = [(HttpServer("ingress", proxy), options.port)]
     if tls is not None:
         servers.append((HttpServer("ingress-tls", proxy, tls_context=tls), options.tls_port))

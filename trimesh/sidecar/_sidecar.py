@@ -11,7 +11,7 @@ stop in the reverse one::
     inbound     --address:--port -> --app-address:--app-port
     outbound    --address:--proxy-port (HTTP_PROXY for the app)
     <services>  children added with add_child(spec)  (stage="service"; e.g. the health checker)
-    telemetry   the access log's batch flusher
+    telemetry   the record flusher (access log, metrics, Zipkin spans; docs/telemetry.md)
     admin       /ready /stats /config_dump /clusters /metrics on --admin-port
 
 ``SidecarConfig.app_port=None`` / ``proxy_port=None`` / ``admin_port=None`` leave the inbound
@@ -80,7 +80,16 @@ from ..nursery import (
 )
 from ..proxy import HttpServer, InboundProxy, OutboundProxy, TcpProxy, TcpServer, UpstreamPool
 from ..routing import SourceIdentity, compile_routes
-from ..telemetry import AccessLog
+from ..telemetry import (
+    AccessLog,
+    LocalIdentity,
+    MeshMetrics,
+    RecordSinks,
+    RuntimeCollector,
+    Tracer,
+    ZipkinExporter,
+    metrics_registry,
+)
 from ._admin import AdminApp, serve_admin
 from ._health import (
     DEFAULT_HEALTH_MODE,
@@ -140,6 +149,7 @@ class SidecarConfig:
     egress_ca_file: str | None = None  # CAs for egress TLS origination (None: the system store)
     # --upstream SERVICE:PORT=LOCAL_PORT: (service, port, local_port), one TCP listener each
     upstreams: list[tuple[str, int, int]] = field(default_factory=list)
+    zipkin_address: str | None = None  # HOST:PORT of a Zipkin v2 collector (docs/telemetry.md)
 
     @property
     def name(self) -> str:
@@ -176,6 +186,17 @@ class Sidecar:
         self.source = SourceIdentity(service=config.service, namespace=config.namespace,
                                      labels=labels)
         self.access_log = access_log or AccessLog()
+        # Telemetry (docs/telemetry.md): the proxies hand each record to one bounded buffer; the
+        # telemetry child flushes it in batches to the access log, the metrics and the spans.
+        self.metrics = MeshMetrics()
+        self.zipkin = (ZipkinExporter(config.zipkin_address)
+                       if config.zipkin_address else None)
+        self.telemetry = RecordSinks(
+            [self.access_log, self.metrics, *([self.zipkin] if self.zipkin else [])],
+            identity=LocalIdentity(self.source.fqdn(config.domain), labels.get("version", ""),
+                                   lambda: self.snapshot))
+        self.metrics_registry = metrics_registry(self.metrics, RuntimeCollector(self.statistics))
+        self.tracer = Tracer(random.Random())  # span ids need no seed (and must differ per sidecar)
         self.pool = UpstreamPool(tls_context=egress_tls_context(config.egress_ca_file))
         self.app_pool = UpstreamPool()
         self.files = FileSource(config.registry, config.config_files, self.request_rebuild)
@@ -186,16 +207,17 @@ class Sidecar:
         self.table = None
         self.own_instance = None
         self.outbound = OutboundProxy(None, rng=self.rng, pool=self.pool,
-                                      access_log=self.access_log)
+                                      access_log=self.telemetry)
         self.inbound = InboundProxy((config.app_address, config.app_port or 0), rng=self.rng,
-                                    pool=self.app_pool, access_log=self.access_log,
+                                    pool=self.app_pool, access_log=self.telemetry,
                                     service=config.service)
+        self.outbound.tracer = self.inbound.tracer = self.tracer
         self.outbound_server = HttpServer("outbound", self.outbound)
         # A TCP service port (--protocol tcp/mysql/redis/mongo) is a byte relay to the app.
         self.inbound_tcp = is_tcp_protocol(config.protocol)
         if self.inbound_tcp:
             self.inbound_relay = TcpProxy("inbound", rng=self.rng, pool=self.app_pool,
-                                          access_log=self.access_log, service=config.service,
+                                          access_log=self.telemetry, service=config.service,
                                           app_endpoint=(config.app_address,
                                                         config.app_port or 0))
         self.inbound_server = self._make_inbound_server()
@@ -307,7 +329,8 @@ class Sidecar:
                           **{name: servers[0].statistics()
                              for name, servers in self.upstream_servers.items()}},
             "upstream_pool": self.pool.statistics(), "app_pool": self.app_pool.statistics(),
-            "access_log": self.access_log.statistics(), "files": self.files.statistics(),
+            "access_log": self.access_log.statistics(),
+            "telemetry": self.telemetry.statistics(), "files": self.files.statistics(),
             "control": self.control.statistics() if self.control else None,
             "app": self.app.statistics() if self.app else None,
             "health": self.health.statistics(),
@@ -363,7 +386,7 @@ class Sidecar:
                                    description="outbound listener (HTTP_PROXY)"))
         specs.extend(self._extra["service"])
         specs.append(ChildSpec("telemetry", self._serve_telemetry,
-                               description="access log batch flusher"))
+                               description="record flusher: access log, metrics, spans"))
         if self.config.admin_port is not None:
             specs.append(ChildSpec("admin", self._serve_admin, description="admin server"))
         return [self._crashable(spec) for spec in specs]
@@ -441,7 +464,7 @@ class Sidecar:
         """The child of one ``--upstream SERVICE:PORT=LOCAL_PORT``: a TCP listener on
         ``--address:LOCAL_PORT`` relaying each connection to SERVICE:PORT (trimesh/proxy/_tcp.py)."""
         name = f"upstream-{local_port}"
-        relay = TcpProxy("outbound", rng=self.rng, pool=self.pool, access_log=self.access_log,
+        relay = TcpProxy("outbound", rng=self.rng, pool=self.pool, access_log=self.telemetry,
                          target=f"{service}:{port}", table_of=lambda: self.table)
         servers = [TcpServer(name, relay)]
         self.upstream_servers[name] = servers
@@ -490,7 +513,9 @@ class Sidecar:
 
     async def _serve_telemetry(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.access_log.serve_flusher)
+            await nursery.start(self.telemetry.serve_flusher)
+            if self.zipkin is not None:
+                await nursery.start(self.zipkin.serve)
             task_status.started()
             await wait_stop_requested()
             nursery.cancel_scope.cancel()  # the flusher flushes on its way out

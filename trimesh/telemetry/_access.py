@@ -68,6 +68,18 @@ class AccessLog:
         if len(pending) >= FLUSH_LINES:
             self.flush()
 
+    def log_batch(self, records: list[RequestRecord]) -> None:
+        """A batch from :class:`~trimesh.telemetry.RecordSinks`: written at once."""
+        self.records += len(records)
+        if not self.enabled:
+            return
+        if self.sink is not None:
+            for r in records:
+                self.sink(line(r))
+            return
+        self._pending.extend(records)
+        self.flush()
+
     def flush(self) -> None:
         if self._pending:
             pending, self._pending = self._pending, []

@@ -23,6 +23,8 @@ needs one. The field ↔ attribute table is :data:`ATTRIBUTES` — one place:
 | ``source_ip`` / ``source_service`` / ``source_user`` | ``source.ip`` / ``source.service`` / ``source.user`` |
 | ``destination_service`` / ``destination_ip``:``destination_port`` | ``destination.service`` / ``destination.ip`` / ``destination.port`` |
 | ``received_bytes`` / ``sent_bytes`` | ``connection.received.bytes`` / ``connection.sent.bytes`` (TCP: bytes from the client toward the destination / from the destination back to the client; -1 for HTTP requests) |
+| ``source_version`` / ``destination_version`` | ``source.labels["version"]`` / ``destination.labels["version"]`` |
+| ``trace_id`` / ``span_id`` / ``parent_id`` / ``sampled`` | the B3 context of this hop's span (``x-b3-*``; empty when tracing is off) |
 | ``upstream`` | the instance that answered, ``address:port`` (Envoy's ``%UPSTREAM_HOST%``) |
 | ``cluster`` / ``rule`` / ``attempts`` / ``flags`` | trimesh's: the cluster, the RouteRule, tries made, Envoy response flags (comma-separated) |
 """
@@ -61,6 +63,12 @@ class RequestRecord(msgspec.Struct, gc=False):
     response_size: int = -1
     received_bytes: int = -1
     sent_bytes: int = -1
+    source_version: str = ""
+    destination_version: str = ""
+    trace_id: str = ""
+    span_id: str = ""
+    parent_id: str = ""
+    sampled: bool = False
 
     def attributes(self) -> dict[str, Any]:
         """The record as a Mixer attribute bag (only the attributes that are known)."""
@@ -77,6 +85,10 @@ class RequestRecord(msgspec.Struct, gc=False):
             bag["destination.port"] = int(port)
         if self.flags:
             bag["context.response_flags"] = self.flags
+        if self.source_version:
+            bag["source.labels"] = {"version": self.source_version}
+        if self.destination_version:
+            bag["destination.labels"] = {"version": self.destination_version}
         return bag
 
 
