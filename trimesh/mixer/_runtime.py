@@ -152,9 +152,10 @@ class MixerConfig:
     @classmethod
     def compile(cls, objects: Iterable[Any], *, revision: int = 0,
                 previous: "MixerConfig | None" = None, manifest: Manifest | None = None,
-                domain: str = DEFAULT_DOMAIN) -> "MixerConfig":
+                domain: str = DEFAULT_DOMAIN, quota_share: float = 1.0) -> "MixerConfig":
         """From a snapshot's objects (a ``Snapshot``'s ``objects.values()`` or any iterable of
-        ``ConfigObject``). ``previous``: the config this one replaces (handlers are kept)."""
+        ``ConfigObject``). ``previous``: the config this one replaces (handlers are kept).
+        ``quota_share`` < 1 scales every memquota limit (a sidecar's local fallback)."""
         objs = list(objects.objects.values() if hasattr(objects, "objects") else objects)
         base = manifest if manifest is not None else Manifest.default()
         manifests = [o.spec for o in objs if o.kind == "attributemanifest"]
@@ -167,9 +168,12 @@ class MixerConfig:
         for o in objs:
             fqn = mixer_fqn(o.name, o.kind, o.namespace)
             make = HANDLER_KINDS.get(o.kind)
-            if make is not None:
+            if make is MemQuotaHandler and quota_share < 1.0:
+                handlers[fqn] = MemQuotaHandler(fqn, o.spec, share=quota_share)
+            elif make is not None:
                 handlers[fqn] = _keep_or_build(old.get(fqn), old_specs.get(fqn), make, fqn,
                                                o.spec)
+            if make is not None:
                 specs[fqn] = o.spec
             elif o.kind in CHECK_TEMPLATES or o.kind in QUOTA_TEMPLATES:
                 instances[fqn] = _instance(compiler, fqn, o)
