@@ -58,9 +58,14 @@ async def _serve_until_signal(**options: object) -> None:
               help="Gossip timing: lan (memberlist's LAN defaults) or local (faster failure "
                    "detection for one host).")
 @click.option("--no-gossip", is_flag=True, help="Run without a gossip member.")
+@click.option("--mixer-port", type=click.IntRange(0, 65535), default=None,
+              help="The Mixer's port on --address [default: 9091; a free port when "
+                   "--config-port is 0].")
+@click.option("--no-mixer", is_flag=True, help="Run without the Mixer (run it alone with "
+              "`trimesh run mixer`).")
 def run_control(state_dir: Path | None, address: str, config_port: int, domain: str,
                 gossip_port: int | None, join: tuple[str, ...], gossip_profile: str,
-                no_gossip: bool) -> None:
+                no_gossip: bool, mixer_port: int | None, no_mixer: bool) -> None:
     """Run the control process: the config store and its API, and a gossip member that
     publishes every stored object and static instance (docs/gossip.md).
 
@@ -74,11 +79,14 @@ def run_control(state_dir: Path | None, address: str, config_port: int, domain: 
             raise click.BadParameter(str(exc), param_hint="--join") from None
     if gossip_port is None:
         gossip_port = 0 if config_port == 0 else DEFAULT_GOSSIP_PORT
+    if mixer_port is None:
+        mixer_port = 0 if config_port == 0 else 9091  # the Mixer's port (CLI.md)
     try:
         trio.run(partial(_serve_until_signal, state_dir=state_dir, address=address,
                          config_port=config_port, domain=domain,
                          gossip_port=None if no_gossip else gossip_port, join=list(join),
-                         gossip_config=gossip_profile_config(gossip_profile)))
+                         gossip_config=gossip_profile_config(gossip_profile),
+                         mixer_port=None if no_mixer else mixer_port))
     except BaseExceptionGroup as group:
         leaf = _leaf(group)
         if isinstance(leaf, TrimeshError):

@@ -26,3 +26,4 @@ from . import _config_cmds, _control  # noqa: E402,F401
 from . import _sidecar  # noqa: E402,F401
 from . import _demo  # noqa: E402,F401
 from . import _members  # noqa: E402,F401
+from . import _mixer  # noqa: E402,F401

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import urllib.parse
 from functools import partial
 
 import click
@@ -65,6 +66,24 @@ def _setup_logging(access_log: str) -> None:
     access.addHandler(handler)
 
 
+def _with_mixer(setup, addresses: tuple[str, ...], fail_open: bool, explicit: bool):
+    """The sidecar setup hook: ``setup`` (gossip, if any), then the Mixer policy stage."""
+    from ..sidecar import MixerOptions, install_mixer
+
+    for a in addresses:
+        host, sep, port = a.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise click.BadParameter(f"{a!r} is not HOST:PORT", param_hint="--mixer")
+    options = MixerOptions(addresses=addresses, fail_open=fail_open, explicit=explicit)
+
+    def both(sidecar):
+        if setup is not None:
+            setup(sidecar)
+        install_mixer(sidecar, options)
+
+    return both
+
+
 @run.command("sidecar", context_settings={"ignore_unknown_options": False})
 @click.option("--service", required=True, help="The service this instance belongs to.")
 @click.option("-n", "--namespace", default="default", show_default=True)
@@ -112,11 +131,18 @@ def _setup_logging(access_log: str) -> None:
               metavar="SECONDS", help="Seconds between health-check rounds.")
 @click.option("--health-path", default="/health", show_default=True,
               help="Path the health checker GETs.")
+@click.option("--mixer", "mixer", multiple=True, metavar="HOST:PORT",
+              help="A Mixer for the inbound policy checks (repeatable: tried in order) "
+                   "[default: the control's host, port 9091]; 'none' turns checks off.")
+@click.option("--policy-fail", type=click.Choice(["open", "closed"]), default="open",
+              show_default=True, help="An uncached check with Mixer unreachable: let it pass "
+              "(open) or answer 503 (closed). Cached checks keep answering either way.")
 @click.argument("app_args", nargs=-1, type=click.UNPROCESSED)
 def run_sidecar(service, namespace, version, label, service_account, port, protocol, app_port,
                 app_address, address, proxy_port, admin_port, gossip_port, join, gossip_key_file,
                 gossip_profile, control, registry, config_files, drain_timeout, access_log, seed,
-                health_checks, health_interval, health_path, app_args) -> None:
+                health_checks, health_interval, health_path, mixer, policy_fail,
+                app_args) -> None:
     """Run a sidecar: inbound proxy in front of the app, outbound proxy for the app's calls,
     admin server (/ready /stats /config_dump /clusters /metrics).
 
@@ -154,6 +180,12 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="--join") from None
             setup = partial(install_gossip, options=options)
+        if not any(m.lower() in ("none", "off") for m in mixer):
+            explicit = bool(mixer)
+            if not mixer and control:  # the control's Mixer
+                host = urllib.parse.urlsplit(control).hostname or "127.0.0.1"
+                mixer = (f"[{host}]:9091" if ":" in host else f"{host}:9091",)
+            setup = _with_mixer(setup, tuple(mixer), policy_fail == "open", explicit)
         status = trio.run(partial(serve_sidecar, config, handle_signals=True, setup=setup))
     except BaseExceptionGroup as group:
         leaf = _start_cause(_leaf(group))

@@ -63,10 +63,12 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
                         join: list[str] | tuple[str, ...] = (),
                         gossip_config: GossipConfig | None = None,
                         children: Sequence[ChildSpec] = (),
+                        mixer_port: int | None = None,
                         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the control until cancelled. ``task_status.started`` gets the config API's URL.
     Raises ``StateError`` if the state directory cannot be used. ``gossip_port`` (0: any free
-    port; ``None``: no gossip) runs the gossip member, joining the ``join`` seeds. ``children``
+    port; ``None``: no gossip) runs the gossip member, joining the ``join`` seeds. ``mixer_port``
+    (0: any free port; ``None``: none) runs the Mixer service. ``children``
     are extra supervised services started after the built-in ones."""
     state_path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
     store = await trio.to_thread.run_sync(ConfigStore.open, state_path)
@@ -95,6 +97,16 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
             specs.append(ChildSpec("publisher", cancel_on_stop(serve_publisher),
                                    depends_on=("gossip",),
                                    description="publishes the store into gossip"))
+        # --- Mixer (docs/mixer.md): a child of the tree on --address; its config comes from this
+        # control's own API (the same long poll a standalone `trimesh run mixer` makes) ---
+        if mixer_port is not None:
+            from ..mixer import serve_mixer
+
+            specs.append(ChildSpec("mixer", cancel_on_stop(partial(
+                serve_mixer, address, mixer_port,
+                control=lambda: supervisor.started_value("config-api"))),
+                description="Mixer (check, quota, report)"))
+        # --- end of the Mixer block ---
         specs.extend(children)
         supervisor = Supervisor(specs, intensity=CONTROL_INTENSITY, name="control")
         try:

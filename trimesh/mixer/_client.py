@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterable
 
 import trio
 
+from trimesh.config import MeshConfig
 from trimesh.errors import ProtocolError, TrimeshError
 from trimesh.routing import MeshReply
 
@@ -57,6 +58,7 @@ __all__ = ["MixerClient", "MixerUnavailable", "PolicyCheck", "SOURCE_HEADER", "C
 
 log = logging.getLogger("trimesh.mixer.client")
 
+DEFAULT_MIXER_ADDRESS = MeshConfig().mixer_address  # MeshConfig's default (127.0.0.1:9091)
 CALL_TIMEOUT = 1.0  # seconds for one Mixer call (connect included) before the fail policy applies
 RETRY_AFTER = 1.0  # a failed Mixer address is skipped this long
 POOL_SIZE = 8  # idle connections kept per Mixer address
@@ -104,7 +106,9 @@ class MixerClient:
         self._stats["calls"] += 1
         now = trio.current_time()
         order = [a for a in self.addresses if self._down_until.get(a, 0.0) <= now]
-        order += [a for a in self.addresses if a not in order]  # all marked down: try anyway
+        if not order:  # every address failed less than RETRY_AFTER ago: do not wait on them
+            self._stats["unavailable"] += 1
+            raise MixerUnavailable("no mixer answered (retrying soon)")
         last = None
         for addr in order:
             try:
@@ -183,7 +187,7 @@ def _address(a: str | tuple[str, int]) -> tuple[str, int]:
     host, sep, port = a.rpartition(":")
     if not sep or not port.isdigit():
         raise ValueError(f"a mixer address is HOST:PORT, got {a!r}")
-    return host, int(port)
+    return host.strip("[]"), int(port)
 
 
 # --- the caller's attributes ----------------------------------------------------------------------
@@ -223,12 +227,16 @@ class PolicyCheck:
 
     def __init__(self, client: MixerClient | None, destination: dict[str, Any], *,
                  snapshot: Callable[[], Any] = lambda: None, fail_open: bool = True,
-                 instances_of_destination: Callable[[], int] = lambda: 1) -> None:
+                 instances_of_destination: Callable[[], int] = lambda: 1,
+                 follow_mesh_address: bool = False) -> None:
         self.client = client
         self.destination = dict(destination)
         self.snapshot = snapshot
         self.fail_open = fail_open
         self.instances_of_destination = instances_of_destination
+        # MeshConfig's mixerAddress replaces the client's addresses when it is set to something
+        # other than its default, or when there is no client yet
+        self.follow_mesh_address = follow_mesh_address
         self.enabled = client is not None
         self._version: Any = object()
         self._rev: int | None = None
@@ -249,6 +257,11 @@ class PolicyCheck:
         if snap is None:
             return
         mesh = snap.mesh_config
+        if self.follow_mesh_address and mesh.mixer_address and (
+                self.client is None or mesh.mixer_address != DEFAULT_MIXER_ADDRESS):
+            wanted = [_address(mesh.mixer_address)]
+            if self.client is None or self.client.addresses != wanted:
+                self.client = MixerClient(wanted)
         self.enabled = (self.client is not None and not mesh.disable_policy_checks
                         and bool(mesh.mixer_address))
         self._peers = frozenset(i.address for i in snap.instances)
