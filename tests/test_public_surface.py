@@ -35,7 +35,8 @@ PINNED = {
         "GossipOptions", "GossipSource", "HEALTH_INTERVAL", "HEALTH_PATH", "HEALTH_TIMEOUT",
         "HealthCheckConfig", "HealthChecker", "JOIN_WAIT", "OWN_INSTANCE_POLL",
         "SIDECAR_INTENSITY", "Sidecar", "SidecarConfig", "app_environment", "install_gossip",
-        "load_registry_text", "member_name", "serve_health_checker", "serve_sidecar"},
+        "load_registry_text", "member_name", "serve_health_checker", "serve_sidecar",
+        "MixerOptions", "install_mixer"},
     "trimesh.demo": {
         "CONTROL_PORT", "ClientWorkload", "DEMO_BLOCK", "DemoError", "DemoMesh", "GOSSIP_PORT",
         "GOSSIP_PROFILE", "GossipProgress", "Member", "MeshPlan", "PageLoad", "PageView",

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
+from functools import partial
 from typing import Any, Callable, Iterable
 
 import trio
@@ -62,6 +63,7 @@ DEFAULT_MIXER_ADDRESS = MeshConfig().mixer_address  # MeshConfig's default (127.
 CALL_TIMEOUT = 1.0  # seconds for one Mixer call (connect included) before the fail policy applies
 RETRY_AFTER = 1.0  # a failed Mixer address is skipped this long
 POOL_SIZE = 8  # idle connections kept per Mixer address
+SOURCES_MAX = 1024  # parsed source headers kept (one per calling workload)
 CACHE_MAX = 10000  # check-cache entries; the cache is dropped whole when full
 SOURCE_HEADER = "x-trimesh-source"  # the caller's sidecar names its workload (Istio 0.x: x-istio-attributes)
 
@@ -241,9 +243,11 @@ class PolicyCheck:
         self._version: Any = object()
         self._rev: int | None = None
         self._keys: tuple[str, ...] = ()
+        self._getters: tuple[Callable[[Any], Any], ...] = ()
         self._quotas = False
         self._cache: dict[tuple, list] = {}  # key -> [CheckResult, expires_at, uses_left]
         self._peers: frozenset[str] = frozenset()
+        self._sources: dict[str, dict[str, Any]] = {}  # header value -> parsed (few callers)
         self.local: MixerConfig | None = None
         self._stats = {"checks": 0, "cache_hits": 0, "calls": 0, "denied": 0,
                        "rate_limited": 0, "unavailable": 0, "fail_open": 0, "fallback_quotas": 0,
@@ -292,8 +296,45 @@ class PolicyCheck:
             attrs["source.ip"] = client
         src = hdrs.get(SOURCE_HEADER)
         if src is not None and client in self._peers:
-            attrs.update(parse_source_header(src))
+            parsed = self._sources.get(src)
+            if parsed is None:
+                if len(self._sources) >= SOURCES_MAX:
+                    self._sources.clear()
+                parsed = self._sources[src] = parse_source_header(src)
+            attrs.update(parsed)
         return attrs
+
+    def _key_of(self, ex: Any) -> tuple:
+        """The cache key: for each attribute the checks read, the *input* it comes from
+        (strings and tuples, no bag built): ``destination.*`` is this sidecar's and left out,
+        every ``source.*`` but the IP comes from the (trusted) source header's raw value."""
+        return tuple([g(ex) for g in self._getters])
+
+    def _set_keys(self, keys: tuple[str, ...]) -> None:
+        self._keys = keys
+        getters: list[Callable[[Any], Any]] = []
+        for name in keys:
+            if name.startswith("destination.") or name == "context.protocol":
+                continue  # the same for every request to this sidecar
+            g = _GETTERS.get(name)
+            if g is None:
+                if name.startswith("source."):
+                    g = self._source_value
+                elif name.startswith("request."):
+                    g = _all_headers
+                else:
+                    g = partial(_from_bag, self, name)
+            if g not in getters:
+                getters.append(g)
+        self._getters = tuple(getters)
+
+    def _source_value(self, ex: Any) -> str | None:
+        if ex.down.client not in self._peers:
+            return None
+        for n, v in ex.head.headers:
+            if n == SOURCE_HEADER:
+                return v
+        return None
 
     async def check(self, ex: Any) -> MeshReply | None:
         snap = self.snapshot()
@@ -302,9 +343,8 @@ class PolicyCheck:
         if not self.enabled:
             return None
         self._stats["checks"] += 1
-        attrs = self.bag(ex)
         now = trio.current_time()
-        key = tuple(_freeze(attrs.get(k)) for k in self._keys) if self._rev is not None else None
+        key = self._key_of(ex) if self._rev is not None else None
         entry = self._cache.get(key) if key is not None else None
         if entry is not None and (entry[1] <= now or entry[2] <= 0):
             del self._cache[key]
@@ -313,6 +353,7 @@ class PolicyCheck:
             self._stats["cache_hits"] += 1
             entry[2] -= 1
             return self._reply(entry[0])
+        attrs = self.bag(ex)
         try:
             answer = await self.client.check(attrs, attrs.get("request.id"))
         except (MixerUnavailable, ProtocolError) as exc:
@@ -322,9 +363,9 @@ class PolicyCheck:
         if rev != self._rev:
             self._invalidate()
             self._rev = rev
-            self._keys = tuple(answer.get("keys") or ())
+            self._set_keys(tuple(answer.get("keys") or ()))
             self._quotas = bool(answer.get("quotas"))
-            key = tuple(_freeze(attrs.get(k)) for k in self._keys)
+            key = self._key_of(ex)
         check = status_from_wire(answer["check"])
         if check.valid_duration > 0 and check.valid_use_count > 0:
             if len(self._cache) >= CACHE_MAX:
@@ -394,3 +435,20 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, dict):
         return tuple(sorted(value.items()))
     return value
+
+
+def _all_headers(ex: Any) -> tuple:
+    return tuple(ex.head.headers)
+
+
+def _from_bag(policy: PolicyCheck, name: str, ex: Any) -> Any:
+    return _freeze(policy.bag(ex).get(name))  # an attribute with no cheaper input
+
+
+_GETTERS: dict[str, Callable[[Any], Any]] = {
+    "request.method": lambda ex: ex.head.method,
+    "request.path": lambda ex: ex.path,
+    "request.host": lambda ex: ex.authority,
+    "request.scheme": lambda ex: ex.scheme,
+    "source.ip": lambda ex: ex.down.client,
+}
