@@ -134,7 +134,7 @@ async def test_the_policy_stage_denies_with_the_docs_body_and_caches(nursery):
 async def test_source_attributes_are_believed_only_from_mesh_peers(nursery):
     svc = await start(nursery, docs(text=DENY_LABEL))
     policy = PolicyCheck(MixerClient([svc.address]), RATINGS, snapshot=Snap())
-    assert await policy.check(FakeExchange("v3", client="127.0.170.77")) is None
+    assert await policy.check(FakeExchange("v3", client="10.1.2.3")) is None
     assert (await policy.check(FakeExchange("v3"))).status == 403
 
 

@@ -180,7 +180,8 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="--join") from None
             setup = partial(install_gossip, options=options)
-        if not any(m.lower() in ("none", "off") for m in mixer):
+        # no --mixer and no control: no Mixer to ask, the policy stage stays out
+        if (mixer or control) and not any(m.lower() in ("none", "off") for m in mixer):
             explicit = bool(mixer)
             if not mixer and control:  # the control's Mixer
                 host = urllib.parse.urlsplit(control).hostname or "127.0.0.1"

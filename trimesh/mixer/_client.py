@@ -14,7 +14,8 @@ up. All down: :class:`MixerUnavailable`.
    ``source.ip`` from the connection, and ``source.service`` / ``source.namespace`` /
    ``source.labels`` from the calling sidecar's :data:`SOURCE_HEADER`. Trust caveat (until mTLS
    lands): the header is believed only when the connection comes from an address of a known mesh
-   instance, but any process on such a host could forge it; with mTLS the caller's identity will
+   instance (or, for a sidecar on loopback — a one-host mesh, whose sidecars connect from
+   127.0.0.1 — from loopback), but any process on such a host could forge it; with mTLS the caller's identity will
    come from its certificate (``source.user``) instead.
 2. **The cache.** A check's answer is cached under the values of the attributes the config's checks
    read (``keys`` in each answer: map attributes such as ``source.labels`` are keyed whole), for
@@ -247,6 +248,7 @@ class PolicyCheck:
         self._quotas = False
         self._cache: dict[tuple, list] = {}  # key -> [CheckResult, expires_at, uses_left]
         self._peers: frozenset[str] = frozenset()
+        self._loopback = str(self.destination.get("destination.ip", "")).startswith("127.")
         self._sources: dict[str, dict[str, Any]] = {}  # header value -> parsed (few callers)
         self.local: MixerConfig | None = None
         self._stats = {"checks": 0, "cache_hits": 0, "calls": 0, "denied": 0,
@@ -295,7 +297,7 @@ class PolicyCheck:
         if client:
             attrs["source.ip"] = client
         src = hdrs.get(SOURCE_HEADER)
-        if src is not None and client in self._peers:
+        if src is not None and self._trusted(client):
             parsed = self._sources.get(src)
             if parsed is None:
                 if len(self._sources) >= SOURCES_MAX:
@@ -328,8 +330,14 @@ class PolicyCheck:
                 getters.append(g)
         self._getters = tuple(getters)
 
+    def _trusted(self, client: str) -> bool:
+        """Is the source header of a connection from ``client`` believed? From a known mesh
+        instance's address; on a one-host mesh (this sidecar on loopback) from any loopback
+        address, since sidecars' outbound connections leave from 127.0.0.1."""
+        return client in self._peers or (self._loopback and client.startswith("127."))
+
     def _source_value(self, ex: Any) -> str | None:
-        if ex.down.client not in self._peers:
+        if not self._trusted(ex.down.client):
             return None
         for n, v in ex.head.headers:
             if n == SOURCE_HEADER:
