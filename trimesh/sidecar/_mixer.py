@@ -36,8 +36,9 @@ class MixerOptions:
 def install_mixer(sidecar: Any, options: MixerOptions = MixerOptions()) -> PolicyCheck:
     cfg = sidecar.config
     fqdn = service_fqdn(cfg.service, cfg.namespace, cfg.domain)
+    labels = {"app": cfg.service, **cfg.labels}  # app=<service> unless given (CLI.md)
     destination = {"destination.service": fqdn, "destination.namespace": cfg.namespace,
-                   "destination.labels": dict(cfg.labels), "destination.ip": cfg.address}
+                   "destination.labels": labels, "destination.ip": cfg.address}
     if cfg.port:
         destination["destination.port"] = cfg.port
     if cfg.service_account:
@@ -54,6 +55,6 @@ def install_mixer(sidecar: Any, options: MixerOptions = MixerOptions()) -> Polic
                          follow_mesh_address=not options.explicit)
     sidecar.inbound.policy = policy
     sidecar.outbound.source_attributes = (
-        SOURCE_HEADER, source_header_value(cfg.service, cfg.namespace, dict(cfg.labels)))
+        SOURCE_HEADER, source_header_value(cfg.service, cfg.namespace, labels))
     sidecar.mixer = policy
     return policy
