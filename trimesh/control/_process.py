@@ -104,7 +104,8 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
 
             specs.append(ChildSpec("mixer", cancel_on_stop(partial(
                 serve_mixer, address, mixer_port,
-                control=lambda: supervisor.started_value("config-api"))),
+                control=lambda: supervisor.started_value("config-api"),
+                ready_level=logging.DEBUG)),
                 description="Mixer (check, quota, report)"))
         # --- end of the Mixer block ---
         specs.extend(children)

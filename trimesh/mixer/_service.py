@@ -164,9 +164,11 @@ def _attrs(request: dict[str, Any]) -> dict[str, Any]:
 
 async def serve_mixer(host: str = "127.0.0.1", port: int = DEFAULT_MIXER_PORT, *,
                       control: str | None = None, service: MixerService | None = None,
+                      ready_level: int = logging.INFO,
                       task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
     """Run a Mixer until cancelled; config from the control API at ``control`` (a URL, or a
-    callable returning it once known). ``task_status.started`` gets the service."""
+    callable returning it once known). ``task_status.started`` gets the service. ``ready_level``:
+    DEBUG where the hosting process's ready line speaks for it (the control's)."""
     from trimesh.sidecar import ControlSource
 
     svc = service or MixerService()
@@ -185,6 +187,6 @@ async def serve_mixer(host: str = "127.0.0.1", port: int = DEFAULT_MIXER_PORT, *
             from trimesh.errors import TrimeshError
             raise TrimeshError(f"cannot listen on {host}:{port} (mixer): "
                                f"{exc.strerror or exc}") from None
-        log.info("mixer ready on %s:%d (config from %s)", svc.address[0], svc.address[1],
-                 url or "nothing")
+        log.log(ready_level, "mixer ready on %s:%d (config from %s)", svc.address[0],
+                svc.address[1], url or "nothing")
         task_status.started(svc)
