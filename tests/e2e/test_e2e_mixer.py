@@ -195,7 +195,16 @@ def test_the_controls_mixer_child_answers(tmp_path):
         "run", "control", "--state-dir", str(tmp_path / "state"), "--address", address,
         "--config-port", str(cport), "--no-gossip", "--mixer-port", str(mport)], tmp_path)
     try:
-        wait_until(lambda: _log_has(p, "mixer ready on"), READY, "the control's mixer", p)
+        wait_until(lambda: _log_has(p, "control ready"), READY, "the control", p)
+
+        def listening():
+            try:
+                socket.create_connection((address, mport), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(listening, READY, "the control's mixer port", p)
         with socket.create_connection((address, mport), timeout=5) as s:
             s.sendall(encode_frame({"op": "check", "attrs": {}}))
             reader = FrameReader()
