@@ -141,6 +141,21 @@ def test_the_denier_and_deleting_it_restores_access(world):
     t0 = time.monotonic()
     t1 = _until(lambda: world.get("v3").status_code == 200, 5, "v3 allowed again")
     assert t1 - t0 < 2.0
+    # the ratings sidecar reported its requests (batched every second)
+    _until(lambda: _mixer_stats(world)["records"] > 0, 5, "reports reached Mixer")
+
+
+def _mixer_stats(world) -> dict:
+    import socket
+
+    from trimesh.mixer import FrameReader, encode_frame
+    with socket.create_connection((MIXER, world.mport), timeout=5) as s:
+        s.sendall(encode_frame({"op": "stats"}))
+        reader, answer = FrameReader(), None
+        while answer is None:
+            reader.feed(s.recv(1 << 20))
+            answer = reader.next()
+    return answer
 
 
 def test_rate_limit_reviews_v2_to_ratings_one_per_second(world):

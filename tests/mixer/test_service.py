@@ -248,3 +248,39 @@ async def test_the_stage_on_an_inbound_proxy(nursery):
 
 def test_fixtures_dir_exists():
     assert (Path(__file__).parent.parent / "fixtures" / "ratelimit-rule.yaml").exists()
+
+
+async def test_reports_are_batched_to_mixer_and_dropped_when_it_is_down(nursery):
+    from trimesh.mixer import Reporter, ReportingLog
+
+    got: list = []
+    svc = MixerService(on_report=got.extend)
+    await nursery.start(svc.serve, HOST, 0)
+
+    class Rec:
+        def __init__(self, i):
+            self.i = i
+
+        def attributes(self):
+            return {"request.path": f"/{self.i}", "response.code": 200}
+
+    class Log:
+        lines: list = []
+
+        def log(self, r):
+            self.lines.append(r)
+
+        def statistics(self):
+            return {"records": len(self.lines)}
+
+    reporter = Reporter(MixerClient([svc.address]), limit=3)
+    wrapped = ReportingLog(Log(), reporter)
+    for i in range(4):
+        wrapped.log(Rec(i))
+    assert wrapped.statistics() == {"records": 4}  # the log's own, through the wrapper
+    assert await reporter.flush() == 3
+    assert [b["request.path"] for b in got] == ["/0", "/1", "/2"]
+    assert reporter.statistics()["dropped"] == 1 and svc.statistics()["reports"] == 1
+    down = Reporter(MixerClient([DEAD], timeout=0.5))
+    down.add(Rec(9))
+    assert await down.flush() == 0 and down.statistics()["failed_batches"] == 1

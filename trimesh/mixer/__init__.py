@@ -56,6 +56,10 @@ from ._client import MixerUnavailable as MixerUnavailable
 from ._client import PolicyCheck as PolicyCheck
 from ._client import parse_source_header as parse_source_header
 from ._client import source_header_value as source_header_value
+from ._report import REPORT_INTERVAL as REPORT_INTERVAL
+from ._report import REPORT_QUEUE as REPORT_QUEUE
+from ._report import Reporter as Reporter
+from ._report import ReportingLog as ReportingLog
 from ._runtime import GLOBAL_NAMESPACE as GLOBAL_NAMESPACE
 from ._runtime import Decision as Decision
 from ._runtime import MixerConfig as MixerConfig
@@ -84,7 +88,8 @@ __all__ = [
     "unavailable",
     # the config at run time, the service, the wire, the client
     "CALL_TIMEOUT", "RETRY_AFTER", "SOURCE_HEADER", "MixerClient", "MixerUnavailable",
-    "PolicyCheck", "parse_source_header", "source_header_value", "GLOBAL_NAMESPACE", "Decision",
+    "PolicyCheck", "parse_source_header", "source_header_value", "REPORT_INTERVAL", "REPORT_QUEUE",
+    "Reporter", "ReportingLog", "GLOBAL_NAMESPACE", "Decision",
     "MixerConfig", "destination_namespace", "DEFAULT_MIXER_PORT", "IDLE_TIMEOUT", "MixerService",
     "serve_mixer", "MAX_FRAME", "FrameReader", "encode_frame", "status_from_wire",
     "status_to_wire",

@@ -251,6 +251,7 @@ class PolicyCheck:
         self._loopback = str(self.destination.get("destination.ip", "")).startswith("127.")
         self._sources: dict[str, dict[str, Any]] = {}  # header value -> parsed (few callers)
         self.local: MixerConfig | None = None
+        self.reporter: Any = None  # the sidecar's Reporter, when install_mixer made one
         self._stats = {"checks": 0, "cache_hits": 0, "calls": 0, "denied": 0,
                        "rate_limited": 0, "unavailable": 0, "fail_open": 0, "fallback_quotas": 0,
                        "invalidations": 0}
@@ -431,7 +432,8 @@ class PolicyCheck:
         return {**self._stats, "enabled": self.enabled, "fail_open": self.fail_open,
                 "revision": self._rev, "cache": len(self._cache), "keys": list(self._keys),
                 "quotas": self._quotas,
-                "client": self.client.statistics() if self.client is not None else None}
+                "client": self.client.statistics() if self.client is not None else None,
+                "reports": self.reporter.statistics() if self.reporter is not None else None}
 
     def __repr__(self) -> str:
         state = "on" if self.enabled else "off"

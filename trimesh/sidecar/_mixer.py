@@ -8,7 +8,8 @@ MeshConfig's ``disablePolicyChecks`` / ``mixerAddress`` switch the stage, its in
 peers whose source header is believed). Without ``--mixer`` the Mixer is the control's
 (``--control``'s host, port 9091), unless the MeshConfig sets another ``mixerAddress``. The outbound names this
 workload to the callee in :data:`trimesh.mixer.SOURCE_HEADER` (docs/mixer.md, "Source
-attributes" — and its trust caveat until mTLS).
+attributes" — and its trust caveat until mTLS). The inbound's request records are batched to
+the same Mixer as Reports by a ``mixer-reports`` child.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import service_fqdn
-from ..mixer import SOURCE_HEADER, MixerClient, PolicyCheck, source_header_value
+from ..mixer import (SOURCE_HEADER, MixerClient, PolicyCheck, Reporter, ReportingLog,
+                     source_header_value)
+from ..nursery import ChildSpec
 
 __all__ = ["MixerOptions", "install_mixer"]
 
@@ -57,4 +60,10 @@ def install_mixer(sidecar: Any, options: MixerOptions = MixerOptions()) -> Polic
     sidecar.outbound.source_attributes = (
         SOURCE_HEADER, source_header_value(cfg.service, cfg.namespace, labels))
     sidecar.mixer = policy
+    # Reports: the inbound's records, batched to the same Mixer by the mixer-reports child
+    reporter = Reporter(lambda: policy.client if policy.enabled else None)
+    sidecar.inbound.access_log = ReportingLog(sidecar.inbound.access_log, reporter)
+    sidecar.add_child(ChildSpec("mixer-reports", reporter.serve,
+                                description="batches request reports to Mixer"))
+    policy.reporter = reporter
     return policy
