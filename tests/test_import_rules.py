@@ -59,6 +59,7 @@ PURE: dict[str, str] = {
     "trimesh/nursery/_spec.py": "child specs and start order",
     "trimesh/control/_state.py": "the store's write rules and revisions",
     "trimesh/control/_publish.py": "what the control publishes into gossip",
+    "trimesh/control/_etcd_wire.py": "the etcd store's keys, transactions and mirror",
     "trimesh/demo/_layout.py": "addresses, ports and argv of the demo mesh",
     "trimesh/demo/_page.py": "what a product page shows",
     "trimesh/demo/_verdicts.py": "the docs' promises as verdicts",
@@ -88,6 +89,7 @@ SHELL_PACKAGES = {
     "demo",  # `trimesh demo`: starts processes; the CLI is its only user
     "testing",  # the public test kit (simulated network, fake upstreams)
     "service",  # control-plane HTTP on h11 (docs/design-notes.md "Packages added to the layout")
+    "samples",  # the docs' sample workloads and rule files, shipped for `trimesh demo` (DESIGN.md §3)
 }
 ERRORS = {"trimesh/errors.py"}
 TOP_LEVEL_METADATA = {"__version__"}

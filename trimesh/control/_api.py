@@ -197,6 +197,8 @@ async def dispatch(store: ConfigStore, method: str, target: str, body: bytes,
             return 200, (await store.replace(obj)).to_dict()
         except NotFoundError:
             raise HTTPError(404, f"{ref} not found") from None
+        except ConflictError as exc:  # the etcd store: resourceVersion given and stale
+            raise HTTPError(409, str(exc)) from None
     raise HTTPError(404, f"no such endpoint: {url.path}")
 
 

@@ -12,6 +12,7 @@ Its stages (the shared ones are in ``_pipeline.py``):
 4. the upstream head: Host rewritten, hop-by-hop and ``x-envoy-*`` control fields dropped,
    ``x-forwarded-for`` appended, ``x-request-id`` added when absent, the route's extra headers;
    ``websocketUpgrade`` routes relay the Upgrade (``_upgrade.py``), other Upgrades are stripped;
+   ``CONNECT host:port`` opens a TCP tunnel instead (``_tcp.py``: routed, then a byte relay);
 5. body, admission, attempts, relay, record: the shared stages, plus a mirror copy
    (fire-and-forget in a separate nursery, a bounded number in flight; its outcome never touches
    the primary; Envoy's shadow host is the authority with ``-shadow`` appended).
@@ -22,11 +23,12 @@ from __future__ import annotations
 import trio
 
 from ..errors import UpstreamError
-from ..routing import CONNECT_UNSUPPORTED, Forward, MeshReply, Redirect, RequestInfo, fault_abort
+from ..routing import Forward, MeshReply, Redirect, RequestInfo, fault_abort
 from ._http1 import END, HOP_BY_HOP, render_request_head
 from ._pipeline import Pipeline
 from ._pool import UpstreamRequest, exchange
 from ._exchange import connection_tokens, split_target
+from ._tcp import TCP_IDLE_TIMEOUT, connect_tunnel
 from ._upgrade import relay_upgrade
 
 MIRROR_MAX_IN_FLIGHT = 64  # concurrent mirror copies; more are dropped (counted)
@@ -91,12 +93,18 @@ class OutboundProxy(Pipeline):
         self.mirror_nursery = mirror_nursery
         self.mirror_max_in_flight = mirror_max_in_flight
         self.mirrors_in_flight = 0
+        self.tcp_idle_timeout = TCP_IDLE_TIMEOUT  # CONNECT tunnels (trimesh/proxy/_tcp.py)
 
     async def handle(self, ex) -> bool:
         head = ex.head
+        if head.method == "CONNECT":  # a TCP tunnel (trimesh/proxy/_tcp.py)
+            return await connect_tunnel(self, ex)
         ex.scheme, ex.authority, ex.path = split_target(head)
-        if head.method == "CONNECT":
-            return await self.reply(ex, CONNECT_UNSUPPORTED)
+        return await self.route(ex)
+
+    async def route(self, ex) -> bool:
+        """The route stage onwards, for a request whose authority and path are set."""
+        head = ex.head
         hdict = ex.headers = dict(head.headers)
         ex.request_id = hdict.get("x-request-id")
         decision = self.table.decide(RequestInfo(method=head.method, authority=ex.authority,

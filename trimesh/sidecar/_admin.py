@@ -9,6 +9,10 @@
   shape, every instance.
 - ``GET /clusters``: the route table's clusters with their instances and balancer state.
 - ``GET /metrics``: the same counters in Prometheus text format.
+- ``GET /certs``: JSON: the workload certificate (identity, serial, not_before, not_after),
+  renewals and the last error of the cert agent; 404 when the sidecar runs without one. With a
+  cert agent, ``/ready`` is 503 ``not ready: no certificate (...)`` until it holds one, and
+  again once the one it holds has expired (the CA unreachable meanwhile).
 
 Control-plane traffic: a few requests a second at most, so it is served by
 :class:`trimesh.service.HttpService` (h11: correct, slow, right here): keep-alive, ``HEAD``, an idle
@@ -62,6 +66,21 @@ def _not_ready(sidecar) -> str:
     return "not ready: " + ", ".join(down) if down else "starting"
 
 
+def _no_certificate(sidecar) -> str | None:
+    """With a cert agent (``sidecar.certs``): why the sidecar is not ready without a certificate."""
+    store = getattr(sidecar, "certs", None)
+    if store is None:
+        return None
+    why = f" ({store.last_error})" if store.last_error else ""
+    held = store.current()
+    if held is None:
+        return "not ready: no certificate" + (why or " yet")
+    agent = getattr(sidecar, "cert_agent", None)
+    if agent is not None and held.not_after <= agent.wall_clock():
+        return f"not ready: the certificate {held.serial:x} has expired{why}"
+    return None
+
+
 class AdminApp:
     """Maps admin paths to responses for one sidecar (``sidecar`` has ``ready``, ``draining``,
     ``statistics()``, ``config_dump()``, ``clusters()``)."""
@@ -86,6 +105,9 @@ class AdminApp:
                 return 503, "text/plain", b"draining\n"
             if not sc.ready:
                 return 503, "text/plain", (_not_ready(sc) + "\n").encode()
+            missing = _no_certificate(sc)
+            if missing:
+                return 503, "text/plain", (missing + "\n").encode()
             return 200, "text/plain", b"ready\n"
         if path == "/stats":
             return 200, "application/json", _json(sc.statistics())
@@ -95,8 +117,13 @@ class AdminApp:
             return 200, "application/json", _json(sc.clusters())
         if path == "/metrics":
             return 200, "text/plain; version=0.0.4", _metrics(sc.statistics())
+        if path == "/certs":
+            agent = getattr(sc, "cert_agent", None)
+            if agent is None:
+                return 404, "text/plain", b"no cert agent (run the sidecar with --cert-dir)\n"
+            return 200, "application/json", _json(agent.statistics())
         if path == "/":
-            return 200, "text/plain", b"/ready /stats /config_dump /clusters /metrics\n"
+            return 200, "text/plain", b"/ready /stats /config_dump /clusters /metrics /certs\n"
         return 404, "text/plain", b"not found\n"
 
     def statistics(self) -> dict[str, Any]:

@@ -68,7 +68,7 @@ from typing import Any
 import msgspec
 import trio
 
-from ..config import DEFAULT_DOMAIN, DEFAULT_NAMESPACE, Snapshot, make_instance
+from ..config import DEFAULT_DOMAIN, DEFAULT_NAMESPACE, Snapshot, is_tcp_protocol, make_instance
 from ..nursery import (
     AppProcess,
     ChildSpec,
@@ -78,7 +78,7 @@ from ..nursery import (
     serve_signals,
     wait_stop_requested,
 )
-from ..proxy import HttpServer, InboundProxy, OutboundProxy, UpstreamPool
+from ..proxy import HttpServer, InboundProxy, OutboundProxy, TcpProxy, TcpServer, UpstreamPool
 from ..routing import SourceIdentity, compile_routes
 from ..telemetry import AccessLog
 from ._admin import AdminApp, serve_admin
@@ -137,6 +137,9 @@ class SidecarConfig:
     health_interval: float = HEALTH_INTERVAL  # active health checks (docs/resilience.md §5)
     health_path: str = HEALTH_PATH
     health_checks: str = DEFAULT_HEALTH_MODE  # app | all | off
+    egress_ca_file: str | None = None  # CAs for egress TLS origination (None: the system store)
+    # --upstream SERVICE:PORT=LOCAL_PORT: (service, port, local_port), one TCP listener each
+    upstreams: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -173,7 +176,7 @@ class Sidecar:
         self.source = SourceIdentity(service=config.service, namespace=config.namespace,
                                      labels=labels)
         self.access_log = access_log or AccessLog()
-        self.pool = UpstreamPool()
+        self.pool = UpstreamPool(tls_context=egress_tls_context(config.egress_ca_file))
         self.app_pool = UpstreamPool()
         self.files = FileSource(config.registry, config.config_files, self.request_rebuild)
         self.control = (ControlSource(config.control, self.request_rebuild)
@@ -188,7 +191,14 @@ class Sidecar:
                                     pool=self.app_pool, access_log=self.access_log,
                                     service=config.service)
         self.outbound_server = HttpServer("outbound", self.outbound)
-        self.inbound_server = HttpServer("inbound", self.inbound)
+        # A TCP service port (--protocol tcp/mysql/redis/mongo) is a byte relay to the app.
+        self.inbound_tcp = is_tcp_protocol(config.protocol)
+        if self.inbound_tcp:
+            self.inbound_relay = TcpProxy("inbound", rng=self.rng, pool=self.app_pool,
+                                          access_log=self.access_log, service=config.service,
+                                          app_endpoint=(config.app_address,
+                                                        config.app_port or 0))
+        self.inbound_server = self._make_inbound_server()
         self.admin = AdminApp(self)
         self.supervisor: Supervisor | None = None
         self.on_drained: list[Callable[[], Awaitable[None]]] = []
@@ -199,6 +209,7 @@ class Sidecar:
         self.rebuilds = 0
         self.rebuild_errors = 0
         self.addresses: dict[str, tuple[str, int]] = {}
+        self.upstream_servers: dict[str, list[TcpServer]] = {}  # --upstream listeners by child
         self.app: AppProcess | None = None
         self.app_status: int | None = None
         self._extra: dict[str, list[ChildSpec]] = {stage: [] for stage in STAGES}
@@ -210,10 +221,13 @@ class Sidecar:
             lambda: self.table,
             own_app=(config.app_address, config.app_port) if config.app_port else None,
             own_service=config.service, name=config.name, on_own_change=self._own_health,
+            own_http=not is_tcp_protocol(config.protocol),
             config=HealthCheckConfig(interval=config.health_interval, path=config.health_path,
                                      mode=config.health_checks))
         self.add_child(ChildSpec("health", self._serve_health,
                                  description="active health checks (trimesh/sidecar/_health.py)"))
+        for service, port, local_port in config.upstreams:
+            self.add_child(self._upstream_spec(service, port, local_port))
 
     # -- hooks ----------------------------------------------------------------------------------
     def add_child(self, spec: ChildSpec, *, stage: str = "service") -> None:
@@ -289,7 +303,9 @@ class Sidecar:
             "rebuilds": self.rebuilds, "rebuild_errors": self.rebuild_errors,
             "outbound": self.outbound.statistics(), "inbound": self.inbound.statistics(),
             "listeners": {"outbound": self.outbound_server.statistics(),
-                          "inbound": self.inbound_server.statistics()},
+                          "inbound": self.inbound_server.statistics(),
+                          **{name: servers[0].statistics()
+                             for name, servers in self.upstream_servers.items()}},
             "upstream_pool": self.pool.statistics(), "app_pool": self.app_pool.statistics(),
             "access_log": self.access_log.statistics(), "files": self.files.statistics(),
             "control": self.control.statistics() if self.control else None,
@@ -416,10 +432,32 @@ class Sidecar:
                 raise group.exceptions[0] from None
             raise
 
+    def _make_inbound_server(self):
+        if self.inbound_tcp:
+            return TcpServer("inbound", self.inbound_relay)
+        return HttpServer("inbound", self.inbound)
+
+    def _upstream_spec(self, service: str, port: int, local_port: int) -> ChildSpec:
+        """The child of one ``--upstream SERVICE:PORT=LOCAL_PORT``: a TCP listener on
+        ``--address:LOCAL_PORT`` relaying each connection to SERVICE:PORT (trimesh/proxy/_tcp.py)."""
+        name = f"upstream-{local_port}"
+        relay = TcpProxy("outbound", rng=self.rng, pool=self.pool, access_log=self.access_log,
+                         target=f"{service}:{port}", table_of=lambda: self.table)
+        servers = [TcpServer(name, relay)]
+        self.upstream_servers[name] = servers
+
+        async def serve(*, task_status=trio.TASK_STATUS_IGNORED) -> None:
+            if servers[0].address is not None:  # a restart: a fresh server object
+                servers[0] = TcpServer(name, relay)
+            await self._serve_listener(servers[0], local_port, task_status=task_status)
+
+        return ChildSpec(name, serve, shutdown_timeout=self.config.drain_timeout + 1.0,
+                         description=f"TCP listener -> {service}:{port} (--upstream)")
+
     async def _serve_inbound(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
         if self.inbound_server.address is not None:  # a restart: a fresh server object
-            self.inbound_server = HttpServer("inbound", self.inbound)
+            self.inbound_server = self._make_inbound_server()
         await self._serve_listener(self.inbound_server, cfg.port,
                                    task_status=_Then(task_status, self._announce_own))
 
@@ -582,6 +620,22 @@ def _single(group: BaseException) -> BaseException:
     while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
         group = group.exceptions[0]
     return group
+
+
+def egress_tls_context(ca_file: str | None):
+    """The context egress TLS origination (EgressRule ``https`` ports) verifies servers with:
+    the system trust store, or the CA file the user names (``--egress-ca-file``): a file that
+    holds no certificate is a ConfigError naming it."""
+    if ca_file is None:
+        return None
+    import ssl
+
+    from ..errors import ConfigError
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"--egress-ca-file {ca_file}: no CA certificate there "
+                          f"({getattr(exc, 'reason', None) or exc})") from None
 
 
 def app_environment(proxy_url: str, local: list[str]) -> dict[str, str]:
