@@ -36,7 +36,8 @@ PINNED = {
         "HealthCheckConfig", "HealthChecker", "JOIN_WAIT", "OWN_INSTANCE_POLL",
         "SIDECAR_INTENSITY", "Sidecar", "SidecarConfig", "app_environment", "install_gossip",
         "load_registry_text", "member_name", "serve_health_checker", "serve_sidecar",
-        "DEFAULT_INGRESS_PORT", "DEFAULT_INGRESS_TLS_PORT", "IngressOptions", "install_ingress"},
+        "DEFAULT_INGRESS_PORT", "DEFAULT_INGRESS_TLS_PORT", "IngressOptions", "install_ingress",
+        "MixerOptions", "install_mixer"},
     "trimesh.demo": {
         "CONTROL_PORT", "ClientWorkload", "DEMO_BLOCK", "DemoError", "DemoMesh", "GOSSIP_PORT",
         "GOSSIP_PROFILE", "GossipProgress", "Member", "MeshPlan", "PageLoad", "PageView",

@@ -76,12 +76,18 @@ def _ttl(text: str, hint: str) -> float:
               help="The CA's default workload certificate lifetime.")
 @click.option("--max-workload-cert-ttl", default="168h", show_default=True, metavar="DURATION",
               help="The longest lifetime a caller may ask the CA for.")
+@click.option("--mixer-port", type=click.IntRange(0, 65535), default=None,
+              help="The Mixer's port on --address [default: 9091; a free port when "
+                   "--config-port is 0].")
+@click.option("--no-mixer", is_flag=True, help="Run without the Mixer (run it alone with "
+              "`trimesh run mixer`).")
 def run_control(state_dir: Path | None, store_url: str | None, address: str, config_port: int,
                 domain: str, gossip_port: int | None, join: tuple[str, ...], gossip_profile: str,
                 no_gossip: bool, ca_port: int | None, no_ca: bool, workload_cert_ttl: str,
-                max_workload_cert_ttl: str) -> None:
+                max_workload_cert_ttl: str, mixer_port: int | None, no_mixer: bool) -> None:
     """Run the control process: the config store and its API, a gossip member that publishes
-    every stored object and static instance (docs/gossip.md), and the CA (docs/identity.md).
+    every stored object and static instance (docs/gossip.md), the CA (docs/identity.md) and
+    Mixer (docs/mixer.md).
 
     Logs one line when ready; Ctrl-C or SIGTERM stops it cleanly (exit 0).
     """
@@ -102,13 +108,16 @@ def run_control(state_dir: Path | None, store_url: str | None, address: str, con
         ca_port = 0 if config_port == 0 else DEFAULT_CA_PORT
     ca_options = {"workload_ttl": _ttl(workload_cert_ttl, "--workload-cert-ttl"),
                   "max_workload_ttl": _ttl(max_workload_cert_ttl, "--max-workload-cert-ttl")}
+    if mixer_port is None:
+        mixer_port = 0 if config_port == 0 else 9091  # the Mixer's port (CLI.md)
     try:
         trio.run(partial(_serve_until_signal, ca_port=None if no_ca else ca_port,
                          ca_options=ca_options, state_dir=state_dir, store_url=store_url,
                          address=address,
                          config_port=config_port, domain=domain,
                          gossip_port=None if no_gossip else gossip_port, join=list(join),
-                         gossip_config=gossip_profile_config(gossip_profile)))
+                         gossip_config=gossip_profile_config(gossip_profile),
+                         mixer_port=None if no_mixer else mixer_port))
     except BaseExceptionGroup as group:
         leaf = _leaf(group)
         if isinstance(leaf, TrimeshError):

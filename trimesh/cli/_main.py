@@ -28,3 +28,4 @@ from . import _ingress  # noqa: E402,F401
 from . import _demo  # noqa: E402,F401
 from . import _members  # noqa: E402,F401
 from . import _ca  # noqa: E402,F401
+from . import _mixer  # noqa: E402,F401

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import urllib.parse
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -105,6 +106,18 @@ def _setup_logging(access_log: str) -> None:
     access.addHandler(handler)
 
 
+def _mixer_setup(addresses: tuple[str, ...], fail_open: bool, explicit: bool):
+    """The sidecar setup hook of the Mixer policy stage (docs/mixer.md)."""
+    from ..sidecar import MixerOptions, install_mixer
+
+    for a in addresses:
+        host, sep, port = a.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise click.BadParameter(f"{a!r} is not HOST:PORT", param_hint="--mixer")
+    return partial(install_mixer, options=MixerOptions(addresses=addresses, fail_open=fail_open,
+                                                       explicit=explicit))
+
+
 @run.command("sidecar", context_settings={"ignore_unknown_options": False})
 @click.option("--service", required=True, help="The service this instance belongs to.")
 @click.option("-n", "--namespace", default="default", show_default=True)
@@ -172,13 +185,20 @@ def _setup_logging(access_log: str) -> None:
               help="Where cert-chain.pem, key.pem (0600) and root-cert.pem are written.")
 @click.option("--cert-ttl", type=str, default=None, metavar="DURATION",
               help="Lifetime to ask the CA for (e.g. 60s) [default: the CA's, 19h].")
+@click.option("--mixer", "mixer", multiple=True, metavar="HOST:PORT",
+              help="A Mixer for the inbound policy checks (repeatable: tried in order) "
+                   "[default: the control's host, port 9091]; 'none' turns checks off.")
+@click.option("--policy-fail", type=click.Choice(["open", "closed"]), default="open",
+              show_default=True, help="An uncached check with Mixer unreachable: let it pass "
+              "(open) or answer 503 (closed). Cached checks keep answering either way.")
 @click.argument("app_args", nargs=-1, type=click.UNPROCESSED)
 def run_sidecar(service, namespace, version, label, service_account, port, protocol, upstreams,
                 app_port,
                 app_address, address, proxy_port, admin_port, gossip_port, join, gossip_key_file,
                 gossip_profile, control, registry, config_files, drain_timeout, access_log,
                 zipkin_address, seed, health_checks, health_interval, health_path,
-                egress_ca_file, ca_url, ca_token_file, cert_dir, cert_ttl, app_args) -> None:
+                egress_ca_file, ca_url, ca_token_file, cert_dir, cert_ttl, mixer, policy_fail,
+                app_args) -> None:
     """Run a sidecar: inbound proxy in front of the app, outbound proxy for the app's calls,
     admin server (/ready /stats /config_dump /clusters /metrics /certs); with --cert-dir or --ca,
     a cert agent that keeps the sidecar's workload certificate (docs/identity.md).
@@ -229,6 +249,13 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="--join") from None
             setups.append(partial(install_gossip, options=options))
+        # no --mixer and no control: no Mixer to ask, the policy stage stays out
+        if (mixer or control) and not any(m.lower() in ("none", "off") for m in mixer):
+            explicit = bool(mixer)
+            if not mixer and control:  # the control's Mixer
+                host = urllib.parse.urlsplit(control).hostname or "127.0.0.1"
+                mixer = (f"[{host}]:9091" if ":" in host else f"{host}:9091",)
+            setups.append(_mixer_setup(tuple(mixer), policy_fail == "open", explicit))
 
         def setup(sidecar) -> None:
             for one in setups:

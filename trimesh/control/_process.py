@@ -8,6 +8,8 @@ Children, in start order (stop order is the reverse)::
     publisher    keeps gossip in line with the store (depends on gossip: restarted with it)
     ca           the CA service (only with ``ca_port``; trimesh/ca/_service.py), its state in
                  ``<state dir>/ca`` and the mesh token in ``<state dir>/mesh-token``
+    mixer        Mixer (only with ``mixer_port``; trimesh/mixer/_service.py), its config from
+                 the config API (docs/mixer.md)
     <children>   ``serve_control(children=[ChildSpec, ...])``: the place for the CA, Mixer and
                  service-graph services (DESIGN.md §1) as their issues land
 
@@ -69,6 +71,7 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
                         children: Sequence[ChildSpec] = (),
                         store_url: str | None = None,
                         ca_port: int | None = None, ca_options: dict | None = None,
+                        mixer_port: int | None = None,
                         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the control until cancelled. ``task_status.started`` gets the config API's URL.
     Raises ``StateError`` if the state directory cannot be used. ``gossip_port`` (0: any free
@@ -77,7 +80,8 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
     (``etcd://HOST:PORT,...``) keeps the config in etcd instead of under ``state_dir``, which then
     holds only this control's own files (mesh key, static instances, gossip members).
     ``ca_port`` (0: any free port; ``None``: no CA) runs the CA service on ``address``; ``ca_options`` are ``serve_ca``'s
-    (``workload_ttl``, ``plugin``, ...; the trust domain is ``domain``)."""
+    (``workload_ttl``, ``plugin``, ...; the trust domain is ``domain``). ``mixer_port`` (0: any
+    free port; ``None``: none) runs the Mixer service on ``address``."""
     state_path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
     async with open_config_store(store_url, state_path) as store:
         instances = InstanceStore(state_path)
@@ -109,6 +113,17 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
                 serve_ca, state_dir=state_path, address=address, port=ca_port, ready_line=False,
                 **{"trust_domain": domain, **(ca_options or {})})),
                 description="CA service (trimesh/ca/_service.py)"))
+        # --- Mixer (docs/mixer.md): a child of the tree on --address; its config comes from this
+        # control's own API (the same long poll a standalone `trimesh run mixer` makes) ---
+        if mixer_port is not None:
+            from ..mixer import serve_mixer
+
+            specs.append(ChildSpec("mixer", cancel_on_stop(partial(
+                serve_mixer, address, mixer_port,
+                control=lambda: supervisor.started_value("config-api"),
+                ready_level=logging.DEBUG)),
+                description="Mixer (check, quota, report)"))
+        # --- end of the Mixer block ---
         specs.extend(children)
         supervisor = Supervisor(specs, intensity=CONTROL_INTENSITY, name="control")
         try:

@@ -86,6 +86,8 @@ class OutboundProxy(Pipeline):
     direction = "outbound"
     tracer = None  # a trimesh.telemetry.Tracer: B3 context and a CLIENT span per request
 
+    source_attributes = None  # trimesh.sidecar.install_mixer sets (header, value); docs/mixer.md
+
     def __init__(self, table, *, rng, pool, access_log, mirror_nursery=None,
                  mirror_max_in_flight: int = MIRROR_MAX_IN_FLIGHT, **kw) -> None:
         super().__init__(rng=rng, pool=pool, access_log=access_log, **kw)
@@ -170,6 +172,10 @@ class OutboundProxy(Pipeline):
             hdrs.extend(trace.headers())
         if fwd.append_headers:
             hdrs.extend(fwd.append_headers)
+        src = self.source_attributes  # (name, value): this workload, for the callee's Mixer check
+        if src is not None:
+            hdrs = [h for h in hdrs if h[0] != src[0]]  # the app's own copy is not believed
+            hdrs.append(src)
         if websocket:
             hdrs.append(("connection", "upgrade"))
         return hdrs

@@ -35,3 +35,5 @@ from ._sidecar import serve_sidecar as serve_sidecar
 from ._sources import ControlSource as ControlSource
 from ._sources import FileSource as FileSource
 from ._sources import load_registry_text as load_registry_text
+from ._mixer import MixerOptions as MixerOptions
+from ._mixer import install_mixer as install_mixer
