@@ -43,6 +43,17 @@ async def _tunnel(mesh, target: str, payload: bytes) -> bytes:
                 out += data
 
 
+async def _connect_records(mesh, n: int) -> list[dict]:
+    """The log's CONNECT records once there are ``n``: a tunnel's record is written when the
+    proxy's side of it ends, which can be just after the client saw its EOF."""
+    with trio.fail_after(5):
+        while True:
+            tcp = [r for r in mesh.log if r["method"] == "CONNECT"]
+            if len(tcp) >= n:
+                return tcp
+            await trio.sleep(0.01)
+
+
 async def test_connect_routes_retries_connects_and_records_bytes(mesh, nursery):
     v1 = await _echo_server(nursery, "127.0.140.101", b"1")
     with_instances(mesh, make_instance("echo", *v1, labels={"version": "v1"}, protocol="tcp"),
@@ -51,7 +62,7 @@ async def test_connect_routes_retries_connects_and_records_bytes(mesh, nursery):
     outs = [await _tunnel(mesh, "echo:9000", b"ping%d" % i) for i in range(6)]
     head = b"HTTP/1.1 200 Connection established\r\n\r\n"
     assert outs == [head + b"1" + b"ping%d" % i for i in range(6)]
-    tcp = [r for r in mesh.log if r["method"] == "CONNECT"]
+    tcp = await _connect_records(mesh, 6)
     assert len(tcp) == 6 and {r["protocol"] for r in tcp} == {"tcp"}
     assert [(r["received_bytes"], r["sent_bytes"]) for r in tcp] == [(5, 6)] * 6
     assert {r["upstream"] for r in tcp} == {f"{v1[0]}:{v1[1]}"}
