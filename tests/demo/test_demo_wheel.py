@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from demo_testkit import pid_gone, skip_or_fail
+from demo_testkit import SEED, pid_gone, skip_or_fail
 
 from trimesh.nursery import group_members
 
@@ -100,7 +100,8 @@ def test_the_wheel_ships_the_samples_and_not_the_checkout(wheel_venv):
 
 
 def test_demo_check_from_the_wheel_passes_from_root_and_leaves_no_process(wheel_venv):
-    out = _run([str(wheel_venv / "bin" / "trimesh"), "demo", "--check", "--addresses", BLOCK],
+    out = _run([str(wheel_venv / "bin" / "trimesh"), "demo", "--check", "--addresses", BLOCK,
+                "--seed", str(SEED)],  # seeded like test_demo_cli: the 50 % split is reproducible
                timeout=CHECK_TIMEOUT, cwd="/")
     text = out.stdout + out.stderr
     assert out.returncode == 0, text

@@ -204,6 +204,7 @@ class Sidecar:
                         if config.control else None)
         self.sources: list[Any] = [self.files] + ([self.control] if self.control else [])
         self.snapshot: Snapshot | None = None
+        self.snapshot_control_revision: int | None = None
         self.table = None
         self.own_instance = None
         self.outbound = OutboundProxy(None, rng=self.rng, pool=self.pool,
@@ -278,6 +279,8 @@ class Sidecar:
 
     # -- snapshots ------------------------------------------------------------------------------
     def _rebuild(self) -> None:
+        # the control listing this build reads (no await below: sources cannot move meanwhile)
+        control_revision = self.control.revision if self.control else None
         objects: list[Any] = []
         instances: list[Any] = []
         for src in self.sources:
@@ -302,6 +305,7 @@ class Sidecar:
             return
         self.version += 1
         self.snapshot = snapshot
+        self.snapshot_control_revision = control_revision
         self.table = table
         self.outbound.table = table  # the swap: requests in flight keep the table they read
         self.rebuilds += 1
@@ -346,7 +350,9 @@ class Sidecar:
             return {"version": 0, "objects": [], "instances": []}
         return {
             "version": snap.version,
-            "control_revision": self.control.revision if self.control else None,
+            # the listing the served snapshot was built from, not the newest one polled: a caller
+            # waiting for a revision (trimesh demo) then knows the routing table has it
+            "control_revision": self.snapshot_control_revision,
             "objects": [o.to_dict() for o in snap.objects.values()],
             "instances": [msgspec.to_builtins(i) for i in snap.instances],
         }
