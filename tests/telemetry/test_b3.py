@@ -64,3 +64,13 @@ def test_half_sampling_is_roughly_half():
 def test_sampling_out_of_range():
     with pytest.raises(ValueError, match="sampling"):
         Tracer(random.Random(), sampling=1.5)
+
+
+def test_span_ids_stay_unique_across_id_batches():
+    from trimesh.telemetry._b3 import ID_BATCH, ZERO_SPAN
+
+    tracer = Tracer(random.Random(5))
+    ids = [tracer.span({}).span_id for _ in range(3 * ID_BATCH + 5)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 16 and set(i) <= set("0123456789abcdef") and i != ZERO_SPAN
+               for i in ids)

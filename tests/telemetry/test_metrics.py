@@ -108,3 +108,22 @@ def test_runtime_statistics_are_typed_and_labelled():
     assert find(text, "trimesh_child_restarts", child="inbound") == [2.0]
     assert "trimesh_sidecar_outbound" not in text  # no flattened names any more
     promtool_ok(text)
+
+
+def test_records_that_differ_only_in_defaults_share_one_series():
+    """A missing version and an explicit "unknown" are the same label value; status 0 (no
+    response) counts as Istio's default 200; sizes of -1 (unknown), 0 and 1 all fall in the first
+    bucket and add what they know to the sum."""
+    m = MeshMetrics()
+    m.log_batch([record(destination_version="", request_size=-1, response_size=1),
+                 record(destination_version="unknown", status=0, request_size=0,
+                        response_size=1000)])
+    text = render_metrics(metrics_registry(m)).decode()
+    labels = dict(destination_version="unknown", response_code="200", reporter="source")
+    assert find(text, "istio_request_count_total", **labels) == [2.0]
+    assert find(text, "istio_request_size_bucket", le="1.0", **labels) == [2.0]
+    assert find(text, "istio_request_size_sum", **labels) == [0.0]
+    assert find(text, "istio_response_size_bucket", le="1.0", **labels) == [1.0]
+    assert find(text, "istio_response_size_bucket", le="1000.0", **labels) == [2.0]
+    assert find(text, "istio_response_size_sum", **labels) == [1001.0]
+    assert m.statistics() == {"records": 2, "series": 1}

@@ -32,11 +32,9 @@ OT_CONTEXT = "x-ot-span-context"
 # The context headers a sidecar replaces with its own span's (the app's copies are dropped).
 B3_HEADERS = frozenset({TRACE_ID, SPAN_ID, PARENT_ID, SAMPLED, FLAGS, OT_CONTEXT})
 _HEX = frozenset("0123456789abcdef")
+_TRACE_LENGTHS = (16, 32)  # a trace id is 64 or 128 bits
+ID_BATCH = 64  # span ids per rng draw
 _TRUE = {"1": True, "true": True, "d": True, "0": False, "false": False}
-
-
-def _valid(value: str | None, lengths: tuple[int, ...]) -> bool:
-    return value is not None and len(value) in lengths and _HEX.issuperset(value)
 
 
 class SpanContext(tuple):
@@ -67,24 +65,12 @@ class SpanContext(tuple):
         return self[5]
 
 
-def _context(trace: str, span: str, parent: str, sampled: bool, debug: bool) -> SpanContext:
-    flag = "1" if sampled else "0"
-    if parent:
-        out = [(TRACE_ID, trace), (SPAN_ID, span), (PARENT_ID, parent), (SAMPLED, flag),
-               (OT_CONTEXT, trace + ";" + span + ";" + parent)]
-    else:
-        out = [(TRACE_ID, trace), (SPAN_ID, span), (SAMPLED, flag),
-               (OT_CONTEXT, trace + ";" + span + ";" + ZERO_SPAN)]
-    if debug:
-        out.append((FLAGS, "1"))
-    return SpanContext((trace, span, parent, sampled, debug, out))
-
-
 class Tracer:
     """Makes each hop's :class:`SpanContext` (module docstring). ``rng`` is a ``random.Random``;
-    ``sampling`` the fraction of new traces sampled (0..1)."""
+    ``sampling`` the fraction of new traces sampled (0..1). Span ids are cut from one
+    ``rng.randbytes`` draw per :data:`ID_BATCH` spans (the request path's cheapest random hex)."""
 
-    __slots__ = ("rng", "sampling", "started", "joined")
+    __slots__ = ("rng", "sampling", "started", "joined", "_ids", "_at")
 
     def __init__(self, rng, sampling: float = DEFAULT_SAMPLING) -> None:
         if not 0.0 <= sampling <= 1.0:
@@ -93,31 +79,47 @@ class Tracer:
         self.sampling = sampling
         self.started = 0  # traces started here
         self.joined = 0  # requests that arrived with a trace
-
-    def _id(self) -> str:
-        return "%016x" % (self.rng.getrandbits(64) or 1)
+        self._ids = ""  # hex of the current batch of ids
+        self._at = 0  # where the next id starts in it
 
     def span(self, headers) -> SpanContext:
         """The span of a request whose (lower-case) header fields ``headers.get`` reads."""
+        at = self._at
+        if at >= len(self._ids):
+            self._ids = self.rng.randbytes(8 * ID_BATCH).hex()
+            at = 0
+        self._at = at + 16
+        span = self._ids[at:at + 16]
+        if span == ZERO_SPAN:  # not a valid id (B3): one in 2**64
+            span = "0" * 15 + "1"
         get = headers.get
         trace = get(TRACE_ID)
-        span = self._id()
-        debug = get(FLAGS) == "1"
-        if _valid(trace, (16, 32)):
+        if trace is not None and len(trace) in _TRACE_LENGTHS and _HEX.issuperset(trace):
             self.joined += 1
             parent = get(SPAN_ID)
-            if not _valid(parent, (16,)):
+            if parent is None or len(parent) != 16 or not _HEX.issuperset(parent):
                 parent = ""
         else:
             self.started += 1
             trace, parent = span, ""
+        debug = get(FLAGS) == "1"
         if debug:
             sampled = True
         else:
-            sampled = _TRUE.get((get(SAMPLED) or "").lower())
+            said = get(SAMPLED)
+            sampled = _TRUE.get(said.lower()) if said is not None else None
             if sampled is None:
                 sampled = self.sampling >= 1.0 or self.rng.random() < self.sampling
-        return _context(trace, span, parent, sampled, debug)
+        flag = "1" if sampled else "0"
+        if parent:
+            out = [(TRACE_ID, trace), (SPAN_ID, span), (PARENT_ID, parent), (SAMPLED, flag),
+                   (OT_CONTEXT, f"{trace};{span};{parent}")]
+        else:
+            out = [(TRACE_ID, trace), (SPAN_ID, span), (SAMPLED, flag),
+                   (OT_CONTEXT, f"{trace};{span};{ZERO_SPAN}")]
+        if debug:
+            out.append((FLAGS, "1"))
+        return SpanContext((trace, span, parent, sampled, debug, out))
 
     def statistics(self) -> dict[str, object]:
         return {"started": self.started, "joined": self.joined, "sampling": self.sampling}

@@ -87,30 +87,50 @@ class MeshMetrics:
     """Istio's default request metrics for one sidecar's records (module docstring)."""
 
     def __init__(self) -> None:
-        self._series: dict[tuple[str, ...], _Series] = {}
+        self._series: dict[tuple[str, ...], _Series] = {}  # label values -> aggregates
+        # the records' own fields -> the same aggregates: a batch needs no label defaults per
+        # record, only one tuple and one lookup
+        self._by_fields: dict[tuple[Any, ...], _Series] = {}
         self.records = 0
 
-    def log_batch(self, records: Iterable[RequestRecord]) -> None:
-        series = self._series
+    def _series_of(self, fields: tuple[Any, ...]) -> _Series:
+        direction, source, source_version, destination, destination_version, status = fields
+        key = (REPORTER.get(direction, direction), source or UNKNOWN, source_version or UNKNOWN,
+               destination or UNKNOWN, destination_version or UNKNOWN,
+               str(status) if status else "200", "false")
+        s = self._series.get(key)
+        if s is None:
+            s = self._series[key] = _Series()
+        self._by_fields[fields] = s
+        return s
+
+    def log_batch(self, records: list[RequestRecord]) -> None:
+        by_fields = self._by_fields
         for r in records:
-            key = (REPORTER.get(r.direction, r.direction), r.source_service or UNKNOWN,
-                   r.source_version or UNKNOWN, r.destination_service or UNKNOWN,
-                   r.destination_version or UNKNOWN, str(r.status) if r.status else "200",
-                   "false")
-            s = series.get(key)
+            fields = (r.direction, r.source_service, r.source_version, r.destination_service,
+                      r.destination_version, r.status)
+            s = by_fields.get(fields)
             if s is None:
-                s = series[key] = _Series()
+                s = self._series_of(fields)
             s.count += 1
             d = r.duration
             s.duration[bisect_left(DURATION_BUCKETS, d)] += 1
             s.duration_sum += d
-            size = r.request_size if r.request_size > 0 else 0
-            s.request[bisect_left(SIZE_BUCKETS, size)] += 1
-            s.request_sum += size
-            size = r.response_size if r.response_size > 0 else 0
-            s.response[bisect_left(SIZE_BUCKETS, size)] += 1
-            s.response_sum += size
-            self.records += 1
+            size = r.request_size
+            if size > 1:
+                s.request[bisect_left(SIZE_BUCKETS, size)] += 1
+                s.request_sum += size
+            else:  # none, unknown (-1) or one byte: the first bucket (le 1)
+                s.request[0] += 1
+                s.request_sum += size if size > 0 else 0
+            size = r.response_size
+            if size > 1:
+                s.response[bisect_left(SIZE_BUCKETS, size)] += 1
+                s.response_sum += size
+            else:
+                s.response[0] += 1
+                s.response_sum += size if size > 0 else 0
+        self.records += len(records)
 
     def collect(self):
         items = list(self._series.items())
