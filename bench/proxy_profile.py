@@ -42,7 +42,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import proxy_bench as pb  # noqa: E402  (the sibling benchmark: process helpers, nginx configs)
 
-NET = "127.79.0"
+NET = "127.81.0"  # its own block: the resilience tests draw addresses from 127.79/16
 BACKEND = (f"{NET}.2", 9080)
 NGINX_PEER = (f"{NET}.5", 9080)
 CPROFILE = ""  # --cprofile FILE: run the first variant's outbound sidecar under cProfile
