@@ -27,9 +27,9 @@ from pathlib import Path
 import trio
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's examples/
-from examples._client import FetchError, Proxy, fetch
-from examples.loadgen._load import run_load
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout (trimesh)
+from trimesh.samples._client import FetchError, Proxy, fetch
+from trimesh.samples.loadgen._load import run_load
 from trimesh.testing import FakeUpstream, serve_upstream
 
 ADDRESSES = ("127.0.14.2", "127.0.14.3", "127.0.14.4")  # the instances (port 9080)

@@ -156,9 +156,13 @@ def proxy_pid(proc: Proc) -> int:
 # -- the mesh under test ------------------------------------------------------------------------
 
 
+# The CLI run by this interpreter (PYTHONPATH picks the tree), where no console script is at hand
+PYTHON_TRIMESH = [sys.executable, "-c", "from trimesh.cli import main; main()"]
+
+
 def trimesh_cmd() -> list[str]:
     script = Path(sys.executable).with_name("trimesh")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "trimesh.cli"]
+    return [str(script)] if script.exists() else list(PYTHON_TRIMESH)
 
 
 def start_backend(procs: Processes, kind: str) -> Proc:

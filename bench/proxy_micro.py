@@ -91,18 +91,52 @@ async def main():
                                                     labels={"version": "v1"})])
     table = compile_routes(snap, source=SourceIdentity(service="bench"))
     proxy = OutboundProxy(table, rng=random.Random(1), pool=UpstreamPool(),
-                          access_log=AccessLog(logger))
+                          access_log=make_access_log(AccessLog(logger)))
+    configure(proxy)
     server = HttpServer("outbound", proxy)
     t0 = time.process_time()
     await server._serve_connection(None, ("127.0.0.1", 40000))
+    finish(proxy)  # batch work a variant does off the request path counts too
     t1 = time.process_time()
     proxy.access_log.flush()
     assert client.sent == N and proxy.requests == N, (client.sent, proxy.requests)
     print((t1 - t0) / N * 1e6)
 
+def make_access_log(access_log): return access_log
+def configure(proxy): pass
+def finish(proxy): pass
+
 import os
+# VARIANT: a benchmark that imports this CHILD redefines the three hooks above here
 trio.run(main)
 '''
+
+
+def child(variant: str = "") -> str:
+    """The CHILD program with ``variant`` (code redefining ``make_access_log``, ``configure``
+    and/or ``finish``) inserted before it runs."""
+    return CHILD.replace("# VARIANT:", variant + "\n# VARIANT:", 1)
+
+
+def alternate(runs: list[tuple[str, list[str], dict[str, str]]], rounds: int,
+              core: int | None = None) -> dict[str, list[float]]:
+    """Run each ``(name, argv, env)`` once per round in a fresh interpreter, the order reversed
+    every other round; each run prints its µs per request last. Returns name → values."""
+    results: dict[str, list[float]] = {name: [] for name, _, _ in runs}
+    for r in range(rounds):
+        for name, argv, env in (runs if r % 2 == 0 else list(reversed(runs))):
+            if core is not None:
+                argv = ["taskset", "-c", str(core), *argv]
+            out = subprocess.run(argv, env=env, capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(f"{name}: {out.stderr[-2000:]}")
+            results[name].append(float(out.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def report(results: dict[str, list[float]]) -> None:
+    for name, vals in results.items():
+        print(f"{name:10} {statistics.median(vals):6.2f} ({min(vals):.2f}–{max(vals):.2f})")
 
 
 def main() -> None:
@@ -113,23 +147,16 @@ def main() -> None:
     p.add_argument("--core", type=int, default=None, help="pin to this core (taskset)")
     args = p.parse_args()
     trees = [t.split("=", 1) for t in (args.tree or ["installed="])]
-    results: dict[str, list[float]] = {name: [] for name, _ in trees}
-    for r in range(args.rounds):
-        for name, tree in (trees if r % 2 == 0 else list(reversed(trees))):
-            env = dict(os.environ)
-            if tree:
-                env["PYTHONPATH"] = tree
-            argv = [sys.executable, "-c", CHILD, str(args.requests)]
-            if args.core is not None:
-                argv = ["taskset", "-c", str(args.core), *argv]
-            out = subprocess.run(argv, env=env, capture_output=True, text=True)
-            if out.returncode:
-                sys.exit(f"{name}: {out.stderr[-2000:]}")
-            results[name].append(float(out.stdout.strip().splitlines()[-1]))
+    runs = []
+    for name, tree in trees:
+        env = dict(os.environ)
+        if tree:
+            env["PYTHONPATH"] = tree
+        runs.append((name, [sys.executable, "-c", CHILD, str(args.requests)], env))
+    results = alternate(runs, args.rounds, args.core)
     print(f"{args.requests} requests per run, {args.rounds} rounds alternating; "
           "Python CPU µs per request (no sockets)")
-    for name, vals in results.items():
-        print(f"{name:10} {statistics.median(vals):6.2f} ({min(vals):.2f}–{max(vals):.2f})")
+    report(results)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,12 @@ shared 2-core VM req/s drifts with whatever else runs, so it measures CPU µs pe
   the report gives the median and min–max per variant, one hop (outbound only) and two hops;
 - nginx as a peer proxy is measured in the same rounds as a yardstick;
 - ``--pyspy FILE`` records the first variant's outbound sidecar with py-spy during one extra run
-  (``--pyspy-format raw`` gives collapsed stacks for grep).
+  (``--pyspy-format raw`` gives collapsed stacks for grep);
+- ``--callgrind`` runs every variant's outbound sidecar under valgrind's callgrind instead and
+  reports user-space *instructions* per request over one wrk run each (counting switched on after
+  a warm-up): a number the machine's load does not move, for changes smaller than the CPU
+  figures' spread (``perf stat`` cannot count instructions on these VMs). The CPU rounds are
+  skipped (valgrind slows the sidecar ~50×).
 
     python bench/proxy_profile.py --tree base=/tmp/ab/base --tree new= --rounds 4
 """
@@ -37,10 +42,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import proxy_bench as pb  # noqa: E402  (the sibling benchmark: process helpers, nginx configs)
 
-NET = "127.79.0"
+NET = "127.81.0"  # its own block: the resilience tests draw addresses from 127.79/16
 BACKEND = (f"{NET}.2", 9080)
 NGINX_PEER = (f"{NET}.5", 9080)
 CPROFILE = ""  # --cprofile FILE: run the first variant's outbound sidecar under cProfile
+CALLGRIND = False  # --callgrind: every variant's outbound sidecar under valgrind's callgrind
 
 
 def start_variant(procs: pb.Processes, name: str, tree: str, index: int) -> dict:
@@ -67,6 +73,11 @@ def start_variant(procs: pb.Processes, name: str, tree: str, index: int) -> dict
                                                      / f"{service}-{name}-registry.yaml")
         if role == "out" and index == 0 and CPROFILE:
             argv = [sys.executable, "-m", "cProfile", "-o", CPROFILE, *argv]
+        if role == "out" and CALLGRIND:
+            if argv[0] != sys.executable:  # the console script: valgrind must see the binary
+                argv = [*pb.PYTHON_TRIMESH, *argv[1:]]
+            argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                    f"--callgrind-out-file={procs.workdir / f'{name}-callgrind.out'}", *argv]
         argv = ["taskset", "-c", str(pb.PROXY_CORE), *argv]
         log = procs.workdir / f"{name}-{role}.log"
         with open(log, "wb") as fh:
@@ -106,6 +117,25 @@ def measure(addr, host, pids, seconds, connections) -> tuple[float, float]:
     return (after - before) / n * 1e6, (sys_after - sys_before) / n * 1e6
 
 
+def callgrind_instructions(variant: dict, seconds: float, connections: int) -> tuple[float, int]:
+    """(instructions per request, requests) of ``variant``'s outbound sidecar (run under
+    callgrind) over one wrk run, counting only while it runs."""
+    pid = str(variant["out"].popen.pid)
+    addr = (variant["addr"], pb.PROXY_PORT)
+    wrk(addr, "backend:9080", 2, connections)  # warm-up: pools, caches, the first snapshot
+    subprocess.run(["callgrind_control", "--zero", pid], check=True, capture_output=True)
+    subprocess.run(["callgrind_control", "--instr=on", pid], check=True, capture_output=True)
+    n = wrk(addr, "backend:9080", seconds, connections)
+    subprocess.run(["callgrind_control", "--instr=off", pid], check=True, capture_output=True)
+    subprocess.run(["callgrind_control", "--dump", pid], check=True, capture_output=True)
+    total = 0
+    for dump in variant["out"].log.parent.glob(f"{variant['name']}-callgrind.out*"):
+        for line in dump.read_text(errors="replace").splitlines():
+            if line.startswith("summary:") or line.startswith("totals:"):
+                total = max(total, int(line.split()[1]))
+    return total / n, n
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tree", action="append", default=[], metavar="NAME=DIR")
@@ -119,9 +149,18 @@ def main() -> None:
                    help="count the first variant's outbound syscalls (strace -c) in one extra run")
     p.add_argument("--cprofile", default="", metavar="FILE",
                    help="run the first variant's outbound sidecar under cProfile (stats in FILE)")
+    p.add_argument("--callgrind", action="store_true",
+                   help="instructions per request instead of CPU (module docstring)")
+    p.add_argument("--callgrind-keep", type=Path, metavar="DIR",
+                   help="with --callgrind: copy the dumps here (for callgrind_annotate)")
     args = p.parse_args()
-    global CPROFILE
+    global CPROFILE, CALLGRIND
     CPROFILE = args.cprofile
+    CALLGRIND = args.callgrind
+    if CALLGRIND and shutil.which("valgrind") is None:
+        sys.exit("--callgrind needs valgrind (apt-get install -y valgrind)")
+    if CALLGRIND:
+        pb.READY_TIMEOUT = 300.0  # an interpreter under valgrind starts in tens of seconds
     trees = [t.split("=", 1) for t in (args.tree or ["installed="])]
     with tempfile.TemporaryDirectory(prefix="trimesh-profile-") as tmp:
         workdir = Path(tmp)
@@ -142,6 +181,18 @@ def main() -> None:
                                   [v["out"].popen.pid, v["in"].popen.pid]))
             paths.append(("nginx", NGINX_PEER, "backend:9080", [peer.popen.pid]))
             results: dict[str, list[float]] = {name: [] for name, *_ in paths}
+            if CALLGRIND:
+                print(f"wrk -t1 -c{args.connections}, {args.duration:g} s per variant, outbound "
+                      "sidecar under callgrind\n| variant | instructions per request | "
+                      "requests |\n|---|---|---|")
+                for v in variants:
+                    per, n = callgrind_instructions(v, args.duration, args.connections)
+                    print(f"| {v['name']} 1-hop | {per:,.0f} | {n} |", flush=True)
+                    if args.callgrind_keep:
+                        args.callgrind_keep.mkdir(parents=True, exist_ok=True)
+                        for dump in workdir.glob(f"{v['name']}-callgrind.out*"):
+                            shutil.copy(dump, args.callgrind_keep / dump.name)
+                return
             for r in range(args.rounds):
                 order = paths if r % 2 == 0 else list(reversed(paths))
                 for name, addr, host, pids in order:

@@ -59,6 +59,7 @@ PURE: dict[str, str] = {
     "trimesh/nursery/_spec.py": "child specs and start order",
     "trimesh/control/_state.py": "the store's write rules and revisions",
     "trimesh/control/_publish.py": "what the control publishes into gossip",
+    "trimesh/control/_etcd_wire.py": "the etcd store's keys, transactions and mirror",
     "trimesh/demo/_layout.py": "addresses, ports and argv of the demo mesh",
     "trimesh/demo/_page.py": "what a product page shows",
     "trimesh/demo/_verdicts.py": "the docs' promises as verdicts",
@@ -73,6 +74,7 @@ PURE: dict[str, str] = {
     "trimesh/mixer/_adapters.py": "the check and quota adapters' decisions",
     "trimesh/mixer/_status.py": "rpc codes, HTTP statuses and Mixer reply bodies",
     "trimesh/telemetry/_record.py": "the per-request record",
+    "trimesh/telemetry/_b3.py": "B3 trace contexts (ids from an injected rng)",
 }
 IMPURE = {"trio", "socket", "ssl", "time", "random",  # DESIGN.md §3, by name
           "asyncio", "anyio", "threading", "selectors"}  # the same I/O and clocks by other names
@@ -88,6 +90,7 @@ SHELL_PACKAGES = {
     "demo",  # `trimesh demo`: starts processes; the CLI is its only user
     "testing",  # the public test kit (simulated network, fake upstreams)
     "service",  # control-plane HTTP on h11 (docs/design-notes.md "Packages added to the layout")
+    "samples",  # the docs' sample workloads and rule files, shipped for `trimesh demo` (DESIGN.md §3)
 }
 ERRORS = {"trimesh/errors.py"}
 TOP_LEVEL_METADATA = {"__version__"}

@@ -378,7 +378,7 @@ def _build(service: str, *, namespace: str, version: str | None, labels: Mapping
            config: Sequence[Any], instances: Sequence[ServiceInstance], address: str,
            proxy_port: int | None, admin_port: int | None, seed: int | None, domain: str,
            gossip_port: int, gossip_key_file: str | None, gossip_profile: str,
-           setup: Callable[[Sidecar], None] | None,
+           setup: Callable[[Sidecar], None] | None, zipkin_address: str | None = None,
            ) -> tuple[SidecarConfig, Callable[[Sidecar], None]]:
     files: list[str] = []
     objects: list[ConfigObject] = []
@@ -401,7 +401,8 @@ def _build(service: str, *, namespace: str, version: str | None, labels: Mapping
                         app_port=None, address=address, proxy_port=proxy_port,
                         admin_port=admin_port, control=control,
                         registry=os.fspath(registry) if registry is not None else None,
-                        config_files=files, seed=seed, domain=domain)
+                        config_files=files, seed=seed, domain=domain,
+                        zipkin_address=zipkin_address)
     gossip = None
     if join:
         from .sidecar import GossipOptions, install_gossip
@@ -433,7 +434,8 @@ async def open_mesh(*, service: str, namespace: str = DEFAULT_NAMESPACE,
                     admin_port: int | None = None, gossip_port: int = 0,
                     gossip_key_file: str | None = None, gossip_profile: str = "lan",
                     seed: int | None = None, domain: str = DEFAULT_DOMAIN,
-                    setup: Callable[[Sidecar], None] | None = None) -> AsyncIterator[Mesh]:
+                    setup: Callable[[Sidecar], None] | None = None,
+                    zipkin_address: str | None = None) -> AsyncIterator[Mesh]:
     """Join the mesh as ``service`` for the body of ``async with`` (module docstring).
 
     Where the mesh's view comes from: ``registry`` (a registry YAML file, re-read on change),
@@ -442,7 +444,10 @@ async def open_mesh(*, service: str, namespace: str = DEFAULT_NAMESPACE,
     Gossip: ``gossip_port`` (0: any), ``gossip_key_file`` (the mesh key; default: the control's
     state dir), ``gossip_profile`` ("lan" or "local", docs/gossip.md).
     ``admin_port`` (0: any) also serves the admin endpoints. ``setup(sidecar)`` runs before the
-    tree starts (add children or sources there). On exit the tree drains and stops; errors that
+    tree starts (add children or sources there). ``zipkin_address`` (``HOST:PORT``) sends the
+    requests' spans to a Zipkin collector; records, metrics (``mesh.sidecar.metrics_registry``)
+    and B3 headers are the sidecar's own (docs/telemetry.md). On exit the tree drains and
+    stops; errors that
     took it down are raised from the ``async with``.
     """
     cfg, install = _build(service, namespace=namespace, version=version, labels=labels,
@@ -450,7 +455,8 @@ async def open_mesh(*, service: str, namespace: str = DEFAULT_NAMESPACE,
                           instances=instances, address=address, proxy_port=None,
                           admin_port=admin_port, seed=seed, domain=domain,
                           gossip_port=gossip_port, gossip_key_file=gossip_key_file,
-                          gossip_profile=gossip_profile, setup=setup)
+                          gossip_profile=gossip_profile, setup=setup,
+                          zipkin_address=zipkin_address)
     sidecar = Sidecar(cfg)
     install(sidecar)
     try:
@@ -571,7 +577,8 @@ def start_in_thread(*, service: str, namespace: str = DEFAULT_NAMESPACE,
                     proxy_port: int = 0, admin_port: int | None = None, gossip_port: int = 0,
                     gossip_key_file: str | None = None, gossip_profile: str = "lan",
                     seed: int | None = None, domain: str = DEFAULT_DOMAIN, set_env: bool = False,
-                    setup: Callable[[Sidecar], None] | None = None) -> MeshThread:
+                    setup: Callable[[Sidecar], None] | None = None,
+                    zipkin_address: str | None = None) -> MeshThread:
     """Start an outbound proxy for ``service`` in a background thread and return once it is
     ready. ``handle.proxy_url`` is the ``HTTP_PROXY`` value (``set_env=True`` sets it, and
     ``NO_PROXY``, in ``os.environ`` until ``stop()``). Same sources as :func:`open_mesh`."""
@@ -580,5 +587,6 @@ def start_in_thread(*, service: str, namespace: str = DEFAULT_NAMESPACE,
                           instances=instances, address=address, proxy_port=proxy_port,
                           admin_port=admin_port, seed=seed, domain=domain,
                           gossip_port=gossip_port, gossip_key_file=gossip_key_file,
-                          gossip_profile=gossip_profile, setup=setup)
+                          gossip_profile=gossip_profile, setup=setup,
+                          zipkin_address=zipkin_address)
     return MeshThread(cfg, install, set_env).start()

@@ -1,8 +1,5 @@
-"""Run BookInfo details v1: ``python -m examples.bookinfo.details --help``."""
+"""Launcher kept for checkouts: runs ``python -m trimesh.samples.bookinfo.details`` (the sample ships in the package)."""
 
-import sys
+import runpy
 
-from ._details import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+runpy.run_module("trimesh.samples.bookinfo.details", run_name="__main__", alter_sys=True)

@@ -1,8 +1,5 @@
-"""Run BookInfo productpage v1: ``python -m examples.bookinfo.productpage --help``."""
+"""Launcher kept for checkouts: runs ``python -m trimesh.samples.bookinfo.productpage`` (the sample ships in the package)."""
 
-import sys
+import runpy
 
-from ._productpage import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+runpy.run_module("trimesh.samples.bookinfo.productpage", run_name="__main__", alter_sys=True)

@@ -1,8 +1,5 @@
-"""Run BookInfo ratings v1: ``python -m examples.bookinfo.ratings --help``."""
+"""Launcher kept for checkouts: runs ``python -m trimesh.samples.bookinfo.ratings`` (the sample ships in the package)."""
 
-import sys
+import runpy
 
-from ._ratings import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+runpy.run_module("trimesh.samples.bookinfo.ratings", run_name="__main__", alter_sys=True)

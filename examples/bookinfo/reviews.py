@@ -1,8 +1,5 @@
-"""Run BookInfo reviews v1, v2 and v3: ``python -m examples.bookinfo.reviews --help``."""
+"""Launcher kept for checkouts: runs ``python -m trimesh.samples.bookinfo.reviews`` (the sample ships in the package)."""
 
-import sys
+import runpy
 
-from ._reviews import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+runpy.run_module("trimesh.samples.bookinfo.reviews", run_name="__main__", alter_sys=True)

@@ -1,7 +1,5 @@
-"""``python -m examples.httpbin --help``."""
+"""Launcher kept for checkouts: runs ``python -m trimesh.samples.httpbin`` (the sample ships in the package)."""
 
-import sys
+import runpy
 
-from ._app import main
-
-sys.exit(main())
+runpy.run_module("trimesh.samples.httpbin", run_name="__main__", alter_sys=True)

@@ -1,7 +1,5 @@
-"""``python -m examples.loadgen --help``."""
+"""Launcher kept for checkouts: runs ``python -m trimesh.samples.loadgen`` (the sample ships in the package)."""
 
-import sys
+import runpy
 
-from ._load import main
-
-sys.exit(main())
+runpy.run_module("trimesh.samples.loadgen", run_name="__main__", alter_sys=True)

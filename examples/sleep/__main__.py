@@ -1,7 +1,5 @@
-"""``python -m examples.sleep``."""
+"""Launcher kept for checkouts: runs ``python -m trimesh.samples.sleep`` (the sample ships in the package)."""
 
-import sys
+import runpy
 
-from . import main
-
-sys.exit(main())
+runpy.run_module("trimesh.samples.sleep", run_name="__main__", alter_sys=True)

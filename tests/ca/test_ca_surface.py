@@ -13,6 +13,7 @@ CONTRACT = {"CertificateAuthority", "IssuedCertificate", "PemFile", "SpiffeId", 
 FORBIDDEN = {"trio", "socket", "ssl", "time", "random", "secrets", "asyncio", "threading", "os",
              "subprocess", "pathlib"}
 CLOCK_READS = {"now", "utcnow", "today"}  # datetime.now() & co. would read the clock
+SHELLS = {"_service.py", "_agent.py"}  # the Trio CA service and cert agent: I/O is their job
 
 
 def test_contract_names_are_exported():
@@ -23,7 +24,7 @@ def test_contract_names_are_exported():
 
 
 def _modules():
-    return sorted(pathlib.Path(ca.__file__).parent.glob("*.py"))
+    return sorted(p for p in pathlib.Path(ca.__file__).parent.glob("*.py") if p.name not in SHELLS)
 
 
 def test_ca_modules_import_nothing_impure():

@@ -6,7 +6,7 @@ import inspect
 import trimesh.control
 import pytest
 
-from trimesh.control import _publish, _state
+from trimesh.control import _etcd_wire, _publish, _state
 
 PUBLIC = {
     "ConfigStore", "StoreState", "Change", "WRITE_RULES", "StateDir", "StateError", "StoreIOError",
@@ -17,6 +17,9 @@ PUBLIC = {
     "Mesh", "InstanceStore", "Registration", "parse_registration", "MESH_KEY_FILE", "MeshKeyError",
     "Publisher", "load_or_create_mesh_key", "member_rows", "mesh_key_path", "read_mesh_key",
     "default_mesh_key_file", "Plan", "Put", "plan_publication",
+    # the etcd store (--store etcd://...)
+    "EtcdStore", "EtcdClient", "EtcdUnavailableError", "EtcdTarget", "parse_store_url",
+    "open_etcd_store", "open_config_store",
 }
 
 
@@ -29,7 +32,7 @@ def test_public_names():
             assert obj.__module__.startswith("trimesh.control._"), name
 
 
-@pytest.mark.parametrize("module", [_state, _publish])
+@pytest.mark.parametrize("module", [_state, _publish, _etcd_wire])
 def test_decisions_are_pure(module):
     tree = ast.parse(inspect.getsource(module))
     imported = set()

@@ -15,13 +15,16 @@ from trimesh.cli._members import format_members, parse_port
 
 @pytest.mark.parametrize(("text", "want"), [
     ("9080", ("http", 9080)), ("grpc:9090", ("grpc", 9090)), ("TCP:3306", ("tcp", 3306)),
+    # Istio's port-name convention (docs/protocols.md): unknown names are TCP, bare well-known
+    # ports pick their protocol
+    ("ftp:21", ("tcp", 21)), ("http-web:8000", ("http", 8000)), ("3306", ("mysql", 3306)),
 ])
 def test_parse_port(text, want):
     assert parse_port(text) == want
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("0", "1..65535"), ("http:99999", "1..65535"), ("ftp:21", "one of http"), ("x", "PORT"),
+    ("0", "1..65535"), ("http:99999", "1..65535"), (":21", "empty port name"), ("x", "PORT"),
 ])
 def test_parse_port_rejects(text, message):
     with pytest.raises(click.BadParameter, match=message):
@@ -64,7 +67,7 @@ def test_unreachable_control_exits_1_naming_it(args):
 
 @pytest.mark.parametrize("args", [
     ["register", "db", "10.0.0.9"],  # no port
-    ["register", "db", "10.0.0.9", "ftp:21"],
+    ["register", "db", "10.0.0.9", "ftp:0"],
     ["register", "db", "10.0.0.9", "80", "-l", "novalue"],
     ["members", "-o", "yaml"],
 ])

@@ -16,15 +16,16 @@ test_demo_cli         127.0.15, 127.0.16
 from __future__ import annotations
 
 import pytest
-from demo_testkit import CHECKOUT, start_mesh, stop_mesh
+from demo_testkit import start_mesh, stop_mesh
 
-from trimesh.demo import DemoMesh, load_examples
+from trimesh.demo import DemoMesh
+from trimesh.samples import BOOKINFO
 
 
 @pytest.fixture(scope="module")
 def bookinfo_mesh(tmp_path_factory):
     """BookInfo (productpage, details, reviews v1/v2/v3, ratings) with sidecars and a control."""
-    mesh = start_mesh(load_examples(CHECKOUT).BOOKINFO, "127.0.12",
+    mesh = start_mesh(BOOKINFO, "127.0.12",
                       tmp_path_factory.mktemp("bookinfo-mesh"))
     yield mesh
     stop_mesh(mesh)

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import httpx
-from demo_testkit import CHECKOUT, SEED, pid_gone
+from demo_testkit import RULES_HOME, SEED, pid_gone
 
 from trimesh.demo import run_demo
 from trimesh.demo._mesh import trimesh_command
@@ -31,7 +31,7 @@ def test_demo_check_passes_and_leaves_no_process():
     began = time.monotonic()
     out = subprocess.run([*trimesh_command(), "demo", "--check", "--addresses", "127.0.15",
                           "--seed", str(SEED)],
-                         cwd=CHECKOUT, env=_env(), capture_output=True, text=True,
+                         cwd=RULES_HOME, env=_env(), capture_output=True, text=True,
                          timeout=CHECK_TIMEOUT)
     assert out.returncode == 0, out.stdout + out.stderr
     assert time.monotonic() - began < CHECK_TIMEOUT
@@ -55,7 +55,7 @@ def test_demo_check_passes_and_leaves_no_process():
 def test_demo_prints_url_and_commands_and_stops_on_ctrl_c():
     proc = subprocess.Popen([*trimesh_command(), "demo", "--addresses", "127.0.16",
                              "--control-port", "15011"],
-                            cwd=CHECKOUT, env=_env(), stdout=subprocess.PIPE,
+                            cwd=RULES_HOME, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     seen: list[str] = []
     try:
@@ -71,19 +71,19 @@ def test_demo_prints_url_and_commands_and_stops_on_ctrl_c():
         text = "\n".join(seen)
         assert "Product page:  http://127.0.16.2:9080/productpage" in text, text
         control = "--control http://127.0.16.1:15011"  # not the default: every command says so
-        first = f"trimesh create -f examples/bookinfo/route-rule-all-v1.yaml {control}"
+        first = f"trimesh create -f samples/bookinfo/kube/route-rule-all-v1.yaml {control}"
         assert first in text, text
         assert "found each other by gossip (seed 127.0.16.1:7946)" in text, text
         members_cmd = f"trimesh members {control}"
         assert members_cmd in text, text
-        listed = subprocess.run([*trimesh_command(), *members_cmd.split()[1:]], cwd=CHECKOUT,
+        listed = subprocess.run([*trimesh_command(), *members_cmd.split()[1:]], cwd=RULES_HOME,
                                 env=_env(), capture_output=True, text=True, timeout=30)
         assert listed.returncode == 0, listed.stderr
         assert "reviews-v3@127.0.16.6:7946" in listed.stdout and "alive" in listed.stdout
         assert httpx.get("http://127.0.16.2:9080/productpage", timeout=10).status_code == 200
 
-        # the printed command works as printed (from the checkout)
-        applied = subprocess.run([*trimesh_command(), *first.split()[1:]], cwd=CHECKOUT,
+        # the printed command works as printed (where --write-rules wrote the rule files)
+        applied = subprocess.run([*trimesh_command(), *first.split()[1:]], cwd=RULES_HOME,
                                  env=_env(), capture_output=True, text=True, timeout=30)
         assert applied.returncode == 0, applied.stderr
         assert "Created config route-rule/default/reviews-default" in applied.stdout
@@ -98,16 +98,30 @@ def test_demo_prints_url_and_commands_and_stops_on_ctrl_c():
     assert [p for p in pids if not pid_gone(p)] == []
 
 
-def test_demo_without_examples_exits_1_with_a_clear_message(monkeypatch, tmp_path):
-    import trimesh.demo._run as run_module
-    from trimesh.demo import find_checkout
+def test_write_rules_writes_the_docs_files_under_their_docs_names(tmp_path):
+    out = subprocess.run([*trimesh_command(), "demo", "--write-rules", str(tmp_path / "here")],
+                         cwd="/", env=_env(), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    written = sorted(p.relative_to(tmp_path / "here").as_posix()
+                     for p in (tmp_path / "here").rglob("*.yaml"))
+    for name in ("samples/bookinfo/kube/route-rule-all-v1.yaml",
+                 "samples/bookinfo/kube/route-rule-reviews-50-v3.yaml",
+                 "samples/httpbin/routerules/mirror-traffic-to-httbin-v2.yaml",
+                 "samples/httpbin/destinationpolicies/httpbin-circuit-breaker.yaml"):
+        assert name in written
+    assert f"wrote {len(written)} rule files" in out.stdout
+    assert "trimesh create -f samples/bookinfo/kube/route-rule-all-v1.yaml" in out.stdout
 
-    monkeypatch.setattr(run_module, "find_checkout", lambda: find_checkout([tmp_path]))
-    lines: list[str] = []
-    assert run_demo(echo=lines.append) == 1
-    assert len(lines) == 1
-    assert lines[0].startswith("Error: cannot find the BookInfo examples")
-    assert str(tmp_path / "examples") in lines[0] and "pip install -e ." in lines[0]
+
+def test_write_rules_into_a_file_exits_1_naming_it(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    out = subprocess.run([*trimesh_command(), "demo", "--write-rules", str(blocker / "x")],
+                         env=_env(), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert out.stderr.startswith("Error: cannot write the docs' rule file ")
+    assert str(blocker / "x" / "samples") in out.stderr
+    assert blocker.read_text() == "not a directory"
 
 
 def test_demo_refuses_a_block_outside_loopback():

@@ -11,9 +11,10 @@ import time
 import uuid
 
 import pytest
-from demo_testkit import CHECKOUT, start_mesh, stop_mesh, trimesh_cli
+from demo_testkit import start_mesh, stop_mesh, trimesh_cli
 
-from trimesh.demo import SLEEP, load_examples
+from trimesh.demo import SLEEP
+from trimesh.samples import HTTPBIN
 
 N = 10
 LOG_WAIT = 5.0  # seconds for a fire-and-forget copy to land and be logged
@@ -21,8 +22,7 @@ LOG_WAIT = 5.0  # seconds for a fire-and-forget copy to land and be logged
 
 @pytest.fixture(scope="module")
 def httpbin_mesh(tmp_path_factory):
-    examples = load_examples(CHECKOUT)
-    mesh = start_mesh([*examples.HTTPBIN, SLEEP], "127.0.13", tmp_path_factory.mktemp("httpbin"))
+    mesh = start_mesh([*HTTPBIN, SLEEP], "127.0.13", tmp_path_factory.mktemp("httpbin"))
     yield mesh
     stop_mesh(mesh)
 
@@ -55,7 +55,7 @@ def wait_logged(mesh, version: str, tag: str, count: int) -> int:
 
 def test_default_route_then_mirror_to_v2(httpbin_mesh):
     mesh = httpbin_mesh
-    trimesh_cli(mesh, "create", "-f", "examples/httpbin/routerules/httpbin-v1.yaml")
+    trimesh_cli(mesh, "create", "-f", "samples/httpbin/routerules/httpbin-v1.yaml")
 
     before = uuid.uuid4().hex[:12]
     for i in range(N):
@@ -66,7 +66,7 @@ def test_default_route_then_mirror_to_v2(httpbin_mesh):
     assert logged(mesh, "v2", before) == 0  # acceptance 30
 
     out = trimesh_cli(mesh, "create", "-f",
-                      "examples/httpbin/routerules/mirror-traffic-to-httbin-v2.yaml")
+                      "samples/httpbin/routerules/mirror-traffic-to-httbin-v2.yaml")
     assert "mirror-traffic-to-httbin-v2" in out.stdout
     tag = uuid.uuid4().hex[:12]
     for i in range(N):

@@ -1,5 +1,5 @@
 """The docs' traffic tasks (traffic-tasks.md §2–5) end to end: the BookInfo mesh as real processes,
-rules applied with ``trimesh create|replace|delete -f examples/bookinfo/…`` as the tasks say, and
+rules applied with ``trimesh create|replace|delete -f samples/bookinfo/kube/…`` as the tasks say (from what ``--write-rules`` wrote), and
 the product page loaded at the entry point like a browser (jason = the ``user=jason`` cookie).
 
 Every test starts from no rules (the autouse fixture deletes what a test created)."""
@@ -12,7 +12,7 @@ from collections import Counter
 
 import httpx
 import pytest
-from demo_testkit import RULES, trimesh_cli
+from demo_testkit import RULES, RULES_HOME, trimesh_cli
 
 from trimesh.demo import read_page
 from trimesh.demo._scenarios import load_many
@@ -28,7 +28,7 @@ def mesh(bookinfo_mesh):
 
 
 def rules(name: str) -> str:
-    return str((RULES / name).relative_to(RULES.parent.parent))  # examples/bookinfo/NAME
+    return str((RULES / name).relative_to(RULES_HOME))  # samples/bookinfo/kube/NAME
 
 
 def kinds(mesh, count: int, user: str | None = None) -> Counter:

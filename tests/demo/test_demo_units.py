@@ -8,23 +8,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from demo_testkit import CHECKOUT
-
 from trimesh.cli._control import run_control
 from trimesh.cli._sidecar import run_sidecar
 from trimesh.demo import (
     DemoMesh,
     check_block,
     gossip_progress,
-    load_examples,
     plan_mesh,
     read_page,
     try_commands,
+    write_rule_files,
 )
 from trimesh.demo import _verdicts as v
 
-load_examples(CHECKOUT)
-from examples.bookinfo._productpage import PRODUCT, render_product_page  # noqa: E402
+from trimesh.samples import BOOKINFO
+from trimesh.samples.bookinfo._productpage import PRODUCT, render_product_page
 
 DETAILS = {"author": "William Shakespeare", "year": 1595}
 
@@ -79,8 +77,7 @@ def test_verdicts():
 
 
 def test_plan_gives_each_instance_its_address_and_the_docs_ports():
-    examples = load_examples(CHECKOUT)
-    plan = plan_mesh(examples.BOOKINFO, python=sys.executable, block="127.0.10")
+    plan = plan_mesh(BOOKINFO, python=sys.executable, block="127.0.10")
     assert plan.control_url == "http://127.0.10.1:15010"
     assert [(m.name, m.address, m.port, m.app_port) for m in plan.members] == [
         ("productpage-v1", "127.0.10.2", 9080, 9081), ("details-v1", "127.0.10.3", 9080, 9081),
@@ -90,7 +87,7 @@ def test_plan_gives_each_instance_its_address_and_the_docs_ports():
         ["trimesh"], control_url=plan.control_url, join=plan.join,
         key_file="state/gossip.key", access_log="a.log")
     app = argv[argv.index("--") + 1:]
-    assert app[1:] == ["-m", "examples.bookinfo.reviews", "--address", "127.0.10.5", "--port",
+    assert app[1:] == ["-m", "trimesh.samples.bookinfo.reviews", "--address", "127.0.10.5", "--port",
                        "9081", "--version", "v2"]
     assert "--seed" not in argv and "--registry" not in argv
     # the real `trimesh run sidecar` parses it: gossip through the control, the control's API kept
@@ -100,7 +97,7 @@ def test_plan_gives_each_instance_its_address_and_the_docs_ports():
     assert params["gossip_profile"] == "local" and params["gossip_port"] is None  # 7946
     assert params["control"] == "http://127.0.10.1:15010" and params["registry"] is None
     assert params["app_port"] == 9081
-    assert params["app_args"][1:3] == ("-m", "examples.bookinfo.reviews")
+    assert params["app_args"][1:3] == ("-m", "trimesh.samples.bookinfo.reviews")
     seeded = plan.members[0].sidecar_argv(["trimesh"], control_url="u", join="j:1", key_file="k",
                                           access_log="a", seed=7)
     assert seeded[seeded.index("--seed") + 1] == "7" and seeded.index("--seed") < seeded.index("--")
@@ -110,7 +107,7 @@ def test_plan_gives_each_instance_its_address_and_the_docs_ports():
             control.params["gossip_profile"]) == ("127.0.10.1", 7946, "local")
     assert plan.member_names()[:3] == ["control@127.0.10.1", "productpage-v1@127.0.10.2:7946",
                                        "details-v1@127.0.10.3:7946"]
-    other = plan_mesh(examples.BOOKINFO, python=sys.executable, block="127.0.11", gossip_port=7950)
+    other = plan_mesh(BOOKINFO, python=sys.executable, block="127.0.11", gossip_port=7950)
     assert other.join == "127.0.11.1:7950"
 
 
@@ -124,7 +121,7 @@ def _dump(plan, skip=()):
 
 
 def test_gossip_progress_needs_every_member_alive_and_every_instance_everywhere():
-    plan = plan_mesh(load_examples(CHECKOUT).BOOKINFO, python=sys.executable, block="127.0.10")
+    plan = plan_mesh(BOOKINFO, python=sys.executable, block="127.0.10")
     alive = ["alive"] * 7
     full = {m.name: _dump(plan) for m in plan.members}
     done = gossip_progress(plan, _rows(plan, alive), full)
@@ -155,17 +152,21 @@ def test_bad_blocks_are_refused(block):
 
 
 def test_try_commands_name_the_control_only_when_it_is_not_the_default(tmp_path):
-    examples = load_examples(CHECKOUT)
+    written = tmp_path / "rules"
+    assert write_rule_files(written, echo=lambda line: None) == 0
     for address, suffix in (("127.0.0.1", ""), ("127.0.10.1", " --control http://127.0.10.1:15010")):
-        plan = plan_mesh(examples.BOOKINFO, python=sys.executable, control_address=address)
-        mesh = DemoMesh(plan, checkout=CHECKOUT, workdir=tmp_path)
-        lines = try_commands(mesh, cwd=CHECKOUT)
+        plan = plan_mesh(BOOKINFO, python=sys.executable, control_address=address)
+        mesh = DemoMesh(plan, workdir=tmp_path)
+        lines = try_commands(mesh, cwd=written)  # the rule files are there: no --write-rules line
         assert lines[0].split("#")[0].strip() == f"trimesh members{suffix}"
         assert "gossip" in lines[0]
         assert lines[1].split("#")[0].strip() == (
-            f"trimesh create -f examples/bookinfo/route-rule-all-v1.yaml{suffix}")
-        elsewhere = try_commands(mesh, cwd=Path("/"))
-        assert str(CHECKOUT / "examples" / "bookinfo" / "route-rule-all-v1.yaml") in elsewhere[1]
+            f"trimesh create -f samples/bookinfo/kube/route-rule-all-v1.yaml{suffix}")
+        # the printed path is a file of what --write-rules wrote, relative to where it wrote
+        assert (written / lines[1].split()[3]).is_file()
+        elsewhere = try_commands(mesh, cwd=Path("/"))  # no rule files here: say how to get them
+        assert elsewhere[0].split("#")[0].strip() == "trimesh demo --write-rules ."
+        assert elsewhere[1:] == lines
         assert repr(mesh).startswith("<DemoMesh 127.0.10.0/24")
         assert mesh.statistics()["processes"] == 0
 
@@ -176,7 +177,7 @@ def test_public_surface_and_purity():
     import trimesh.demo as demo
 
     for name in ("DemoMesh", "DemoError", "open_demo_mesh", "plan_mesh", "run_demo",
-                 "run_scenarios", "read_page", "find_checkout", "SLEEP"):
+                 "run_scenarios", "read_page", "write_rule_files", "SLEEP"):
         assert hasattr(demo, name)
     # the plan, the page reader and the verdicts are pure: no I/O, clock or randomness
     for module in ("_layout", "_page", "_verdicts"):

@@ -32,7 +32,7 @@ from e2e_harness import (READY_TIMEOUT, SERVICE_PORT, Sidecar, Upstream, sidecar
                          wait_sidecar_ready, wait_until, wait_upstream_ready)
 from procs import Proc, free_port, spawn, trimesh_command
 
-from examples._client import FetchError, HttpConnection, split_url
+from trimesh.samples._client import FetchError, HttpConnection, split_url
 
 REPO = Path(__file__).resolve().parents[2]
 FLAGS_HEADER = "x-trimesh-response-flags"  # the wire names (docs/sidecar.md), not imports:
@@ -140,7 +140,7 @@ def start_node(log_dir: Path, name: str, service: str, *, address: str | None = 
                  "--gossip-key-file", str(gossip.key_file), "--gossip-profile", GOSSIP_PROFILE]
     if app_argv:
         argv += ["--", *app_argv]
-    # PYTHONPATH: an app started from examples/ finds the package wherever pytest was started.
+    # PYTHONPATH: an app (trimesh.samples, examples/) finds the checkout wherever pytest was started.
     proc = spawn(name, argv, log_dir, env={"PYTHONPATH": str(REPO)})
     return Sidecar(service, address, port, proxy_port, admin_port, config_path, registry_path,
                    proc, applied_text=config)

@@ -22,7 +22,7 @@ from e2e_fleet import (ATTEMPTS_HEADER, access_lines, instance, next_address, re
 from e2e_harness import Upstream
 from procs import free_port
 
-from examples._client import Proxy, fetch
+from trimesh.samples._client import Proxy, fetch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -105,9 +105,9 @@ async def test_one_attempts_header_per_response(pair, service, status):
 # -- the three-hop chain -----------------------------------------------------------------------
 
 CHAIN = [  # (service, version, the example app's module and arguments)
-    ("productpage", "v1", ["examples.bookinfo.productpage"]),
-    ("reviews", "v2", ["examples.bookinfo.reviews", "--version", "v2"]),
-    ("ratings", "v1", ["examples.bookinfo.ratings"]),
+    ("productpage", "v1", ["trimesh.samples.bookinfo.productpage"]),
+    ("reviews", "v2", ["trimesh.samples.bookinfo.reviews", "--version", "v2"]),
+    ("ratings", "v1", ["trimesh.samples.bookinfo.ratings"]),
 ]
 CHAIN_PATH = "/api/v1/products/0/reviews"  # productpage -> reviews v2 -> ratings
 

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import functools
-import pathlib
-import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # examples/ is not installed: it is imported from the checkout
-    sys.path.insert(0, str(REPO))
-
-from examples._server import serve_http  # noqa: E402
+from trimesh.samples._server import serve_sample
 
 
 @pytest.fixture
@@ -20,7 +14,7 @@ def serve(nursery):
     """``await serve(handler, name)`` starts ``handler`` on 127.0.0.1:<free port>; returns its URL."""
 
     async def start(handler, name: str = "test") -> str:
-        listening = await nursery.start(functools.partial(serve_http, handler, address="127.0.0.1",
+        listening = await nursery.start(functools.partial(serve_sample, handler, address="127.0.0.1",
                                                           port=0, name=name))
         return listening.url
 

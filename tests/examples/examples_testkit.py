@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from examples._server import Request, Response, json_response
+from trimesh.samples._server import Request, Response, json_response
 
 
 class FakePeer:

@@ -8,8 +8,8 @@ import httpx
 import pytest
 import trio
 
-from examples._client import Proxy
-from examples.bookinfo import (DETAILS_UNAVAILABLE, PRODUCT, RATINGS_UNAVAILABLE, REVIEWS_UNAVAILABLE,
+from trimesh.samples._client import Proxy
+from trimesh.samples.bookinfo import (DETAILS_UNAVAILABLE, PRODUCT, RATINGS_UNAVAILABLE, REVIEWS_UNAVAILABLE,
                                Details, ProductPage, Ratings, Reviews)
 from examples_testkit import FakePeer
 

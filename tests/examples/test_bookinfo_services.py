@@ -8,8 +8,8 @@ import pytest
 import trio
 
 from examples_testkit import FakePeer
-from examples._client import fetch
-from examples.bookinfo import BOOK_DETAILS, REVIEWS, Details, Ratings, Reviews
+from trimesh.samples._client import fetch
+from trimesh.samples.bookinfo import BOOK_DETAILS, REVIEWS, Details, Ratings, Reviews
 
 TRACE = {
     "x-request-id": "6f0b2c1e-1111-2222-3333-444455556666",
@@ -30,7 +30,7 @@ async def get(url: str, headers=(), timeout: float = 30.0):
 
 
 async def test_details_json_shape(serve, caplog):
-    caplog.set_level(logging.INFO, logger="examples")
+    caplog.set_level(logging.INFO, logger="trimesh.samples")
     base = await serve(Details(), "details v1")
     assert f"details v1 ready on {base}" in caplog.messages
     r = await get(f"{base}/details/0")

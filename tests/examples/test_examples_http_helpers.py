@@ -9,8 +9,9 @@ import h11
 import pytest
 import trio
 
-from examples._client import FetchError, HttpConnection, Proxy, fetch, proxy_from_environ
-from examples._server import Request, Response, compile_routes, dispatch, json_response
+from trimesh.samples._client import FetchError, HttpConnection, Proxy, fetch, proxy_from_environ
+from trimesh.samples._server import (Request, Response, compile_routes, dispatch, form_fields,
+                                    json_response, request_cookies)
 
 
 async def raw_exchange(url: str, data: bytes) -> bytes:
@@ -29,7 +30,7 @@ async def raw_exchange(url: str, data: bytes) -> bytes:
 
 async def echo(request: Request) -> Response:
     return json_response({"method": request.method, "path": request.path, "query": request.query,
-                          "cookies": request.cookies, "form": request.form(), "body": request.body.decode()})
+                          "cookies": request_cookies(request), "form": form_fields(request), "body": request.body.decode()})
 
 
 async def test_request_fields(serve):
@@ -84,7 +85,7 @@ async def test_handler_exception_is_a_500_and_the_connection_survives(serve, cap
     base = await serve(flaky)
     host, port = base.removeprefix("http://").split(":")
     conn = await HttpConnection.connect(host, int(port))
-    with caplog.at_level(logging.ERROR, logger="examples"):
+    with caplog.at_level(logging.ERROR, logger="trimesh.samples"):
         assert (await conn.request("GET", "/boom", [("host", "x")])).status == 500
     assert (await conn.request("GET", "/fine", [("host", "x")])).status == 200
     await conn.aclose()

@@ -12,8 +12,8 @@ import pytest
 import trio
 import trio.testing
 
-from examples._client import fetch
-from examples.httpbin import MAX_DELAY, HttpBin, title_case
+from trimesh.samples._client import fetch
+from trimesh.samples.httpbin import MAX_DELAY, HttpBin, title_case
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ async def test_get_ip_and_user_agent(serve, client):
 async def test_get_through_a_proxy_reports_the_absolute_url(serve):
     base = await serve(HttpBin())
     port = int(base.rsplit(":", 1)[1])
-    from examples._client import Proxy
+    from trimesh.samples._client import Proxy
 
     r = await fetch("http://httpbin:8000/get", timeout=10, proxy=Proxy("127.0.0.1", port))
     assert r.json()["url"] == "http://httpbin:8000/get"
@@ -141,7 +141,7 @@ async def test_anything_echoes_method_body_and_json(serve, client):
 
 async def test_keep_alive_serves_several_requests_on_one_connection(serve):
     """Several requests on one client connection (the loadgen and proxies rely on keep-alive)."""
-    from examples._client import HttpConnection
+    from trimesh.samples._client import HttpConnection
 
     base = await serve(HttpBin())
     host, port = base.removeprefix("http://").split(":")
@@ -158,10 +158,10 @@ async def test_access_log_line(serve, caplog, nursery):
     import functools
     import logging
 
-    from examples._server import serve_http
+    from trimesh.samples._server import serve_sample
 
-    caplog.set_level(logging.INFO, logger="examples")
-    listening = await nursery.start(functools.partial(serve_http, HttpBin(), address="127.0.0.1", port=0,
+    caplog.set_level(logging.INFO, logger="trimesh.samples")
+    listening = await nursery.start(functools.partial(serve_sample, HttpBin(), address="127.0.0.1", port=0,
                                                       name="httpbin v2", access_log=True))
     await fetch(f"{listening.url}/headers", headers=[("user-agent", "curl/7.35.0")], timeout=10)
     assert f"httpbin v2 ready on {listening.url}" in caplog.messages

@@ -7,8 +7,8 @@ import re
 import pytest
 import trio
 
-from examples._server import Request, Response, json_response
-from examples.loadgen import ERROR_CODE, format_report, run_load, split_calls
+from trimesh.samples._server import Request, Response, json_response
+from trimesh.samples.loadgen import ERROR_CODE, format_report, run_load, split_calls
 
 
 class CountingServer:

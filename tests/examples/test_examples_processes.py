@@ -1,4 +1,4 @@
-"""Each example runs as ``python -m examples....`` from a checkout: ready line, serves, exits 0 on SIGTERM."""
+"""Each sample runs as ``python -m trimesh.samples....`` (and through its ``examples`` launcher): ready line, serves, exits 0 on SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sys
 import pytest
 import trio
 
-from examples import BOOKINFO, HTTPBIN
-from examples._client import fetch
+from trimesh.samples import BOOKINFO, HTTPBIN
+from trimesh.samples._client import fetch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 READY = re.compile(r"^(?P<name>.+) ready on (?P<url>http://127\.0\.0\.1:\d+)$")
@@ -89,11 +89,11 @@ async def test_every_workload_runs_as_a_module(workload):
 
 
 async def test_address_in_use_exits_1():
-    first = await start("examples.bookinfo.details", "--port", "0")
+    first = await start("trimesh.samples.bookinfo.details", "--port", "0")
     try:
         url = (await first.wait_for_line(READY))["url"]
         port = url.rsplit(":", 1)[1]
-        second = await start("examples.bookinfo.ratings", "--port", port)
+        second = await start("trimesh.samples.bookinfo.ratings", "--port", port)
         with trio.fail_after(START_TIMEOUT):
             assert await second.proc.wait() == 1
         await second.wait_for_line(re.compile(rf"ratings v1: cannot listen on 127\.0\.0\.1:{port}"))
@@ -102,7 +102,7 @@ async def test_address_in_use_exits_1():
 
 
 async def test_sleep_waits_until_sigterm():
-    child = await start("examples.sleep")
+    child = await start("trimesh.samples.sleep")
     await child.wait_for_line(re.compile("sleep ready"))
     await trio.sleep(0.1)
     assert child.proc.returncode is None
@@ -110,20 +110,33 @@ async def test_sleep_waits_until_sigterm():
 
 
 async def test_loadgen_cli_against_httpbin():
-    server = await start("examples.httpbin", "--port", "0", "--quiet")
+    server = await start("trimesh.samples.httpbin", "--port", "0", "--quiet")
     try:
         url = (await server.wait_for_line(READY))["url"]
         result = await trio.run_process(
-            [sys.executable, "-m", "examples.loadgen", "load", "-c", "3", "-qps", "0", "-n", "30",
+            [sys.executable, "-m", "trimesh.samples.loadgen", "load", "-c", "3", "-qps", "0", "-n", "30",
              "-loglevel", "Error", f"{url}/status/503"],
             cwd=REPO, env=child_env(), capture_stdout=True, capture_stderr=True)
         out = result.stdout.decode()
         assert "Starting at max qps with 3 thread(s) for exactly 30 calls (10 per thread + 0)" in out
         assert "Code 503 : 30 (100.0 %)" in out.splitlines()
         assert "Parsed non ok code" not in out  # -loglevel Error silences the per-call warnings
-        curl = await trio.run_process([sys.executable, "-m", "examples.loadgen", "-curl", f"{url}/get"],
+        curl = await trio.run_process([sys.executable, "-m", "trimesh.samples.loadgen", "-curl", f"{url}/get"],
                                       cwd=REPO, env=child_env(), capture_stdout=True)
         text = curl.stdout.decode()
         assert text.startswith("HTTP/1.1 200 OK\n") and '"url": "' + url + '/get"' in text
     finally:
         assert await server.stop() == 0
+
+
+@pytest.mark.parametrize("launcher", ["examples.bookinfo.details", "examples.httpbin"])
+async def test_the_checkouts_examples_launchers_run_the_samples(launcher):
+    """``python -m examples.X`` from a checkout's root (what examples/README.md shows) still works:
+    the launcher runs ``trimesh.samples.X``."""
+    child = await start(launcher, "--port", "0", "--quiet") if launcher.endswith("httpbin") else (
+        await start(launcher, "--port", "0"))
+    try:
+        ready = await child.wait_for_line(READY)
+        assert ready["name"] in ("details v1", "httpbin v1")
+    finally:
+        assert await child.stop() == 0

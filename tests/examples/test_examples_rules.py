@@ -1,4 +1,4 @@
-"""Every rule file under examples/ loads with trimesh's config loader, with the docs' content."""
+"""Every rule file shipped under trimesh/samples/ loads with trimesh's config loader, with the docs' content."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pathlib
 import pytest
 
 from trimesh.config import load_text
+from trimesh.samples import SAMPLES_DIR
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = SAMPLES_DIR  # the docs' rule files, package data of trimesh.samples
 RULE_FILES = sorted(EXAMPLES.rglob("*.yaml"))
 JASON = "^(.*?;)?(user=jason)(;.*)?$"
 
@@ -20,11 +21,11 @@ def load(relative: str):
 
 def test_the_docs_files_are_all_there():
     names = {p.relative_to(EXAMPLES).as_posix() for p in RULE_FILES}
-    for expected in ["bookinfo/route-rule-all-v1.yaml", "bookinfo/route-rule-reviews-test-v2.yaml",
-                     "bookinfo/route-rule-reviews-50-v3.yaml", "bookinfo/route-rule-reviews-v3.yaml",
-                     "bookinfo/route-rule-ratings-test-delay.yaml",
-                     "bookinfo/route-rule-ratings-test-abort.yaml", "bookinfo/route-rule-reviews-v2-v3.yaml",
-                     "bookinfo/destination-policy-reviews.yaml",
+    for expected in ["bookinfo/kube/route-rule-all-v1.yaml", "bookinfo/kube/route-rule-reviews-test-v2.yaml",
+                     "bookinfo/kube/route-rule-reviews-50-v3.yaml", "bookinfo/kube/route-rule-reviews-v3.yaml",
+                     "bookinfo/kube/route-rule-ratings-test-delay.yaml",
+                     "bookinfo/kube/route-rule-ratings-test-abort.yaml", "bookinfo/kube/route-rule-reviews-v2-v3.yaml",
+                     "bookinfo/kube/destination-policy-reviews.yaml",
                      "httpbin/destinationpolicies/httpbin-circuit-breaker.yaml",
                      "httpbin/routerules/httpbin-v1.yaml",
                      "httpbin/routerules/mirror-traffic-to-httbin-v2.yaml"]:
@@ -40,7 +41,7 @@ def test_every_rule_file_loads(path):
 
 
 def test_route_rule_all_v1():
-    objects = load("bookinfo/route-rule-all-v1.yaml")
+    objects = load("bookinfo/kube/route-rule-all-v1.yaml")
     assert sorted(o.name for o in objects) == ["details-default", "productpage-default", "ratings-default",
                                               "reviews-default"]
     for obj in objects:
@@ -51,21 +52,21 @@ def test_route_rule_all_v1():
 
 
 def test_jason_rules():
-    (test_v2,) = load("bookinfo/route-rule-reviews-test-v2.yaml")
+    (test_v2,) = load("bookinfo/kube/route-rule-reviews-test-v2.yaml")
     assert test_v2.spec.match.request.headers["cookie"].regex == JASON
     assert test_v2.spec.precedence == 2 and test_v2.spec.route[0].labels == {"version": "v2"}
-    (delay,) = load("bookinfo/route-rule-ratings-test-delay.yaml")
+    (delay,) = load("bookinfo/kube/route-rule-ratings-test-delay.yaml")
     assert delay.spec.match.request.headers["cookie"].regex == JASON
     assert (delay.spec.http_fault.delay.fixed_delay, delay.spec.http_fault.delay.percent) == (7.0, 100)
-    (abort,) = load("bookinfo/route-rule-ratings-test-abort.yaml")
+    (abort,) = load("bookinfo/kube/route-rule-ratings-test-abort.yaml")
     assert (abort.spec.http_fault.abort.http_status, abort.spec.http_fault.abort.percent) == (500, 100)
 
 
 @pytest.mark.parametrize(("relative", "split"), [
-    ("bookinfo/route-rule-reviews-50-v3.yaml", [("v1", 50), ("v3", 50)]),
-    ("bookinfo/route-rule-reviews-v2-v3.yaml", [("v2", 50), ("v3", 50)]),
-    ("bookinfo/route-rule-reviews-v3.yaml", [("v3", None)]),
-    ("bookinfo/route-rule-reviews-80-20.yaml", [("v1", 80), ("v2", 20)]),
+    ("bookinfo/kube/route-rule-reviews-50-v3.yaml", [("v1", 50), ("v3", 50)]),
+    ("bookinfo/kube/route-rule-reviews-v2-v3.yaml", [("v2", 50), ("v3", 50)]),
+    ("bookinfo/kube/route-rule-reviews-v3.yaml", [("v3", None)]),
+    ("bookinfo/kube/route-rule-reviews-80-20.yaml", [("v1", 80), ("v2", 20)]),
 ])
 def test_reviews_shifting_rules_replace_reviews_default(relative, split):
     (rule,) = load(relative)
@@ -74,9 +75,9 @@ def test_reviews_shifting_rules_replace_reviews_default(relative, split):
 
 
 def test_timeout_task_rules():
-    (v2,) = load("bookinfo/route-rule-reviews-timeout-v2.yaml")
-    (delay,) = load("bookinfo/route-rule-ratings-delay-2s.yaml")
-    (timeout,) = load("bookinfo/route-rule-reviews-timeout-1s.yaml")
+    (v2,) = load("bookinfo/kube/route-rule-reviews-timeout-v2.yaml")
+    (delay,) = load("bookinfo/kube/route-rule-ratings-delay-2s.yaml")
+    (timeout,) = load("bookinfo/kube/route-rule-reviews-timeout-1s.yaml")
     assert (v2.name, delay.name, timeout.name) == ("reviews-default", "ratings-default", "reviews-default")
     assert delay.spec.match is None and delay.spec.http_fault.delay.fixed_delay == 2.0
     assert timeout.spec.http_req_timeout.simple_timeout.timeout == 1.0
@@ -92,7 +93,7 @@ def test_destination_policies():
     assert (simple.max_connections, simple.http_max_pending_requests, simple.http_consecutive_errors,
             simple.http_max_requests_per_connection, simple.http_max_ejection_percent) == (1, 1, 1, 1, 100)
     assert (simple.sleep_window, simple.http_detection_interval) == (180.0, 1.0)
-    (lb,) = load("bookinfo/destination-policy-reviews.yaml")
+    (lb,) = load("bookinfo/kube/destination-policy-reviews.yaml")
     assert lb.spec.load_balancing.name == "RANDOM"
 
 

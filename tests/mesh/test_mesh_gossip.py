@@ -17,6 +17,7 @@ import json
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from mesh_testkit import (
@@ -128,10 +129,21 @@ def test_members_lists_the_control_and_every_sidecar(mesh):
     assert all(_addresses(d) == {sidecar_address(i) for i in range(N)} for d in dumps.values())
 
 
+def _has_object(i: int, name: str) -> tuple[float, bool]:
+    """(when the request was sent, whether sidecar ``i``'s /config_dump holds ``name``)."""
+    sent = time.monotonic()
+    dump = config_dump(i)
+    return sent, bool(dump and any(o["metadata"]["name"] == name for o in dump["objects"]))
+
+
 def test_route_rule_reaches_every_sidecar_within_one_second_p99(mesh):
-    latencies: list[float] = []  # one per sidecar and trial
+    """Each sweep asks every sidecar still pending at once (one thread each), so a sidecar's
+    measured latency is its true latency plus one /config_dump round trip, not plus the time to
+    ask all twenty in turn (which a loaded machine stretches past the bound by itself)."""
+    latencies: list[float] = []  # one per sidecar and trial: when the answer showed it
+    earliest: list[float] = []  # the same, when the last answer without it was asked for
     all_applied: list[float] = []  # one per trial: until the last of the 20 had it
-    with ControlClient(mesh["url"]) as client:
+    with ControlClient(mesh["url"]) as client, ThreadPoolExecutor(N) as pool:
         for trial in range(TRIALS):
             name = f"gossip-trial-{trial}"
             client.create({"apiVersion": "config.istio.io/v1alpha2", "kind": "RouteRule",
@@ -139,22 +151,26 @@ def test_route_rule_reaches_every_sidecar_within_one_second_p99(mesh):
                            "spec": {"destination": {"name": f"svc{trial % N}"},
                                     "route": [{"labels": {"version": "v1"}}]}})
             t0 = time.monotonic()
-            pending = set(range(N))
+            asked = dict.fromkeys(range(N), t0)  # pending sidecar -> its last negative poll
             deadline = t0 + SETTLE  # a rare slow one counts in the percentiles below
-            while pending and time.monotonic() < deadline:
-                for i in sorted(pending):
-                    dump = config_dump(i)
-                    if dump and any(o["metadata"]["name"] == name for o in dump["objects"]):
+            while asked and time.monotonic() < deadline:
+                pending = sorted(asked)
+                for i, (sent, has) in zip(pending, pool.map(_has_object, pending,
+                                                            [name] * len(pending))):
+                    if has:
                         latencies.append(time.monotonic() - t0)
-                        pending.discard(i)
-            assert not pending, f"trial {trial}: sidecars {sorted(pending)} never applied {name}"
+                        earliest.append(asked.pop(i) - t0)
+                    else:
+                        asked[i] = sent
+                time.sleep(0.01)  # bounded poll: at most ~100 sweeps a second
+            assert not asked, f"trial {trial}: sidecars {sorted(asked)} never applied {name}"
             all_applied.append(max(latencies[-N:]))
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     t50, t99 = percentile(all_applied, 50), percentile(all_applied, 99)
     print(f"\nRouteRule create -> applied, {TRIALS} trials x {N} sidecars: per sidecar "
-          f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms; all {N} applied: "
-          f"p50 {t50 * 1000:.0f} ms, p99 {t99 * 1000:.0f} ms "
-          "(upper bounds: each includes the sequential poll of /config_dump)")
+          f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (lower bounds: p50 "
+          f"{percentile(earliest, 50) * 1000:.0f} ms, p99 {percentile(earliest, 99) * 1000:.0f} "
+          f"ms); all {N} applied: p50 {t50 * 1000:.0f} ms, p99 {t99 * 1000:.0f} ms")
     assert len(latencies) == N * TRIALS
     assert p99 <= P99_BOUND, f"p99 {p99:.3f}s > {P99_BOUND}s (p50 {p50:.3f}s)"
     assert t99 <= P99_BOUND, f"all-applied p99 {t99:.3f}s > {P99_BOUND}s (p50 {t50:.3f}s)"

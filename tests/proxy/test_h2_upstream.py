@@ -43,27 +43,26 @@ class H2Server:
         await stream.send_all(conn.data_to_send())
         heads, bodies = {}, {}
         self.pending = {}
-        if True:
-            while True:
-                try:
-                    data = await stream.receive_some(65536)
-                except trio.BrokenResourceError:
-                    return
-                if not data:
-                    return
-                for ev in conn.receive_data(data):
-                    if isinstance(ev, h2.events.RequestReceived):
-                        heads[ev.stream_id] = dict(ev.headers)
-                        bodies[ev.stream_id] = b""
-                    elif isinstance(ev, h2.events.DataReceived):
-                        bodies[ev.stream_id] += ev.data
-                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                    elif isinstance(ev, h2.events.StreamEnded):
-                        sid = ev.stream_id
-                        self.requests.append((heads[sid], bodies[sid]))
-                        self._answer(conn, sid, heads[sid], bodies[sid])
-                self._drain(conn)
-                await stream.send_all(conn.data_to_send())
+        while True:
+            try:
+                data = await stream.receive_some(65536)
+            except trio.BrokenResourceError:
+                return
+            if not data:
+                return
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.RequestReceived):
+                    heads[ev.stream_id] = dict(ev.headers)
+                    bodies[ev.stream_id] = b""
+                elif isinstance(ev, h2.events.DataReceived):
+                    bodies[ev.stream_id] += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    sid = ev.stream_id
+                    self.requests.append((heads[sid], bodies[sid]))
+                    self._answer(conn, sid, heads[sid], bodies[sid])
+            self._drain(conn)
+            await stream.send_all(conn.data_to_send())
 
     def _drain(self, conn) -> None:
         """Send pending response bodies as the client's windows allow, then the trailers."""

@@ -20,7 +20,7 @@ import yaml
 
 from procs import STOP_TIMEOUT, Proc, free_port, spawn, trimesh_command  # noqa: F401  (re-exported)
 
-from examples._client import FetchError, Proxy, fetch
+from trimesh.samples._client import FetchError, Proxy, fetch
 from trimesh.sidecar._health import USER_AGENT as HEALTH_USER_AGENT
 from trimesh.testing import FakeUpstream
 

@@ -1,7 +1,7 @@
 """The docs' circuit-breaking task (traffic-tasks.md §8) with real processes: the httpbin-like
-service (``python -m examples.httpbin``), a sidecar in front of the caller loaded with
+service (``python -m trimesh.samples.httpbin``), a sidecar in front of the caller loaded with
 ``httpbin-circuit-breaker.yaml`` and the ``httpbin-default-v1`` route rule, and the fortio-like
-``python -m examples.loadgen`` going through the sidecar as ``HTTP_PROXY``."""
+``python -m trimesh.samples.loadgen`` going through the sidecar as ``HTTP_PROXY``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import trio
@@ -22,9 +21,11 @@ from resilience_testkit import (
     wait_for,
 )
 
+from trimesh.samples import SAMPLES_DIR
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a real sidecar process, seconds of load
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "httpbin"
+EXAMPLES = SAMPLES_DIR / "httpbin"  # the docs' httpbin rule files, package data
 CLUSTER = "httpbin.default.svc.cluster.local|version=v1"
 CODE_LINE = re.compile(r"^Code (-?\d+) : (\d+) \(")
 
@@ -33,7 +34,7 @@ def fortio(proxy_url: str, connections: int, calls: int) -> dict[int, int]:
     """``fortio load -c C -qps 0 -n N -loglevel Warning http://httpbin:8000/get`` (the task's
     command) with our loadgen; returns its code histogram."""
     out = subprocess.run(
-        [sys.executable, "-m", "examples.loadgen", "load", "-c", str(connections), "-qps", "0",
+        [sys.executable, "-m", "trimesh.samples.loadgen", "load", "-c", str(connections), "-qps", "0",
          "-n", str(calls), "-loglevel", "Warning", "http://httpbin:8000/get"],
         check=False, capture_output=True, text=True, timeout=60,
         env={**os.environ, "HTTP_PROXY": proxy_url, "http_proxy": proxy_url, "NO_PROXY": ""})
@@ -49,7 +50,7 @@ def fortio(proxy_url: str, connections: int, calls: int) -> dict[int, int]:
 
 async def test_docs_circuit_breaking_task(tmp_path):
     address = next_address()
-    httpbin = spawn("httpbin", [sys.executable, "-m", "examples.httpbin", "--address", address,
+    httpbin = spawn("httpbin", [sys.executable, "-m", "trimesh.samples.httpbin", "--address", address,
                                 "--port", "8000"], tmp_path)
     sidecar = None
     try:

@@ -15,7 +15,7 @@ from resilience_testkit import (
     write,
 )
 
-from examples.loadgen._load import run_load
+from trimesh.samples.loadgen._load import run_load
 from trimesh.testing import serve_upstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a real sidecar process, seconds of load

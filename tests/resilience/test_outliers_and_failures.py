@@ -17,8 +17,8 @@ from resilience_testkit import (
     write,
 )
 
-from examples._client import fetch
-from examples.loadgen._load import run_load
+from trimesh.samples._client import fetch
+from trimesh.samples.loadgen._load import run_load
 from trimesh.testing import serve_upstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a real sidecar process, seconds of load

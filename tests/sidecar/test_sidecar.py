@@ -85,7 +85,7 @@ async def test_two_hops_and_admin_endpoints(two_hops):
     clusters = json.loads((await http_request(admin, "GET", "/clusters", host="x")).body)
     assert any(name.startswith("reviews.default.svc.cluster.local") for name in clusters)
     metrics = (await http_request(admin, "GET", "/metrics", host="x")).body.decode()
-    assert "trimesh_sidecar_outbound_requests 1" in metrics
+    assert 'trimesh_proxy_requests_total{direction="outbound"} 1.0' in metrics
     assert (await http_request(admin, "GET", "/nope", host="x")).status == 404
 
 

@@ -1,4 +1,4 @@
-"""``trimesh demo [--check]``: wiring for :func:`trimesh.demo.run_demo` (CLI.md)."""
+"""``trimesh demo [--check | --write-rules DIR]``: wiring for :func:`trimesh.demo.run_demo` (CLI.md)."""
 
 from __future__ import annotations
 
@@ -21,17 +21,25 @@ from ._main import cli
               help="The loopback block the instances get addresses in (A.B.C.2, A.B.C.3, ...).")
 @click.option("--control-port", type=click.IntRange(1, 65535), default=CONTROL_PORT,
               show_default=True, help="The demo's control API port.")
+@click.option("--write-rules", "rules_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, metavar="DIR",
+              help="Write the docs' rule files under DIR/samples/ (DIR/samples/bookinfo/kube/"
+                   "route-rule-all-v1.yaml ...) so the docs' `create -f samples/...` lines work "
+                   "from DIR, and exit; no mesh is started.")
 @click.option("--seed", type=int, default=None, hidden=True,
               help="Seed the sidecars' routing RNGs (reproducible weighted picks in tests).")
 def demo(check: bool, state_dir: Path | None, block: str, control_port: int,
-         seed: int | None) -> None:
+         rules_dir: Path | None, seed: int | None) -> None:
     """The BookInfo mesh on this machine: a control and productpage, details, reviews v1/v2/v3 and
     ratings, each behind its own sidecar on its own loopback address.
 
     Prints the product page's URL and the docs' commands to try; Ctrl-C stops everything.
     """
-    from ..demo import run_demo
+    from ..demo import run_demo, write_rule_files
 
+    if rules_dir is not None:
+        sys.exit(write_rule_files(rules_dir, echo=lambda line: click.echo(line),
+                                  error=lambda line: click.echo(line, err=True)))
     status = run_demo(check=check, state_dir=state_dir, block=block, control_port=control_port,
                       seed=seed, echo=lambda line: click.echo(line),
                       error=lambda line: click.echo(line, err=True))

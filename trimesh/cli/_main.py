@@ -24,5 +24,8 @@ def main() -> None:
 # Subcommand modules (each attaches its commands to `cli` or `run`):
 from . import _config_cmds, _control  # noqa: E402,F401
 from . import _sidecar  # noqa: E402,F401
+from . import _ingress  # noqa: E402,F401
 from . import _demo  # noqa: E402,F401
 from . import _members  # noqa: E402,F401
+from . import _ca  # noqa: E402,F401
+from . import _mixer  # noqa: E402,F401

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..config import DEFAULT_NAMESPACE, PROTOCOLS
+from ..config import DEFAULT_NAMESPACE, PORT_PROTOCOLS, register_port_protocol
 from ..control import DEFAULT_CONTROL_URL, ControlClient
 from ..errors import TrimeshError
 from ._main import cli
@@ -44,16 +44,25 @@ def format_members(rows: list[dict[str, Any]]) -> str:
 
 
 def parse_port(value: str) -> tuple[str, int]:
-    """``9080`` → ``("http", 9080)``; ``grpc:9090`` → ``("grpc", 9090)``."""
+    """``9080`` → ``("http", 9080)``; ``grpc:9090`` → ``("grpc", 9090)``; ``http-web:80`` →
+    ``("http", 80)``; ``3306`` → ``("mysql", 3306)`` (trimesh/config/_protocols.py)."""
+    return parse_port_choice(value)[:2]
+
+
+def parse_port_choice(value: str) -> tuple[str, int, str]:
+    """``(protocol, port, why)`` of a ``[NAME:]PORT`` argument: a name by Istio's
+    ``<protocol>[-<suffix>]`` rule, a bare number by the well-known ports."""
     name, sep, port = value.rpartition(":")
-    name = name.lower() if sep else "http"
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise click.BadParameter(f"expected [NAME:]PORT with PORT in 1..65535, got {value!r}",
                                  param_hint="PORT")
-    if name not in PROTOCOLS:
-        raise click.BadParameter(f"port name must be one of {', '.join(PROTOCOLS)}, got {name!r}",
-                                 param_hint="PORT")
-    return name, int(port)
+    if sep and not name:
+        raise click.BadParameter(f"empty port name in {value!r}", param_hint="PORT")
+    protocol, why = register_port_protocol(name if sep else None, int(port))
+    if sep and protocol == "tcp" and name.lower().partition("-")[0] not in PORT_PROTOCOLS:
+        why = f"port name {name!r} is not <protocol>[-suffix] with a protocol of " \
+              f"{', '.join(PORT_PROTOCOLS)}: plain TCP, as in Istio"
+    return protocol, int(port), why
 
 
 @cli.command()
@@ -87,8 +96,11 @@ def members(output: str, control_url: str) -> None:
 def register(service: str, ip: str, ports: tuple[str, ...], label: tuple[str, ...],
              service_account: str, namespace: str, control_url: str) -> None:
     """Register static instances of SERVICE at IP (a VM without a sidecar), one per port; the
-    port's NAME is its protocol (http unless given). Registering again replaces them."""
-    parsed = [parse_port(p) for p in ports]
+    port's NAME is its protocol by Istio's convention (http-web → http, unknown → tcp); a bare
+    well-known port picks its protocol (3306 mysql, 6379 redis, 27017 mongo, 443 https), any other
+    bare port is http. The output says what was chosen. Registering again replaces them."""
+    choices = [parse_port_choice(p) for p in ports]
+    parsed = [(protocol, port) for protocol, port, _ in choices]
     labels = _labels(label)
     with _client(control_url) as client:
         try:
@@ -99,6 +111,9 @@ def register(service: str, ip: str, ports: tuple[str, ...], label: tuple[str, ..
     port_text = " ".join(f"{p['name']}:{p['port']}" for p in reg["ports"])
     click.echo(f"Registered {service} at {ip} ({port_text}) in namespace {namespace} "
                f"at revision {reg['revision']}")
+    for protocol, port, why in choices:
+        if why != "named":  # say what was chosen when the user did not spell it out
+            click.echo(f"  port {port}: {protocol} ({why})")
 
 
 @cli.command()

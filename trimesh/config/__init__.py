@@ -24,6 +24,15 @@ from ._load import load_text as load_text
 from ._load import object_from_dict as object_from_dict
 from ._mesh import *  # noqa: F401,F403  (MeshConfig, ProxyConfig)
 from ._mixer import *  # noqa: F401,F403  (Mixer rule, templates, attributemanifest, FQN helpers)
+from ._protocols import DEFAULT_REGISTER_PROTOCOL as DEFAULT_REGISTER_PROTOCOL
+from ._protocols import HTTP_PROTOCOLS as HTTP_PROTOCOLS
+from ._protocols import PORT_PROTOCOLS as PORT_PROTOCOLS
+from ._protocols import TCP_PROTOCOLS as TCP_PROTOCOLS
+from ._protocols import UNKNOWN_PORT_PROTOCOL as UNKNOWN_PORT_PROTOCOL
+from ._protocols import WELL_KNOWN_PORTS as WELL_KNOWN_PORTS
+from ._protocols import is_tcp_protocol as is_tcp_protocol
+from ._protocols import port_protocol as port_protocol
+from ._protocols import register_port_protocol as register_port_protocol
 from ._names import DEFAULT_DOMAIN as DEFAULT_DOMAIN
 from ._names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
 from ._names import host_to_fqdn as host_to_fqdn

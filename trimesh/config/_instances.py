@@ -6,7 +6,8 @@ import msgspec
 
 from ._names import DEFAULT_DOMAIN, DEFAULT_NAMESPACE, service_fqdn
 
-PROTOCOLS = ("http", "http2", "grpc", "tcp", "https")
+# Every protocol a registry entry may carry (trimesh/config/_protocols.py: port names decide).
+PROTOCOLS = ("http", "http2", "grpc", "tcp", "https", "mongo", "redis", "mysql")
 
 
 class ServiceInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -1,5 +1,5 @@
 """The control process: the config store (one revision counter, atomic persistence under
-``--state-dir``), its HTTP config API on h11, and a blocking client for the CLI.
+``--state-dir``, or in etcd with ``--store etcd://...``), its HTTP config API on h11, and a blocking client for the CLI.
 
 The store's decisions are pure (:mod:`._state`); persistence (:mod:`._disk`) and the API are the
 Trio shell. See docs/control.md.
@@ -15,6 +15,13 @@ from ._client import ControlClient as ControlClient
 from ._client import ControlUnreachableError as ControlUnreachableError
 from ._disk import StateDir as StateDir
 from ._disk import StateError as StateError
+from ._etcd import EtcdClient as EtcdClient
+from ._etcd import EtcdStore as EtcdStore
+from ._etcd import EtcdUnavailableError as EtcdUnavailableError
+from ._etcd import open_config_store as open_config_store
+from ._etcd import open_etcd_store as open_etcd_store
+from ._etcd_wire import EtcdTarget as EtcdTarget
+from ._etcd_wire import parse_store_url as parse_store_url
 from ._gossip import MESH_KEY_FILE as MESH_KEY_FILE
 from ._gossip import MeshKeyError as MeshKeyError
 from ._gossip import Publisher as Publisher

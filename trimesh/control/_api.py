@@ -38,7 +38,8 @@ import trio
 
 from .. import __version__
 from .. import mixer as _mixer  # noqa: F401  (installs the expression type checker into config)
-from ..config import MAX_INPUT_BYTES, ConfigObject, all_kinds, load_text, lookup_kind
+from ..config import (MAX_INPUT_BYTES, ConfigObject, all_kinds, check_references, load_text,
+                      lookup_kind)
 from ..errors import ConfigError, ConflictError, NotFoundError
 from ..service import HTTPError, HttpService, Request, Response, json_error, json_response
 from ._gossip import member_rows
@@ -167,6 +168,7 @@ async def dispatch(store: ConfigStore, method: str, target: str, body: bytes,
         _allow(method, "GET", "POST")
         if method == "POST":
             obj = _parse_object(body)
+            _check_rule_references(store, obj)
             try:
                 stored = await store.create(obj)
             except ConflictError as exc:
@@ -190,10 +192,13 @@ async def dispatch(store: ConfigStore, method: str, target: str, body: bytes,
         obj = _parse_object(body, default_namespace=key[1])
         if obj.key != key:
             raise HTTPError(400, f"the body names {obj.ref} but the URL names {ref}")
+        _check_rule_references(store, obj)
         try:
             return 200, (await store.replace(obj)).to_dict()
         except NotFoundError:
             raise HTTPError(404, f"{ref} not found") from None
+        except ConflictError as exc:  # the etcd store: resourceVersion given and stale
+            raise HTTPError(409, str(exc)) from None
     raise HTTPError(404, f"no such endpoint: {url.path}")
 
 
@@ -237,6 +242,19 @@ def _kind(name: str) -> str:
         known = ", ".join(sorted(k.type_name for k in all_kinds()))
         raise HTTPError(400, f"unknown kind {name!r} (known kinds: {known})")
     return info.kind
+
+
+def _check_rule_references(store: ConfigStore, obj: ConfigObject) -> None:
+    """A Mixer ``rule`` whose handler or instances do not resolve against the store is refused
+    (400, with the field path); this needs every stored object, hence here and not in
+    ``load_text``. Create handlers and instances before the rules that use them (the docs' files
+    are in that order); deleting a handler a rule uses is not refused."""
+    if obj.kind != "rule":
+        return
+    others = [o for o in store.list() if o.key != obj.key]
+    problems = [e for e in check_references(others + [obj]) if e.source == obj.ref]
+    if problems:
+        raise HTTPError(400, "; ".join(str(e) for e in problems))
 
 
 def _parse_object(body: bytes, *, default_namespace: str | None = None) -> ConfigObject:

@@ -190,7 +190,8 @@ class Publisher:
         plan = plan_publication(
             desired_entries(self.store.list(), self.instances.list()),
             node.config_entries(include_deleted=True), origin=self.agent.name,
-            config_floor=self.store.revision, instance_floor=self.instances.revision)
+            config_floor=self.store.revision, instance_floor=self.instances.revision,
+            shared=getattr(self.store, "shared", False))
         self.passes += 1
         if plan.foreign != self.foreign:
             for key in plan.foreign:

@@ -6,12 +6,17 @@ Children, in start order (stop order is the reverse)::
     config-api   the config API over the store
     gossip       the gossip member (only with ``gossip_port``)
     publisher    keeps gossip in line with the store (depends on gossip: restarted with it)
+    ca           the CA service (only with ``ca_port``; trimesh/ca/_service.py), its state in
+                 ``<state dir>/ca`` and the mesh token in ``<state dir>/mesh-token``
+    mixer        Mixer (only with ``mixer_port``; trimesh/mixer/_service.py), its config from
+                 the config API (docs/mixer.md)
     <children>   ``serve_control(children=[ChildSpec, ...])``: the place for the CA, Mixer and
                  service-graph services (DESIGN.md §1) as their issues land
 
 A crashing child is restarted (at most :data:`CONTROL_INTENSITY`); one that crashes more often
 takes the control down with an error naming it. Ready means: the state is loaded and every child
-is up, then ONE line is logged naming the API and the state directory.
+is up, then ONE line is logged naming the API and the state directory (the gossip member and the
+CA log their own ready lines).
 
 Gossip (``gossip_port`` not ``None``): the control reads or creates the mesh key in its state
 directory, joins the seeds as member ``control@ADDRESS``, and runs the :class:`~._gossip.Publisher`
@@ -29,6 +34,7 @@ from pathlib import Path
 
 import trio
 
+from ..ca import serve_ca
 from ..config import DEFAULT_DOMAIN
 from ..discovery import GossipConfig, serve_discovery
 from ..errors import TrimeshError
@@ -36,7 +42,7 @@ from ..nursery import ChildSpec, Supervisor, SupervisorError, cancel_on_stop
 from ._api import DEFAULT_CONFIG_PORT, Mesh, serve_config_api
 from ._gossip import Publisher, load_or_create_mesh_key, mesh_key_path
 from ._instances import InstanceStore
-from ._store import ConfigStore
+from ._etcd import open_config_store
 
 log = logging.getLogger("trimesh.control")
 
@@ -63,14 +69,21 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
                         join: list[str] | tuple[str, ...] = (),
                         gossip_config: GossipConfig | None = None,
                         children: Sequence[ChildSpec] = (),
+                        store_url: str | None = None,
+                        ca_port: int | None = None, ca_options: dict | None = None,
+                        mixer_port: int | None = None,
                         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the control until cancelled. ``task_status.started`` gets the config API's URL.
     Raises ``StateError`` if the state directory cannot be used. ``gossip_port`` (0: any free
     port; ``None``: no gossip) runs the gossip member, joining the ``join`` seeds. ``children``
-    are extra supervised services started after the built-in ones."""
+    are extra supervised services started after the built-in ones. ``store_url``
+    (``etcd://HOST:PORT,...``) keeps the config in etcd instead of under ``state_dir``, which then
+    holds only this control's own files (mesh key, static instances, gossip members).
+    ``ca_port`` (0: any free port; ``None``: no CA) runs the CA service on ``address``; ``ca_options`` are ``serve_ca``'s
+    (``workload_ttl``, ``plugin``, ...; the trust domain is ``domain``). ``mixer_port`` (0: any
+    free port; ``None``: none) runs the Mixer service on ``address``."""
     state_path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
-    store = await trio.to_thread.run_sync(ConfigStore.open, state_path)
-    with store:
+    async with open_config_store(store_url, state_path) as store:
         instances = InstanceStore(state_path)
         mesh = Mesh(instances)
         specs = [ChildSpec("config-api", cancel_on_stop(partial(
@@ -95,13 +108,30 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
             specs.append(ChildSpec("publisher", cancel_on_stop(serve_publisher),
                                    depends_on=("gossip",),
                                    description="publishes the store into gossip"))
+        if ca_port is not None:
+            specs.append(ChildSpec("ca", cancel_on_stop(partial(
+                serve_ca, state_dir=state_path, address=address, port=ca_port, ready_line=False,
+                **{"trust_domain": domain, **(ca_options or {})})),
+                description="CA service (trimesh/ca/_service.py)"))
+        # --- Mixer (docs/mixer.md): a child of the tree on --address; its config comes from this
+        # control's own API (the same long poll a standalone `trimesh run mixer` makes) ---
+        if mixer_port is not None:
+            from ..mixer import serve_mixer
+
+            specs.append(ChildSpec("mixer", cancel_on_stop(partial(
+                serve_mixer, address, mixer_port,
+                control=lambda: supervisor.started_value("config-api"),
+                ready_level=logging.DEBUG)),
+                description="Mixer (check, quota, report)"))
+        # --- end of the Mixer block ---
         specs.extend(children)
         supervisor = Supervisor(specs, intensity=CONTROL_INTENSITY, name="control")
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(supervisor.serve)
                 url = supervisor.started_value("config-api")
-                log.info("control ready: config API on %s, state in %s", url, state_path)
+                log.info("control ready: config API on %s, %sstate in %s", url,
+                         f"config in {store_url}, " if store_url else "", state_path)
                 log.debug("control: domain %s, %d objects at revision %d", domain,
                           len(store.list()), store.revision)
                 task_status.started(url)

@@ -14,6 +14,13 @@ key (it gets ``floor + 1`` or more). A live entry at or above ``floor`` that the
 have was not written by this store (e.g. a state directory that was wiped): it is left alone and
 counted as ``foreign``, since no tombstone this store can write would beat it without also
 beating its own next create.
+
+Shared stores (``shared=True``: the etcd store, where several controls publish the same objects at
+the same revisions, each under its own origin): an entry at or above the stored revision is a copy
+of the same write (or a newer one this control's watch has not shown yet), whoever published it,
+so it is neither republished nor reported as foreign; a live entry the store lacks is tombstoned
+only below ``floor``. Without this, two controls would republish each other's entries and report
+them foreign on every change.
 """
 
 from __future__ import annotations
@@ -64,16 +71,19 @@ def desired_entries(objects: Iterable[ConfigObject],
 
 def plan_publication(desired: Mapping[EntryKey, tuple[int, Any]],
                      entries: Iterable[ConfigEntry], *, origin: str,
-                     config_floor: int, instance_floor: int) -> Plan:
+                     config_floor: int, instance_floor: int, shared: bool = False) -> Plan:
     """The puts that make gossip (``entries``, tombstones included) agree with ``desired``.
 
     ``origin`` is the control's member name; ``config_floor`` / ``instance_floor`` the current
-    revisions of the config store and of the instance store."""
+    revisions of the config store and of the instance store; ``shared`` says the config store is
+    shared with other controls (see the module doc)."""
     held = {e.key: e for e in entries}
     puts: list[Put] = []
     foreign: list[EntryKey] = []
     for key, (revision, value) in desired.items():
         entry = held.get(key)
+        if shared and entry is not None and key[0] != INSTANCE_KIND and entry.revision >= revision:
+            continue
         if entry is not None and entry.version >= (revision, origin):
             if entry.version > (revision, origin):
                 foreign.append(key)
@@ -88,7 +98,7 @@ def plan_publication(desired: Mapping[EntryKey, tuple[int, Any]],
         floor = instance_floor if key[0] == INSTANCE_KIND else config_floor
         if entry.revision < floor:
             puts.append(Put(key, floor, None))
-        else:
+        elif not (shared and key[0] != INSTANCE_KIND):
             foreign.append(key)
     puts.sort()
     return Plan(puts, sorted(foreign))

@@ -24,13 +24,12 @@ from ._mesh import PageLoad as PageLoad
 from ._mesh import Process as Process
 from ._mesh import StopSummary as StopSummary
 from ._mesh import default_control_address as default_control_address
-from ._mesh import find_checkout as find_checkout
-from ._mesh import load_examples as load_examples
 from ._mesh import open_demo_mesh as open_demo_mesh
 from ._page import PageView as PageView
 from ._page import read_page as read_page
 from ._run import run_demo as run_demo
 from ._run import try_commands as try_commands
+from ._run import write_rule_files as write_rule_files
 from ._scenarios import ScenarioResult as ScenarioResult
 from ._scenarios import run_scenarios as run_scenarios
 from ._verdicts import Verdict as Verdict

@@ -7,7 +7,7 @@ instance keep the docs' ports, exactly as DESIGN.md §1 suggests:
 - ``<block>.1``: the control's config API on :data:`CONTROL_PORT` and its gossip member on
   :data:`GOSSIP_PORT` (unless the demo puts both on the default ``127.0.0.1``, see
   :mod:`trimesh.demo._mesh`);
-- ``<block>.2`` … : one BookInfo instance each, in the order of ``examples.BOOKINFO``. The sidecar's
+- ``<block>.2`` … : one BookInfo instance each, in the order of ``trimesh.samples.BOOKINFO``. The sidecar's
   inbound listener keeps the service port (9080), its outbound proxy and admin server keep the
   sidecar defaults (15001, 15000), and the app listens on the same address one port above the
   service port (9081), reached only by its sidecar. Each sidecar's gossip member also keeps the
@@ -45,7 +45,7 @@ CONTROL_MEMBER = "control@{address}"  # the control's member name (trimesh/contr
 
 
 class WorkloadLike(Protocol):
-    """``examples.Workload``'s shape: a service, a version, a port and how to run it."""
+    """``trimesh.samples.Workload``'s shape: a service, a version, a port and how to run it."""
 
     service: str
     version: str
@@ -71,7 +71,7 @@ class ClientWorkload:
         return [python, "-m", self.module, *self.args]
 
 
-SLEEP = ClientWorkload("sleep", "v1", "examples.sleep")
+SLEEP = ClientWorkload("sleep", "v1", "trimesh.samples.sleep")
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 ``trimesh demo`` and the end-to-end tests (tests/demo/) start the same mesh with this module:
 
-1. :func:`find_checkout` locates the ``examples/`` directory of the checkout trimesh is installed
-   (editable) from; the example apps are not installed, they run as ``python -m examples…`` with
-   the checkout as working directory (examples/README.md).
+1. The apps are the package's own samples (:mod:`trimesh.samples`, ``BOOKINFO``): they run as
+   ``python -m trimesh.samples…`` from any working directory, the same from a wheel or an editable
+   checkout (nothing of a checkout is read at run time); every child's working directory is the
+   demo's own temporary directory.
 2. :func:`plan_mesh` (pure, :mod:`._layout`) gives each instance its loopback address.
 3. :meth:`DemoMesh.start` starts ``trimesh run control`` (config API and gossip member; it writes
    the mesh key ``STATE_DIR/gossip.key`` before its API answers) and waits for its API, then
@@ -58,6 +59,7 @@ from ..nursery import (
     spawn_logged,
     stop_processes,
 )
+from ..samples import BOOKINFO
 from ._layout import (
     CONTROL_PORT,
     DEFAULT_CONTROL_ADDRESS,
@@ -90,36 +92,6 @@ class DemoError(TrimeshError):
 
 
 # -- where things are ------------------------------------------------------------------------
-
-
-def find_checkout(candidates: Sequence[Path] | None = None) -> Path:
-    """The checkout trimesh runs from (the directory holding ``examples/bookinfo``).
-
-    trimesh is installed editable from a checkout, so the package's parent directory is the
-    checkout; the current directory is tried second (``candidates`` replaces both, for tests).
-    DemoError when none has the examples."""
-    if candidates is None:
-        candidates = [Path(__file__).resolve().parent.parent.parent, Path.cwd().resolve()]
-    for root in candidates:
-        if (root / "examples" / "bookinfo" / "productpage.py").is_file():
-            return root
-    tried = " nor ".join(str(root / "examples") for root in candidates)
-    raise DemoError(
-        f"cannot find the BookInfo examples: neither {tried} has bookinfo/productpage.py. "
-        "`trimesh demo` runs the apps from a checkout: clone the repository and `pip install -e .` "
-        "in it (or run it from the checkout's root).")
-
-
-def load_examples(root: Path) -> Any:
-    """The checkout's ``examples`` package (its ``BOOKINFO`` and ``HTTPBIN`` workload tables)."""
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    import examples
-
-    where = Path(examples.__file__).resolve().parent
-    if where != root / "examples":
-        raise DemoError(f"`import examples` found {where}, not the checkout's {root / 'examples'}")
-    return examples
 
 
 def trimesh_command() -> list[str]:
@@ -253,11 +225,10 @@ class StopSummary:
 class DemoMesh:
     """A running (or startable) demo mesh. ``with DemoMesh(...) as mesh`` starts and stops it."""
 
-    def __init__(self, plan: MeshPlan, *, checkout: Path, workdir: Path,
+    def __init__(self, plan: MeshPlan, *, workdir: Path,
                  state_dir: Path | None = None, trimesh: Sequence[str] | None = None,
                  seed: int | None = None) -> None:
         self.plan = plan
-        self.checkout = checkout
         self.workdir = workdir
         self.log_dir = workdir / "logs"
         self.state_dir = state_dir if state_dir is not None else workdir / "state"
@@ -328,7 +299,7 @@ class DemoMesh:
         log_path = self.log_dir / f"{log_name}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("TRIMESH_CONTROL", None)
-        popen = spawn_logged(argv, log_path, name=name, env=env, cwd=self.checkout, append=False,
+        popen = spawn_logged(argv, log_path, name=name, env=env, cwd=self.workdir, append=False,
                              die_with_parent=True)
         proc = Process(name=name, pid=popen.pid, log_path=log_path, popen=popen)
         self.processes.append(proc)
@@ -615,15 +586,14 @@ def open_demo_mesh(workloads: Sequence[WorkloadLike] | None = None, *, block: st
 
     ``workdir`` (logs, default state) is a new temporary directory unless given; a
     temporary one is removed on exit."""
-    checkout = find_checkout()
     if workloads is None:
-        workloads = load_examples(checkout).BOOKINFO
+        workloads = BOOKINFO
     plan = plan_mesh(workloads, python=sys.executable, block=block,
                      control_address=control_address, control_port=control_port)
     own_workdir = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="trimesh-demo-")) if workdir is None else workdir
     try:
-        mesh = DemoMesh(plan, checkout=checkout, workdir=workdir, state_dir=state_dir, seed=seed)
+        mesh = DemoMesh(plan, workdir=workdir, state_dir=state_dir, seed=seed)
         try:
             mesh.start(progress)
             yield mesh

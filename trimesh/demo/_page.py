@@ -15,7 +15,7 @@ kind                        the page shows
 ``no-reviews``              no reviews section: not a product page
 ==========================  ==============================================================
 
-The markers are the sample's (examples/bookinfo/_productpage.py and _reviews.py): stars are
+The markers are the sample's (trimesh/samples/bookinfo/_productpage.py and _reviews.py): stars are
 ``glyphicon-star`` spans inside ``<font color="black|red">``.
 """
 

@@ -36,10 +36,10 @@ from ._mesh import (
     DemoMesh,
     Process,
     default_control_address,
-    find_checkout,
-    load_examples,
     port_free,
 )
+from ..errors import TrimeshError
+from ..samples import BOOKINFO, BOOKINFO_RULES, DOCS_PREFIX, SAMPLES_DIR, write_rules
 from ._scenarios import run_scenarios
 
 WATCH_INTERVAL = 0.5  # seconds between checks that every process still runs
@@ -73,6 +73,10 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise _Stop()
 
 
+def _on_sigint(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt()
+
+
 def _progress(echo: Echo) -> Callable[[Process, str], None]:
     def report(proc: Process, detail: str) -> None:
         echo(f"[{proc.ready_at or 0.0:5.1f}s] ready  {proc.name:<22} {detail}  (pid {proc.pid})")
@@ -80,16 +84,33 @@ def _progress(echo: Echo) -> Callable[[Process, str], None]:
 
 
 def try_commands(mesh: DemoMesh, *, cwd: Path) -> list[str]:
-    """The docs' commands for this mesh, as a user would type them from ``cwd``."""
-    rules = mesh.checkout / "examples" / "bookinfo"
-    # relative from the checkout's root (as the docs write them), absolute from anywhere else
-    shown = str(rules.relative_to(mesh.checkout)) if cwd.resolve() == mesh.checkout else str(rules)
+    """The docs' commands for this mesh, as a user would type them from ``cwd``: the rule files by
+    their docs paths (``samples/bookinfo/kube/…``), which ``trimesh demo --write-rules DIR`` writes
+    under ``DIR``; a first line says so when ``cwd`` does not hold them yet."""
+    rules = f"{DOCS_PREFIX}/{BOOKINFO_RULES.relative_to(SAMPLES_DIR).as_posix()}"
     control = ("" if mesh.control_url == f"http://{DEFAULT_CONTROL_ADDRESS}:{CONTROL_PORT}"
                else f" --control {mesh.control_url}")
-    commands = [f"trimesh {cmd.format(rules=shown)}{control}" for cmd, _ in TRY_COMMANDS]
+    commands = [f"trimesh {cmd.format(rules=rules)}{control}" for cmd, _ in TRY_COMMANDS]
     width = max(len(c) for c in commands)
-    return [f"  {c:<{width}}  # {why}" if why else f"  {c}"
-            for c, (_, why) in zip(commands, TRY_COMMANDS)]
+    out = [f"  {c:<{width}}  # {why}" if why else f"  {c}"
+           for c, (_, why) in zip(commands, TRY_COMMANDS)]
+    if not (cwd / rules / "route-rule-all-v1.yaml").is_file():
+        first = "trimesh demo --write-rules ."
+        out.insert(0, f"  {first:<{width}}  # first: the docs' rule files, as ./{DOCS_PREFIX}/...")
+    return out
+
+
+def write_rule_files(directory: Path, *, echo: Echo = print, error: Echo | None = None) -> int:
+    """``trimesh demo --write-rules DIR``: write the docs' rule files under ``DIR/samples/``; 0, or
+    1 with the reason when they cannot be written."""
+    try:
+        written = write_rules(directory)
+    except TrimeshError as exc:
+        (error or echo)(f"Error: {exc}")
+        return 1
+    echo(f"wrote {len(written)} rule files under {directory / DOCS_PREFIX}; from {directory}: "
+         f"trimesh create -f {DOCS_PREFIX}/bookinfo/kube/route-rule-all-v1.yaml")
+    return 0
 
 
 def _busy(mesh: DemoMesh) -> list[str]:
@@ -110,17 +131,15 @@ def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str =
     err = error or echo
     try:
         check_block(block)
-        checkout = find_checkout()
-        examples = load_examples(checkout)
-    except (ValueError, DemoError) as exc:
+    except ValueError as exc:
         err(f"Error: {exc}")
         return 1
     control_address = f"{block}.1" if check or control_port != CONTROL_PORT else (
         default_control_address(block))
-    plan = plan_mesh(examples.BOOKINFO, python=sys.executable, block=block,
+    plan = plan_mesh(BOOKINFO, python=sys.executable, block=block,
                      control_address=control_address, control_port=control_port)
     workdir = Path(tempfile.mkdtemp(prefix="trimesh-demo-"))
-    mesh = DemoMesh(plan, checkout=checkout, workdir=workdir, state_dir=state_dir, seed=seed)
+    mesh = DemoMesh(plan, workdir=workdir, state_dir=state_dir, seed=seed)
     busy = _busy(mesh)
     if busy:
         err(f"Error: {', '.join(busy)} already in use: is another `trimesh demo` running? Stop it "
@@ -130,6 +149,9 @@ def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str =
     echo(f"trimesh demo: BookInfo on {block}.0/24, control at {mesh.control_url}; members find "
          f"each other by gossip through {plan.join} ({GOSSIP_PROFILE} profile)")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored (a background job of a
+    # non-interactive shell, as some CI runners start commands): Python would keep SIG_IGN.
+    previous_int = signal.signal(signal.SIGINT, _on_sigint)
     failed = False
     try:
         try:
@@ -151,6 +173,7 @@ def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str =
             summary = mesh.stop()
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
         for line in summary.lines():
             echo(line)
         if summary.left:
@@ -164,7 +187,7 @@ def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str =
 
 def _check(mesh: DemoMesh, echo: Echo) -> bool:
     began = time.monotonic()
-    results = run_scenarios(mesh, mesh.checkout / "examples" / "bookinfo",
+    results = run_scenarios(mesh, BOOKINFO_RULES,
                             lambda r: echo(r.line()))
     passed = sum(r.ok for r in results)
     echo(f"check: {passed} of {len(results)} scenarios passed in {time.monotonic() - began:.1f}s")

@@ -1,9 +1,10 @@
 """The docs' traffic tasks, run against a live demo mesh (``trimesh demo --check``).
 
 The scenarios follow traffic-tasks.md in the docs' order, each applying the docs' rule files from
-``examples/bookinfo/`` the way the task's commands do (create, replace, delete), waiting until every
-sidecar shows the new revision (the docs' "wait a few seconds"), then loading the product page at the
-entry point like a browser (jason = the ``user=jason`` cookie ``/login`` sets):
+``trimesh/samples/bookinfo/kube/`` (the package's copy) the way the task's commands do (create,
+replace, delete), waiting until every sidecar shows the new revision (the docs' "wait a few
+seconds"), then loading the product page at the entry point like a browser (jason = the
+``user=jason`` cookie ``/login`` sets):
 
 1. the product page answers 200 (details and reviews present);
 2. request routing, no rules: reviews v1, v2, v3 in turn (§2.1);
@@ -79,7 +80,7 @@ def _statuses(loads: list[PageLoad]) -> list[int]:
 
 
 class Tasks:
-    """The scenarios bound to one mesh and one ``examples/bookinfo`` directory."""
+    """The scenarios bound to one mesh and one directory of the docs' BookInfo rule files."""
 
     def __init__(self, mesh: DemoMesh, rules: Path) -> None:
         self.mesh = mesh

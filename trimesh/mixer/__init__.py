@@ -47,6 +47,34 @@ from ._status import unavailable as unavailable
 
 # --- end of the adapters block ---
 
+# --- the config at run time, the service, the wire and the sidecar-side client (mixerrt) ---
+from ._client import CALL_TIMEOUT as CALL_TIMEOUT
+from ._client import RETRY_AFTER as RETRY_AFTER
+from ._client import SOURCE_HEADER as SOURCE_HEADER
+from ._client import MixerClient as MixerClient
+from ._client import MixerUnavailable as MixerUnavailable
+from ._client import PolicyCheck as PolicyCheck
+from ._client import parse_source_header as parse_source_header
+from ._client import source_header_value as source_header_value
+from ._report import REPORT_INTERVAL as REPORT_INTERVAL
+from ._report import REPORT_QUEUE as REPORT_QUEUE
+from ._report import Reporter as Reporter
+from ._report import ReportingLog as ReportingLog
+from ._runtime import GLOBAL_NAMESPACE as GLOBAL_NAMESPACE
+from ._runtime import Decision as Decision
+from ._runtime import MixerConfig as MixerConfig
+from ._runtime import destination_namespace as destination_namespace
+from ._service import DEFAULT_MIXER_PORT as DEFAULT_MIXER_PORT
+from ._service import IDLE_TIMEOUT as IDLE_TIMEOUT
+from ._service import MixerService as MixerService
+from ._service import serve_mixer as serve_mixer
+from ._wire import MAX_FRAME as MAX_FRAME
+from ._wire import FrameReader as FrameReader
+from ._wire import encode_frame as encode_frame
+from ._wire import status_from_wire as status_from_wire
+from ._wire import status_to_wire as status_to_wire
+# --- end of the run-time block ---
+
 __all__ = [
     # attributes and the expression language
     "MISSING", "VOCABULARY", "Bag", "Manifest", "ValueType", "Compiler", "EvaluationError",
@@ -58,4 +86,11 @@ __all__ = [
     "FLAG_RATE_LIMITED", "HTTP_STATUS_BY_CODE", "QUOTA_EXHAUSTED_PREFIX", "REPLY_CONTENT_TYPE",
     "CheckResult", "MixerReply", "RpcCode", "code_name", "http_status", "quota_exhausted",
     "unavailable",
+    # the config at run time, the service, the wire, the client
+    "CALL_TIMEOUT", "RETRY_AFTER", "SOURCE_HEADER", "MixerClient", "MixerUnavailable",
+    "PolicyCheck", "parse_source_header", "source_header_value", "REPORT_INTERVAL", "REPORT_QUEUE",
+    "Reporter", "ReportingLog", "GLOBAL_NAMESPACE", "Decision",
+    "MixerConfig", "destination_namespace", "DEFAULT_MIXER_PORT", "IDLE_TIMEOUT", "MixerService",
+    "serve_mixer", "MAX_FRAME", "FrameReader", "encode_frame", "status_from_wire",
+    "status_to_wire",
 ]

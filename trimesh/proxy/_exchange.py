@@ -25,7 +25,8 @@ class Exchange:
     __slots__ = ("direction", "down", "head", "start", "now", "scheme", "authority", "path",
                  "headers", "request_id", "fwd", "rule", "cluster_name", "upstream", "flags", "attempts",
                  "extra", "token", "holds_cx", "payload", "head_request", "complete",
-                 "streamer", "response_size", "up")
+                 "streamer", "response_size", "protocol", "received_bytes", "sent_bytes",
+                 "trace", "up")
 
     def __init__(self, direction: str, down, head, start: float) -> None:
         self.direction = direction
@@ -52,6 +53,10 @@ class Exchange:
         self.complete = True  # the whole body is in payload (the request can be replayed)
         self.streamer = None  # sends the rest of a body too large to buffer
         self.response_size = -1
+        self.protocol = "http"  # "tcp" once a CONNECT tunnel relays bytes (trimesh/proxy/_tcp.py)
+        self.received_bytes = -1  # tunnel bytes client -> upstream (connection.received.bytes)
+        self.sent_bytes = -1  # tunnel bytes upstream -> client (connection.sent.bytes)
+        self.trace = None  # this hop's B3 SpanContext (trimesh.telemetry.Tracer), when tracing
         self.up = None  # (fields, path, buffered body) for an HTTP/2 upstream (_h2up.py)
 
     def add_flag(self, flag: str) -> str:
@@ -63,7 +68,7 @@ class Exchange:
         """The request's one record (trimesh/telemetry/_record.py), finished at ``now``."""
         head = self.head
         fwd = self.fwd
-        return RequestRecord(
+        record = RequestRecord(
             time.time(), self.direction, head.method, self.authority, self.path, status,
             self.flags, self.upstream, self.cluster_name, self.rule,
             now - self.start, self.attempts, self.request_id, self.scheme,
@@ -71,7 +76,12 @@ class Exchange:
             destination_service=fwd.fqdn if fwd is not None else "",
             request_size=head.content_length if head.content_length is not None else (
                 0 if not head.has_body else -1),
-            response_size=self.response_size)
+            response_size=self.response_size, protocol=self.protocol,
+            received_bytes=self.received_bytes, sent_bytes=self.sent_bytes)
+        trace = self.trace
+        if trace is not None:
+            record.trace_id, record.span_id, record.parent_id, record.sampled = trace[:4]
+        return record
 
     def __repr__(self) -> str:
         return (f"<Exchange {self.direction} {self.head.method} {self.authority}{self.path} "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from ..config import service_fqdn
 from ..routing import Forward
+from ..telemetry import B3_HEADERS
 from ._exchange import connection_tokens, split_target
 from ._http1 import HOP_BY_HOP
 from ._pipeline import Pipeline
@@ -36,6 +37,7 @@ class InboundProxy(Pipeline):
 
     direction = "inbound"
     report_attempts = False
+    tracer = None  # a trimesh.telemetry.Tracer: B3 context and a SERVER span per request
 
     def __init__(self, app_endpoint: tuple[str, int], *, rng, pool, access_log,
                  service: str = "", **kw) -> None:
@@ -66,6 +68,8 @@ class InboundProxy(Pipeline):
         hdrs = []
         named = connection_tokens(head.connection) if head.connection is not None else None
         request_id = None
+        tracer = self.tracer
+        b3 = {} if tracer is not None else None
         for n, v in head.headers:
             if n in HOP_BY_HOP:
                 if websocket and n == "upgrade":
@@ -75,11 +79,17 @@ class InboundProxy(Pipeline):
                 continue
             if n == "x-request-id":
                 request_id = v
+            elif b3 is not None and n in B3_HEADERS:
+                b3[n] = v  # replaced by this hop's span context below
+                continue
             hdrs.append((n, v))
         if request_id is None:
             request_id = self._ids.next()
             hdrs.append(("x-request-id", request_id))
         ex.request_id = request_id
+        if tracer is not None:
+            trace = ex.trace = tracer.span(b3)
+            hdrs.extend(trace.headers())
         if websocket:
             hdrs.append(("connection", "upgrade"))
         return hdrs

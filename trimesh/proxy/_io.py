@@ -231,6 +231,21 @@ async def accept(listener: socket.socket) -> tuple[socket.socket, tuple]:
         await trio.lowlevel.wait_readable(listener)
 
 
+async def accept_connections(listener: socket.socket, nursery, server) -> None:
+    """The accept loop every listener runs: start ``server._serve_connection(sock, addr)`` in
+    ``nursery`` for each connection (counted in ``server.accepted``) until ``server.draining``;
+    the listener closed by a drain ends it, any other accept failure propagates."""
+    while not server.draining:
+        try:
+            sock, addr = await accept(listener)
+        except (trio.ClosedResourceError, OSError):
+            if server.draining:
+                return
+            raise
+        server.accepted += 1
+        nursery.start_soon(server._serve_connection, sock, addr)
+
+
 def close_listener(listener: socket.socket) -> None:
     trio.lowlevel.notify_closing(listener)
     listener.close()

@@ -12,6 +12,7 @@ Its stages (the shared ones are in ``_pipeline.py``):
 4. the upstream head: Host rewritten, hop-by-hop and ``x-envoy-*`` control fields dropped,
    ``x-forwarded-for`` appended, ``x-request-id`` added when absent, the route's extra headers;
    ``websocketUpgrade`` routes relay the Upgrade (``_upgrade.py``), other Upgrades are stripped;
+   ``CONNECT host:port`` opens a TCP tunnel instead (``_tcp.py``: routed, then a byte relay);
 5. body, admission, attempts, relay, record: the shared stages, plus a mirror copy
    (fire-and-forget in a separate nursery, a bounded number in flight; its outcome never touches
    the primary; Envoy's shadow host is the authority with ``-shadow`` appended).
@@ -22,11 +23,13 @@ from __future__ import annotations
 import trio
 
 from ..errors import UpstreamError
-from ..routing import CONNECT_UNSUPPORTED, Forward, MeshReply, Redirect, RequestInfo, fault_abort
+from ..routing import Forward, MeshReply, Redirect, RequestInfo, fault_abort
+from ..telemetry import B3_HEADERS
 from ._http1 import END, HOP_BY_HOP, render_request_head
 from ._pipeline import Pipeline
 from ._pool import UpstreamRequest, exchange
 from ._exchange import connection_tokens, split_target
+from ._tcp import TCP_IDLE_TIMEOUT, connect_tunnel
 from ._upgrade import relay_upgrade
 
 MIRROR_MAX_IN_FLIGHT = 64  # concurrent mirror copies; more are dropped (counted)
@@ -81,6 +84,9 @@ class OutboundProxy(Pipeline):
     ``rng`` a ``random.Random``; ``mirror_nursery`` where mirror copies run."""
 
     direction = "outbound"
+    tracer = None  # a trimesh.telemetry.Tracer: B3 context and a CLIENT span per request
+
+    source_attributes = None  # trimesh.sidecar.install_mixer sets (header, value); docs/mixer.md
 
     def __init__(self, table, *, rng, pool, access_log, mirror_nursery=None,
                  mirror_max_in_flight: int = MIRROR_MAX_IN_FLIGHT, **kw) -> None:
@@ -89,12 +95,18 @@ class OutboundProxy(Pipeline):
         self.mirror_nursery = mirror_nursery
         self.mirror_max_in_flight = mirror_max_in_flight
         self.mirrors_in_flight = 0
+        self.tcp_idle_timeout = TCP_IDLE_TIMEOUT  # CONNECT tunnels (trimesh/proxy/_tcp.py)
 
     async def handle(self, ex) -> bool:
         head = ex.head
+        if head.method == "CONNECT":  # a TCP tunnel (trimesh/proxy/_tcp.py)
+            return await connect_tunnel(self, ex)
         ex.scheme, ex.authority, ex.path = split_target(head)
-        if head.method == "CONNECT":
-            return await self.reply(ex, CONNECT_UNSUPPORTED)
+        return await self.route(ex)
+
+    async def route(self, ex) -> bool:
+        """The route stage onwards, for a request whose authority and path are set."""
+        head = ex.head
         hdict = ex.headers = dict(head.headers)
         ex.request_id = hdict.get("x-request-id")
         decision = self.table.decide(RequestInfo(method=head.method, authority=ex.authority,
@@ -134,6 +146,8 @@ class OutboundProxy(Pipeline):
         hdrs = [("host", fwd.rewrite_authority or ex.authority)]
         named = connection_tokens(head.connection) if head.connection is not None else None
         xff = None
+        tracer = self.tracer
+        trace = ex.trace = tracer.span(ex.headers) if tracer is not None else None
         for n, v in head.headers:
             if n in HOP_BY_HOP:
                 if websocket and n == "upgrade":
@@ -146,14 +160,22 @@ class OutboundProxy(Pipeline):
             if n == "x-forwarded-for":
                 xff = v
                 continue
+            if trace is not None and n in B3_HEADERS:
+                continue  # replaced by this hop's span context below
             hdrs.append((n, v))
         client = ex.down.client
         hdrs.append(("x-forwarded-for", f"{xff}, {client}" if xff else client))
         if ex.request_id is None:
             ex.request_id = self._ids.next()
             hdrs.append(("x-request-id", ex.request_id))
+        if trace is not None:
+            hdrs.extend(trace.headers())
         if fwd.append_headers:
             hdrs.extend(fwd.append_headers)
+        src = self.source_attributes  # (name, value): this workload, for the callee's Mixer check
+        if src is not None:
+            hdrs = [h for h in hdrs if h[0] != src[0]]  # the app's own copy is not believed
+            hdrs.append(src)
         if websocket:
             hdrs.append(("connection", "upgrade"))
         return hdrs

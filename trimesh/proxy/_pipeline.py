@@ -81,6 +81,7 @@ class Pipeline:
 
     direction = ""
     report_attempts = True  # relayed responses carry x-trimesh-attempts (the caller's side)
+    report_service_time = False  # relayed responses carry x-envoy-upstream-service-time (edge)
 
     def __init__(self, *, rng, pool: UpstreamPool, access_log,
                  retry_buffer_limit: int = RETRY_BUFFER_LIMIT) -> None:
@@ -263,6 +264,9 @@ class Pipeline:
             extra = _ONE_ATTEMPT
         else:
             extra = [(ATTEMPTS_HEADER, str(ex.attempts)), *ex.extra]
+        if self.report_service_time:  # Envoy's: ms from the try's start to the response head
+            ms = int((trio.current_time() - ex.now) * 1000)
+            extra = [*extra, ("x-envoy-upstream-service-time", str(ms))]
         cluster = ex.fwd.cluster
         per_conn = cluster.limits.max_requests_per_connection if cluster is not None else 0
         ex.response_size = rh.content_length if rh.content_length is not None else -1

@@ -35,8 +35,8 @@ import socket
 
 import trio
 
-from . import _io
 from ..routing import MeshReply
+from . import _io
 from ._http1 import DATA, END, HEADER_READ_TIMEOUT, HTTPError, RequestParser, reason_phrase
 from ._h2 import serve_h2
 from ._replies import render_reply
@@ -117,8 +117,10 @@ class HttpServer:
     """Serves one listening socket with ``handler``. ``name`` is for logs (``inbound``...)."""
 
     def __init__(self, name: str, handler, *, idle_timeout: float = IDLE_TIMEOUT,
-                 header_timeout: float = HEADER_READ_TIMEOUT) -> None:
+                 header_timeout: float = HEADER_READ_TIMEOUT, tls_context=None) -> None:
         self.name = name
+        self.tls_context = tls_context  # ssl.SSLContext: every connection starts with a handshake
+        self.tls_failures = 0
         self.handler = handler
         self.idle_timeout = idle_timeout
         self.header_timeout = header_timeout
@@ -155,15 +157,7 @@ class HttpServer:
                 nursery.start_soon(self._watchdog)
                 nursery.start_soon(self._timer)
                 task_status.started(self.address)
-                while not self.draining:
-                    try:
-                        sock, addr = await _io.accept(listener)
-                    except (trio.ClosedResourceError, OSError):
-                        if self.draining:
-                            break
-                        raise
-                    self.accepted += 1
-                    nursery.start_soon(self._serve_connection, sock, addr)
+                await _io.accept_connections(listener, nursery, self)
         finally:
             if self._listener is not None:
                 _io.close_listener(listener)
@@ -221,6 +215,11 @@ class HttpServer:
             self._timer_wake = deadline
             self._timer_scope.deadline = deadline  # rare: only an earlier deadline wakes it
 
+    def detach(self, down: Downstream) -> None:
+        """The connection became a tunnel (CONNECT, an upgrade) that handles its client's EOF
+        itself (half-close): the watchdog no longer takes an EOF for a client gone."""
+        self._busy.discard(down)
+
     def disarm(self, down: Downstream) -> None:
         bucket = down.armed
         if bucket is not None:
@@ -270,7 +269,12 @@ class HttpServer:
                     down.scope.cancel()
 
     async def _serve_connection(self, sock, addr) -> None:
-        stream = _io.make_stream(sock)
+        if self.tls_context is None:
+            stream = _io.make_stream(sock)
+        else:
+            stream = await self._tls_handshake(sock)
+            if stream is None:
+                return
         down = Downstream(stream, addr[0] if addr else "", self)
         scope = down.scope = trio.CancelScope()
         self.connections += 1
@@ -303,6 +307,23 @@ class HttpServer:
             if self.draining and self.connections == 0:
                 self._idle_event.set()
                 self._timer_scope.cancel()
+
+    async def _tls_handshake(self, sock):
+        """A TLS stream for an accepted connection, or None (counted) when the handshake fails
+        or takes longer than the header timeout (a plaintext client, a bad certificate)."""
+        from ._tls import tls_handshake
+
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with trio.move_on_after(self.header_timeout):
+            try:
+                return await tls_handshake(sock, self.tls_context, server_side=True)
+            except OSError as exc:
+                self.tls_failures += 1
+                log.debug("%s: TLS handshake failed: %s", self.name, exc)
+                return None
+        self.tls_failures += 1
+        sock.close()
+        return None
 
     async def _serve_requests(self, down: Downstream) -> None:
         """The connection's request loop: wait for a head, hand it to the handler, repeat while
@@ -367,7 +388,8 @@ class HttpServer:
                 "in_flight": self.in_flight, "bad_requests": self.bad_requests,
                 "header_timeouts": self.header_timeouts, "request_timeouts": self.request_timeouts,
                 "internal_errors": self.internal_errors,
-                "client_disconnects": self.client_disconnects, "draining": self.draining}
+                "client_disconnects": self.client_disconnects, "draining": self.draining,
+                "tls_failures": self.tls_failures}
 
     def __repr__(self) -> str:
         return (f"<HttpServer {self.name} on {self.address} connections={self.connections} "

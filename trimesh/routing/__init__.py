@@ -42,6 +42,8 @@ from ._health import HEALTHY_THRESHOLD as HEALTHY_THRESHOLD
 from ._health import IMMEDIATE_FAIL_STATUSES as IMMEDIATE_FAIL_STATUSES
 from ._health import UNHEALTHY_THRESHOLD as UNHEALTHY_THRESHOLD
 from ._health import HealthState as HealthState
+from ._ingress import IngressTable as IngressTable
+from ._ingress import compile_ingress as compile_ingress
 from ._match import host_pattern_matches as host_pattern_matches
 from ._outlier import OutlierConfig as OutlierConfig
 from ._outlier import OutlierDetector as OutlierDetector
@@ -70,7 +72,7 @@ __all__ = [
     "CONNECT_FAILURE", "NO_HOST", "PER_TRY_TIMEOUT", "RELAY", "RESET", "RESPONSE",
     "ROUTE_TIMEOUT", "AttemptState", "GiveUp", "Relay", "Retry", "CONNECT_UNSUPPORTED",
     "NO_HEALTHY_UPSTREAM", "OVERFLOW", "UPSTREAM_FAILURE", "UPSTREAM_TIMEOUT", "MeshReply",
-    "fault_abort",
+    "fault_abort", "IngressTable", "compile_ingress",
     "BALANCER_NAMES", "DEFAULT_BALANCER", "PEAK_EWMA", "Balancer", "HostState", "make_balancer",
     "PANIC_THRESHOLD", "Cluster", "ClusterState", "host_pattern_matches", "BASE_RETRY_INTERVAL",
     "DEFAULT_TIMEOUT",

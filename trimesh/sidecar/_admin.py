@@ -8,7 +8,13 @@
 - ``GET /config_dump``: the active snapshot: version, control revision, every object in the docs'
   shape, every instance.
 - ``GET /clusters``: the route table's clusters with their instances and balancer state.
-- ``GET /metrics``: the same counters in Prometheus text format.
+- ``GET /metrics``: Prometheus text format (prometheus-client's exposition of the sidecar's
+  ``metrics_registry``): Istio's request metrics for this sidecar's traffic and its runtime
+  statistics as typed, labelled metrics (trimesh/telemetry/_metrics.py, docs/telemetry.md).
+- ``GET /certs``: JSON: the workload certificate (identity, serial, not_before, not_after),
+  renewals and the last error of the cert agent; 404 when the sidecar runs without one. With a
+  cert agent, ``/ready`` is 503 ``not ready: no certificate (...)`` until it holds one, and
+  again once the one it holds has expired (the CA unreachable meanwhile).
 
 Control-plane traffic: a few requests a second at most, so it is served by
 :class:`trimesh.service.HttpService` (h11: correct, slow, right here): keep-alive, ``HEAD``, an idle
@@ -24,6 +30,7 @@ from typing import Any
 import trio
 
 from ..service import HttpService, Request, Response
+from ..telemetry import CONTENT_TYPE, RuntimeCollector, metrics_registry, render_metrics
 
 MAX_ADMIN_REQUEST = 16 * 1024  # bytes of a request head or body; the admin API takes no bodies
 ADMIN_IDLE_TIMEOUT = 30.0  # seconds a kept-alive admin connection may stay idle
@@ -35,21 +42,14 @@ def _json(data: Any) -> bytes:
     return (json.dumps(data, indent=1, sort_keys=True, default=str) + "\n").encode()
 
 
-def _metrics(stats: dict[str, Any]) -> bytes:
-    lines = []
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, bool):
-            lines.append(f"{prefix} {int(value)}")
-        elif isinstance(value, (int, float)):
-            lines.append(f"{prefix} {value}")
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                name = "".join(c if c.isalnum() else "_" for c in str(k))
-                walk(f"{prefix}_{name}", v)
-
-    walk("trimesh_sidecar", stats)
-    return ("\n".join(lines) + "\n").encode()
+def _metrics(sidecar) -> bytes:
+    """The sidecar's registry; a sidecar without one (a test double) gets its statistics."""
+    registry = getattr(sidecar, "metrics_registry", None)
+    if registry is None:
+        registry = metrics_registry(RuntimeCollector(sidecar.statistics))
+    # Rendered on the event loop: collectors read live state (a thread would race it); a few
+    # hundred series take well under a millisecond.
+    return render_metrics(registry)
 
 
 def _not_ready(sidecar) -> str:
@@ -60,6 +60,21 @@ def _not_ready(sidecar) -> str:
     down = [f"{name} {child.state}" for name, child in sup.statistics().children.items()
             if child.state != "running"]
     return "not ready: " + ", ".join(down) if down else "starting"
+
+
+def _no_certificate(sidecar) -> str | None:
+    """With a cert agent (``sidecar.certs``): why the sidecar is not ready without a certificate."""
+    store = getattr(sidecar, "certs", None)
+    if store is None:
+        return None
+    why = f" ({store.last_error})" if store.last_error else ""
+    held = store.current()
+    if held is None:
+        return "not ready: no certificate" + (why or " yet")
+    agent = getattr(sidecar, "cert_agent", None)
+    if agent is not None and held.not_after <= agent.wall_clock():
+        return f"not ready: the certificate {held.serial:x} has expired{why}"
+    return None
 
 
 class AdminApp:
@@ -86,6 +101,9 @@ class AdminApp:
                 return 503, "text/plain", b"draining\n"
             if not sc.ready:
                 return 503, "text/plain", (_not_ready(sc) + "\n").encode()
+            missing = _no_certificate(sc)
+            if missing:
+                return 503, "text/plain", (missing + "\n").encode()
             return 200, "text/plain", b"ready\n"
         if path == "/stats":
             return 200, "application/json", _json(sc.statistics())
@@ -94,9 +112,14 @@ class AdminApp:
         if path == "/clusters":
             return 200, "application/json", _json(sc.clusters())
         if path == "/metrics":
-            return 200, "text/plain; version=0.0.4", _metrics(sc.statistics())
+            return 200, CONTENT_TYPE, _metrics(sc)
+        if path == "/certs":
+            agent = getattr(sc, "cert_agent", None)
+            if agent is None:
+                return 404, "text/plain", b"no cert agent (run the sidecar with --cert-dir)\n"
+            return 200, "application/json", _json(agent.statistics())
         if path == "/":
-            return 200, "text/plain", b"/ready /stats /config_dump /clusters /metrics\n"
+            return 200, "text/plain", b"/ready /stats /config_dump /clusters /metrics /certs\n"
         return 404, "text/plain", b"not found\n"
 
     def statistics(self) -> dict[str, Any]:

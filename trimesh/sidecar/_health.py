@@ -173,8 +173,10 @@ class HealthChecker:
     def __init__(self, tables: Callable[[], Any], *, own_app: tuple[str, int] | None = None,
                  own_endpoint: tuple[str, int] | None = None, own_service: str | None = None,
                  config: HealthCheckConfig | None = None, probe: Probe | None = None,
-                 on_own_change: Callable[[bool], Any] | None = None, name: str = "sidecar") -> None:
+                 on_own_change: Callable[[bool], Any] | None = None, name: str = "sidecar",
+                 own_http: bool = True) -> None:
         self.tables = tables
+        self.own_http = own_http  # False: the own app speaks TCP, so it gets a connect check
         self.own_app = own_app
         self.own_endpoint = own_endpoint
         self.own_service = own_service
@@ -212,7 +214,7 @@ class HealthChecker:
             own_states = [self.own]
             if self.own_endpoint is not None and self.own_endpoint in states:
                 own_states.append(states[self.own_endpoint])
-            path = cfg.path_for(self.own_service, None)
+            path = cfg.path_for(self.own_service, None) if self.own_http else None
             out.append(_Target(self.own_app[0], self.own_app[1], path,
                                f"{self.own_app[0]}:{self.own_app[1]}", own_states))
         for ep, state in states.items():

@@ -11,7 +11,7 @@ stop in the reverse one::
     inbound     --address:--port -> --app-address:--app-port
     outbound    --address:--proxy-port (HTTP_PROXY for the app)
     <services>  children added with add_child(spec)  (stage="service"; e.g. the health checker)
-    telemetry   the access log's batch flusher
+    telemetry   the record flusher (access log, metrics, Zipkin spans; docs/telemetry.md)
     admin       /ready /stats /config_dump /clusters /metrics on --admin-port
 
 ``SidecarConfig.app_port=None`` / ``proxy_port=None`` / ``admin_port=None`` leave the inbound
@@ -68,7 +68,7 @@ from typing import Any
 import msgspec
 import trio
 
-from ..config import DEFAULT_DOMAIN, DEFAULT_NAMESPACE, Snapshot, make_instance
+from ..config import DEFAULT_DOMAIN, DEFAULT_NAMESPACE, Snapshot, is_tcp_protocol, make_instance
 from ..nursery import (
     AppProcess,
     ChildSpec,
@@ -78,9 +78,18 @@ from ..nursery import (
     serve_signals,
     wait_stop_requested,
 )
-from ..proxy import HttpServer, InboundProxy, OutboundProxy, UpstreamPool
+from ..proxy import HttpServer, InboundProxy, OutboundProxy, TcpProxy, TcpServer, UpstreamPool
 from ..routing import SourceIdentity, compile_routes
-from ..telemetry import AccessLog
+from ..telemetry import (
+    AccessLog,
+    LocalIdentity,
+    MeshMetrics,
+    RecordSinks,
+    RuntimeCollector,
+    Tracer,
+    ZipkinExporter,
+    metrics_registry,
+)
 from ._admin import AdminApp, serve_admin
 from ._health import (
     DEFAULT_HEALTH_MODE,
@@ -137,6 +146,10 @@ class SidecarConfig:
     health_interval: float = HEALTH_INTERVAL  # active health checks (docs/resilience.md §5)
     health_path: str = HEALTH_PATH
     health_checks: str = DEFAULT_HEALTH_MODE  # app | all | off
+    egress_ca_file: str | None = None  # CAs for egress TLS origination (None: the system store)
+    # --upstream SERVICE:PORT=LOCAL_PORT: (service, port, local_port), one TCP listener each
+    upstreams: list[tuple[str, int, int]] = field(default_factory=list)
+    zipkin_address: str | None = None  # HOST:PORT of a Zipkin v2 collector (docs/telemetry.md)
 
     @property
     def name(self) -> str:
@@ -173,23 +186,43 @@ class Sidecar:
         self.source = SourceIdentity(service=config.service, namespace=config.namespace,
                                      labels=labels)
         self.access_log = access_log or AccessLog()
-        self.pool = UpstreamPool()
+        # Telemetry (docs/telemetry.md): the proxies hand each record to one bounded buffer; the
+        # telemetry child flushes it in batches to the access log, the metrics and the spans.
+        self.metrics = MeshMetrics()
+        self.zipkin = (ZipkinExporter(config.zipkin_address)
+                       if config.zipkin_address else None)
+        self.telemetry = RecordSinks(
+            [self.access_log, self.metrics, *([self.zipkin] if self.zipkin else [])],
+            identity=LocalIdentity(self.source.fqdn(config.domain), labels.get("version", ""),
+                                   lambda: self.snapshot))
+        self.metrics_registry = metrics_registry(self.metrics, RuntimeCollector(self.statistics))
+        self.tracer = Tracer(random.Random())  # span ids need no seed (and must differ per sidecar)
+        self.pool = UpstreamPool(tls_context=egress_tls_context(config.egress_ca_file))
         self.app_pool = UpstreamPool()
         self.files = FileSource(config.registry, config.config_files, self.request_rebuild)
         self.control = (ControlSource(config.control, self.request_rebuild)
                         if config.control else None)
         self.sources: list[Any] = [self.files] + ([self.control] if self.control else [])
         self.snapshot: Snapshot | None = None
+        self.snapshot_control_revision: int | None = None
         self.table = None
         self.own_instance = None
         self.outbound = OutboundProxy(None, rng=self.rng, pool=self.pool,
-                                      access_log=self.access_log)
+                                      access_log=self.telemetry)
         self.inbound = InboundProxy((config.app_address, config.app_port or 0), rng=self.rng,
-                                    pool=self.app_pool, access_log=self.access_log,
+                                    pool=self.app_pool, access_log=self.telemetry,
                                     service=config.service)
         self.inbound.app_h2 = config.protocol in ("http2", "grpc")  # the app speaks HTTP/2
+        self.outbound.tracer = self.inbound.tracer = self.tracer
         self.outbound_server = HttpServer("outbound", self.outbound)
-        self.inbound_server = HttpServer("inbound", self.inbound)
+        # A TCP service port (--protocol tcp/mysql/redis/mongo) is a byte relay to the app.
+        self.inbound_tcp = is_tcp_protocol(config.protocol)
+        if self.inbound_tcp:
+            self.inbound_relay = TcpProxy("inbound", rng=self.rng, pool=self.app_pool,
+                                          access_log=self.telemetry, service=config.service,
+                                          app_endpoint=(config.app_address,
+                                                        config.app_port or 0))
+        self.inbound_server = self._make_inbound_server()
         self.admin = AdminApp(self)
         self.supervisor: Supervisor | None = None
         self.on_drained: list[Callable[[], Awaitable[None]]] = []
@@ -200,6 +233,7 @@ class Sidecar:
         self.rebuilds = 0
         self.rebuild_errors = 0
         self.addresses: dict[str, tuple[str, int]] = {}
+        self.upstream_servers: dict[str, list[TcpServer]] = {}  # --upstream listeners by child
         self.app: AppProcess | None = None
         self.app_status: int | None = None
         self._extra: dict[str, list[ChildSpec]] = {stage: [] for stage in STAGES}
@@ -211,10 +245,13 @@ class Sidecar:
             lambda: self.table,
             own_app=(config.app_address, config.app_port) if config.app_port else None,
             own_service=config.service, name=config.name, on_own_change=self._own_health,
+            own_http=not is_tcp_protocol(config.protocol),
             config=HealthCheckConfig(interval=config.health_interval, path=config.health_path,
                                      mode=config.health_checks))
         self.add_child(ChildSpec("health", self._serve_health,
                                  description="active health checks (trimesh/sidecar/_health.py)"))
+        for service, port, local_port in config.upstreams:
+            self.add_child(self._upstream_spec(service, port, local_port))
 
     # -- hooks ----------------------------------------------------------------------------------
     def add_child(self, spec: ChildSpec, *, stage: str = "service") -> None:
@@ -243,6 +280,8 @@ class Sidecar:
 
     # -- snapshots ------------------------------------------------------------------------------
     def _rebuild(self) -> None:
+        # the control listing this build reads (no await below: sources cannot move meanwhile)
+        control_revision = self.control.revision if self.control else None
         objects: list[Any] = []
         instances: list[Any] = []
         for src in self.sources:
@@ -267,6 +306,7 @@ class Sidecar:
             return
         self.version += 1
         self.snapshot = snapshot
+        self.snapshot_control_revision = control_revision
         self.table = table
         self.outbound.table = table  # the swap: requests in flight keep the table they read
         self.rebuilds += 1
@@ -290,9 +330,12 @@ class Sidecar:
             "rebuilds": self.rebuilds, "rebuild_errors": self.rebuild_errors,
             "outbound": self.outbound.statistics(), "inbound": self.inbound.statistics(),
             "listeners": {"outbound": self.outbound_server.statistics(),
-                          "inbound": self.inbound_server.statistics()},
+                          "inbound": self.inbound_server.statistics(),
+                          **{name: servers[0].statistics()
+                             for name, servers in self.upstream_servers.items()}},
             "upstream_pool": self.pool.statistics(), "app_pool": self.app_pool.statistics(),
-            "access_log": self.access_log.statistics(), "files": self.files.statistics(),
+            "access_log": self.access_log.statistics(),
+            "telemetry": self.telemetry.statistics(), "files": self.files.statistics(),
             "control": self.control.statistics() if self.control else None,
             "app": self.app.statistics() if self.app else None,
             "health": self.health.statistics(),
@@ -308,7 +351,9 @@ class Sidecar:
             return {"version": 0, "objects": [], "instances": []}
         return {
             "version": snap.version,
-            "control_revision": self.control.revision if self.control else None,
+            # the listing the served snapshot was built from, not the newest one polled: a caller
+            # waiting for a revision (trimesh demo) then knows the routing table has it
+            "control_revision": self.snapshot_control_revision,
             "objects": [o.to_dict() for o in snap.objects.values()],
             "instances": [msgspec.to_builtins(i) for i in snap.instances],
         }
@@ -348,7 +393,7 @@ class Sidecar:
                                    description="outbound listener (HTTP_PROXY)"))
         specs.extend(self._extra["service"])
         specs.append(ChildSpec("telemetry", self._serve_telemetry,
-                               description="access log batch flusher"))
+                               description="record flusher: access log, metrics, spans"))
         if self.config.admin_port is not None:
             specs.append(ChildSpec("admin", self._serve_admin, description="admin server"))
         return [self._crashable(spec) for spec in specs]
@@ -417,10 +462,32 @@ class Sidecar:
                 raise group.exceptions[0] from None
             raise
 
+    def _make_inbound_server(self):
+        if self.inbound_tcp:
+            return TcpServer("inbound", self.inbound_relay)
+        return HttpServer("inbound", self.inbound)
+
+    def _upstream_spec(self, service: str, port: int, local_port: int) -> ChildSpec:
+        """The child of one ``--upstream SERVICE:PORT=LOCAL_PORT``: a TCP listener on
+        ``--address:LOCAL_PORT`` relaying each connection to SERVICE:PORT (trimesh/proxy/_tcp.py)."""
+        name = f"upstream-{local_port}"
+        relay = TcpProxy("outbound", rng=self.rng, pool=self.pool, access_log=self.telemetry,
+                         target=f"{service}:{port}", table_of=lambda: self.table)
+        servers = [TcpServer(name, relay)]
+        self.upstream_servers[name] = servers
+
+        async def serve(*, task_status=trio.TASK_STATUS_IGNORED) -> None:
+            if servers[0].address is not None:  # a restart: a fresh server object
+                servers[0] = TcpServer(name, relay)
+            await self._serve_listener(servers[0], local_port, task_status=task_status)
+
+        return ChildSpec(name, serve, shutdown_timeout=self.config.drain_timeout + 1.0,
+                         description=f"TCP listener -> {service}:{port} (--upstream)")
+
     async def _serve_inbound(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
         if self.inbound_server.address is not None:  # a restart: a fresh server object
-            self.inbound_server = HttpServer("inbound", self.inbound)
+            self.inbound_server = self._make_inbound_server()
         await self._serve_listener(self.inbound_server, cfg.port,
                                    task_status=_Then(task_status, self._announce_own))
 
@@ -453,7 +520,9 @@ class Sidecar:
 
     async def _serve_telemetry(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.access_log.serve_flusher)
+            await nursery.start(self.telemetry.serve_flusher)
+            if self.zipkin is not None:
+                await nursery.start(self.zipkin.serve)
             task_status.started()
             await wait_stop_requested()
             nursery.cancel_scope.cancel()  # the flusher flushes on its way out
@@ -583,6 +652,22 @@ def _single(group: BaseException) -> BaseException:
     while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
         group = group.exceptions[0]
     return group
+
+
+def egress_tls_context(ca_file: str | None):
+    """The context egress TLS origination (EgressRule ``https`` ports) verifies servers with:
+    the system trust store, or the CA file the user names (``--egress-ca-file``): a file that
+    holds no certificate is a ConfigError naming it."""
+    if ca_file is None:
+        return None
+    import ssl
+
+    from ..errors import ConfigError
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"--egress-ca-file {ca_file}: no CA certificate there "
+                          f"({getattr(exc, 'reason', None) or exc})") from None
 
 
 def app_environment(proxy_url: str, local: list[str]) -> dict[str, str]:

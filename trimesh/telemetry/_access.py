@@ -30,11 +30,16 @@ _encode = msgspec.json.Encoder().encode
 
 def line(r: RequestRecord) -> dict:
     """The access-log line of a record (docs/sidecar.md lists the fields)."""
-    return {"time": int(r.time * 1000) / 1000, "direction": r.direction, "method": r.method,
+    out = {"time": int(r.time * 1000) / 1000, "direction": r.direction, "method": r.method,
             "authority": r.authority, "path": r.path, "status": r.status,
             "flags": r.flags or "-", "upstream": r.upstream or "-", "cluster": r.cluster or "-",
             "rule": r.rule or "-", "duration_ms": int(r.duration * 1e6) / 1000,
             "attempts": r.attempts, "request_id": r.request_id or "-"}
+    if r.sent_bytes >= 0:  # a relayed TCP connection: its byte counts (connection.*)
+        out["protocol"] = r.protocol
+        out["received_bytes"] = r.received_bytes
+        out["sent_bytes"] = r.sent_bytes
+    return out
 
 
 class AccessLog:
@@ -62,6 +67,18 @@ class AccessLog:
         pending.append(record)
         if len(pending) >= FLUSH_LINES:
             self.flush()
+
+    def log_batch(self, records: list[RequestRecord]) -> None:
+        """A batch from :class:`~trimesh.telemetry.RecordSinks`: written at once."""
+        self.records += len(records)
+        if not self.enabled:
+            return
+        if self.sink is not None:
+            for r in records:
+                self.sink(line(r))
+            return
+        self._pending.extend(records)
+        self.flush()
 
     def flush(self) -> None:
         if self._pending:

@@ -13,7 +13,7 @@ needs one. The field ↔ attribute table is :data:`ATTRIBUTES` — one place:
 |---|---|
 | ``time`` | ``request.time`` (Unix seconds, float) |
 | ``direction`` | ``context.reporter.kind`` (``outbound``/``inbound``; ``ingress`` later) |
-| ``protocol`` | ``context.protocol`` (``http``; ``http2``/``grpc``/``tcp`` with those codecs) |
+| ``protocol`` | ``context.protocol`` (``http``, ``tcp`` for a relayed connection; ``http2``/``grpc`` with those codecs) |
 | ``method`` / ``scheme`` / ``authority`` / ``path`` | ``request.method`` / ``request.scheme`` / ``request.host`` / ``request.path`` |
 | ``request_id`` | ``request.id`` (``x-request-id``) |
 | ``user_agent`` | ``request.useragent`` |
@@ -22,6 +22,9 @@ needs one. The field ↔ attribute table is :data:`ATTRIBUTES` — one place:
 | ``duration`` | ``response.duration`` (seconds) |
 | ``source_ip`` / ``source_service`` / ``source_user`` | ``source.ip`` / ``source.service`` / ``source.user`` |
 | ``destination_service`` / ``destination_ip``:``destination_port`` | ``destination.service`` / ``destination.ip`` / ``destination.port`` |
+| ``received_bytes`` / ``sent_bytes`` | ``connection.received.bytes`` / ``connection.sent.bytes`` (TCP: bytes from the client toward the destination / from the destination back to the client; -1 for HTTP requests) |
+| ``source_version`` / ``destination_version`` | ``source.labels["version"]`` / ``destination.labels["version"]`` |
+| ``trace_id`` / ``span_id`` / ``parent_id`` / ``sampled`` | the B3 context of this hop's span (``x-b3-*``; empty when tracing is off) |
 | ``upstream`` | the instance that answered, ``address:port`` (Envoy's ``%UPSTREAM_HOST%``) |
 | ``cluster`` / ``rule`` / ``attempts`` / ``flags`` | trimesh's: the cluster, the RouteRule, tries made, Envoy response flags (comma-separated) |
 """
@@ -58,6 +61,14 @@ class RequestRecord(msgspec.Struct, gc=False):
     user_agent: str = ""
     request_size: int = -1
     response_size: int = -1
+    received_bytes: int = -1
+    sent_bytes: int = -1
+    source_version: str = ""
+    destination_version: str = ""
+    trace_id: str = ""
+    span_id: str = ""
+    parent_id: str = ""
+    sampled: bool = False
 
     def attributes(self) -> dict[str, Any]:
         """The record as a Mixer attribute bag (only the attributes that are known)."""
@@ -65,7 +76,7 @@ class RequestRecord(msgspec.Struct, gc=False):
         for field, name in ATTRIBUTES:
             value = getattr(self, field)
             if value is None or value == "" or (isinstance(value, int) and value < 0
-                                                and field.endswith("size")):
+                                                and (field.endswith("size") or field.endswith("_bytes"))):
                 continue
             bag[name] = value
         host, sep, port = self.upstream.rpartition(":")
@@ -74,6 +85,10 @@ class RequestRecord(msgspec.Struct, gc=False):
             bag["destination.port"] = int(port)
         if self.flags:
             bag["context.response_flags"] = self.flags
+        if self.source_version:
+            bag["source.labels"] = {"version": self.source_version}
+        if self.destination_version:
+            bag["destination.labels"] = {"version": self.destination_version}
         return bag
 
 
@@ -89,6 +104,8 @@ ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("user_agent", "request.useragent"),
     ("request_size", "request.size"),
     ("response_size", "response.size"),
+    ("received_bytes", "connection.received.bytes"),
+    ("sent_bytes", "connection.sent.bytes"),
     ("status", "response.code"),
     ("duration", "response.duration"),
     ("source_ip", "source.ip"),

@@ -4,7 +4,7 @@
 400 ``{"error": "please provide numeric product id"}``; ``GET /health`` says the service is healthy.
 Same paths and JSON as the Istio sample's details service (guides-reference.md §2.6).
 
-Run it: ``python -m examples.bookinfo.details --address 127.0.0.3 --port 9080``.
+Run it: ``python -m trimesh.samples.bookinfo.details --address 127.0.0.3 --port 9080``.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Details:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.bookinfo.details",
+    parser = argparse.ArgumentParser(prog="python -m trimesh.samples.bookinfo.details",
                                      description="BookInfo details service (v1)")
     add_server_arguments(parser)
     args = parser.parse_args(argv)

@@ -4,7 +4,7 @@
 is a 400 ``{"error": "please provide numeric product ID"}``; ``GET /health`` says it is healthy. Same
 contract as the Istio sample's Node.js ratings v1 (traffic-tasks.md §11).
 
-Run it: ``python -m examples.bookinfo.ratings --address 127.0.0.4 --port 9080``.
+Run it: ``python -m trimesh.samples.bookinfo.ratings --address 127.0.0.4 --port 9080``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Ratings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.bookinfo.ratings",
+    parser = argparse.ArgumentParser(prog="python -m trimesh.samples.bookinfo.ratings",
                                      description="BookInfo ratings service (v1)")
     add_server_arguments(parser)
     args = parser.parse_args(argv)

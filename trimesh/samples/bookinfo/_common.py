@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .._server import DEFAULT_PORT, Request
+from .._server import DEFAULT_PORT, Request, cookie_header
 
 # Headers copied from the incoming request to upstream calls, in this order.
 FORWARDED_HEADERS = (
@@ -35,7 +35,7 @@ def forwarded_headers(request: Request) -> list[tuple[str, str]]:
     """The subset of ``request``'s headers that must travel with its upstream calls."""
     out = []
     for name in FORWARDED_HEADERS:
-        value = request.header(name)
+        value = cookie_header(request) if name == "cookie" else request.header(name)
         if value is not None:
             out.append((name, value))
     return out

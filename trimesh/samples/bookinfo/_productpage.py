@@ -15,7 +15,7 @@ API) carry the incoming ``Cookie`` and tracing headers and have a 3 s timeout ea
 is tried **twice** — the deliberate bug the fault-injection task is built on (3 s × 2 = ~6 s before
 "Sorry, product reviews are currently unavailable for this book."; traffic-tasks.md §3.3).
 
-Run it: ``python -m examples.bookinfo.productpage --address 127.0.0.5 --port 9080``. With
+Run it: ``python -m trimesh.samples.bookinfo.productpage --address 127.0.0.5 --port 9080``. With
 ``HTTP_PROXY`` set (the sidecar sets it) the calls go through the sidecar; otherwise straight to
 ``DETAILS_HOSTNAME:DETAILS_PORT`` etc. or the ``--details-url``/``--reviews-url``/``--ratings-url`` given.
 """
@@ -30,8 +30,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._client import FetchError, Proxy, fetch, no_proxy_matches, proxy_from_environ, split_url
-from .._server import (Request, Response, add_server_arguments, compile_routes, dispatch, html_response,
-                       json_response, redirect, run_server, text_response)
+from .._server import (Request, Response, add_server_arguments, compile_routes, dispatch, form_fields,
+                       html_response, json_response, redirect, request_cookies, run_server,
+                       text_response)
 from ._common import forwarded_headers, numeric_id, service_url
 
 UPSTREAM_TIMEOUT = 3.0  # productpage.py: requests.get(url, headers=headers, timeout=3.0)
@@ -155,7 +156,7 @@ class ProductPage:
         return text_response("Product page is healthy")
 
     async def _login(self, request: Request) -> Response:
-        fields = request.form()
+        fields = form_fields(request)
         user = fields.get("username") or fields.get("user")
         if not user:
             return text_response("login needs the form field 'username'\n", 400)
@@ -172,7 +173,7 @@ class ProductPage:
         details_status, details = await self.product_details(product_id, request)
         reviews_status, reviews = await self.product_reviews(product_id, request)
         page = render_product_page(PRODUCT, details_status, details, reviews_status, reviews,
-                                   user=request.cookies.get("user") or None)
+                                   user=request_cookies(request).get("user") or None)
         return html_response(page)
 
     async def _api_products(self, request: Request) -> Response:
@@ -314,7 +315,7 @@ and its reviews (from <code>reviews</code>, which v2 and v3 decorate with stars 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.bookinfo.productpage",
+    parser = argparse.ArgumentParser(prog="python -m trimesh.samples.bookinfo.productpage",
                                      description="BookInfo productpage service (v1)")
     add_server_arguments(parser)
     parser.add_argument("--details-url", help="base URL of details (default http://details:9080)")

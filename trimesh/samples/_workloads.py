@@ -1,7 +1,7 @@
 """The example workloads as data: which service, version and port each is, and how to start it.
 
 A mesh launcher (``trimesh demo``, the e2e tests) runs each as ``python -m <module> <args>`` with the
-checkout root as the working directory (``examples`` is not installed), behind a sidecar started with
+installed package (any working directory), behind a sidecar started with
 ``--service <service> --version <version> --port <port>``.
 """
 
@@ -27,15 +27,15 @@ class Workload:
 
 
 BOOKINFO = (
-    Workload("productpage", "v1", "examples.bookinfo.productpage"),
-    Workload("details", "v1", "examples.bookinfo.details"),
-    Workload("reviews", "v1", "examples.bookinfo.reviews", ("--version", "v1")),
-    Workload("reviews", "v2", "examples.bookinfo.reviews", ("--version", "v2")),
-    Workload("reviews", "v3", "examples.bookinfo.reviews", ("--version", "v3")),
-    Workload("ratings", "v1", "examples.bookinfo.ratings"),
+    Workload("productpage", "v1", "trimesh.samples.bookinfo.productpage"),
+    Workload("details", "v1", "trimesh.samples.bookinfo.details"),
+    Workload("reviews", "v1", "trimesh.samples.bookinfo.reviews", ("--version", "v1")),
+    Workload("reviews", "v2", "trimesh.samples.bookinfo.reviews", ("--version", "v2")),
+    Workload("reviews", "v3", "trimesh.samples.bookinfo.reviews", ("--version", "v3")),
+    Workload("ratings", "v1", "trimesh.samples.bookinfo.ratings"),
 )
 
 HTTPBIN = (
-    Workload("httpbin", "v1", "examples.httpbin", ("--version", "v1"), port=8000),
-    Workload("httpbin", "v2", "examples.httpbin", ("--version", "v2"), port=8000),
+    Workload("httpbin", "v1", "trimesh.samples.httpbin", ("--version", "v1"), port=8000),
+    Workload("httpbin", "v2", "trimesh.samples.httpbin", ("--version", "v2"), port=8000),
 )

@@ -24,7 +24,8 @@ from typing import Any
 
 import trio
 
-from .._server import Request, Response, add_server_arguments, compile_routes, dispatch, run_server
+from .._server import (Request, Response, add_server_arguments, compile_routes, dispatch, form_fields,
+                       run_server)
 
 MAX_DELAY = 10.0  # httpbin: delay = min(float(delay), 10)
 DEFAULT_PORT = 8000  # the httpbin Service port in the ingress and circuit-breaking tasks
@@ -95,7 +96,7 @@ class HttpBin:
             form: dict[str, Any] = {}
             data = ""
             if ctype == "application/x-www-form-urlencoded":
-                form = {k: v for k, v in request.form().items() if k not in request.query}
+                form = {k: v for k, v in form_fields(request).items() if k not in request.query}
             else:
                 data = request.body.decode("utf-8", "replace")
             try:
@@ -180,7 +181,7 @@ class HttpBin:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.httpbin",
+    parser = argparse.ArgumentParser(prog="python -m trimesh.samples.httpbin",
                                      description="An httpbin-like HTTP service")
     add_server_arguments(parser, default_port=DEFAULT_PORT)
     parser.add_argument("--version", default="v1", help="the version label it runs as (for its log line)")

@@ -17,7 +17,7 @@ When the ratings call fails (error, non-2xx, timeout) every review gets
 ``"rating": {"error": "Ratings service is currently unavailable"}`` and reviews still answers 200.
 The caller's ``Cookie`` and tracing headers are forwarded to ratings so a rule can match them there.
 
-Run it: ``python -m examples.bookinfo.reviews --version v2 --address 127.0.0.7 --port 9080``
+Run it: ``python -m trimesh.samples.bookinfo.reviews --version v2 --address 127.0.0.7 --port 9080``
 (``REVIEWS_VERSION`` is the default for ``--version``; ``RATINGS_HOSTNAME``/``RATINGS_PORT`` or
 ``--ratings-url`` point it elsewhere; ``HTTP_PROXY`` sends the call through the sidecar).
 """
@@ -35,7 +35,7 @@ from .._server import (Request, Response, add_server_arguments, compile_routes, 
                        run_server)
 from ._common import forwarded_headers, service_url
 
-RATINGS_UNAVAILABLE = "Ratings service is currently unavailable"
+REVIEW_RATINGS_UNAVAILABLE = "Ratings service is currently unavailable"
 
 REVIEWS = (
     ("Reviewer1", "An extremely entertaining play by Shakespeare. The slapstick humour is refreshing!"),
@@ -51,7 +51,7 @@ class ReviewsVersion:
     ratings_timeout: float | None  # seconds; reviews' LibertyRestEndpoint: 10000 ms if black else 2500
 
 
-VERSIONS: dict[str, ReviewsVersion] = {
+REVIEWS_VERSIONS: dict[str, ReviewsVersion] = {
     "v1": ReviewsVersion(False, None, None),
     "v2": ReviewsVersion(True, "black", 10.0),
     "v3": ReviewsVersion(True, "red", 2.5),
@@ -63,10 +63,10 @@ class Reviews:
 
     def __init__(self, version: str = "v1", *, ratings_url: str = "http://ratings:9080",
                  proxy: Proxy | None = None) -> None:
-        if version not in VERSIONS:
-            raise ValueError(f"unknown reviews version {version!r}; expected one of {sorted(VERSIONS)}")
+        if version not in REVIEWS_VERSIONS:
+            raise ValueError(f"unknown reviews version {version!r}; expected one of {sorted(REVIEWS_VERSIONS)}")
         self.version = version
-        self.behaviour = VERSIONS[version]
+        self.behaviour = REVIEWS_VERSIONS[version]
         self.ratings_url = ratings_url.rstrip("/")
         self.proxy = proxy
         self._served = 0
@@ -105,7 +105,7 @@ class Reviews:
                 if isinstance(count, int):
                     review["rating"] = {"stars": count, "color": self.behaviour.star_color}
                 else:
-                    review["rating"] = {"error": RATINGS_UNAVAILABLE}
+                    review["rating"] = {"error": REVIEW_RATINGS_UNAVAILABLE}
         return json_response({"id": raw_id, "reviews": reviews})
 
     async def _fetch_ratings(self, raw_id: str, request: Request) -> dict[str, Any] | None:
@@ -132,10 +132,10 @@ def _host_of(url: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.bookinfo.reviews",
+    parser = argparse.ArgumentParser(prog="python -m trimesh.samples.bookinfo.reviews",
                                      description="BookInfo reviews service (v1, v2 or v3)")
     add_server_arguments(parser)
-    parser.add_argument("--version", choices=sorted(VERSIONS),
+    parser.add_argument("--version", choices=sorted(REVIEWS_VERSIONS),
                         default=os.environ.get("REVIEWS_VERSION", "v1"),
                         help="v1: no ratings; v2: black stars; v3: red stars (default $REVIEWS_VERSION or v1)")
     parser.add_argument("--ratings-url", help="base URL of ratings (default http://ratings:9080)")

@@ -172,7 +172,7 @@ def _parse_duration(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m examples.loadgen",
+    parser = argparse.ArgumentParser(prog="python -m trimesh.samples.loadgen",
                                      description="A fortio-like HTTP load client (fortio load flags)")
     parser.add_argument("-c", type=int, default=4, metavar="N", help="connections/threads (default 4)")
     parser.add_argument("-n", type=int, default=None, metavar="N", help="total calls (default: run -t)")

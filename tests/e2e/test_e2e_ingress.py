@@ -1,0 +1,116 @@
+"""``trimesh run ingress`` as a real process in front of the httpbin sample (traffic-tasks.md §6:
+IN1, IN2, IN3, IN7, IN10 and the bad-certificate error), with curl as the client."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from procs import free_port, spawn, trimesh_command
+from trimesh.samples import SAMPLES_DIR
+
+from e2e_harness import require_tool
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ADDRESS = "127.0.210.1"  # the ingress
+HTTPBIN = "127.0.210.2"
+START_TIMEOUT = 30.0
+
+
+def _wait(predicate, what: str, proc) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            pytest.fail(f"{what}: the process exited\n{proc.log_tail()}")
+        try:
+            if predicate():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{what} not within {START_TIMEOUT}s\n{proc.log_tail()}")
+
+
+@pytest.fixture
+def ingress(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("foo.bar.com")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "tls.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "tls.key"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "tls.crt"))
+    port = free_port(HTTPBIN)
+    (tmp_path / "registry.yaml").write_text(
+        f"- {{service: httpbin, address: {HTTPBIN}, port: {port}, labels: {{version: v1}}}}\n")
+    (tmp_path / "ingress.yaml").write_bytes(
+        (SAMPLES_DIR / "httpbin" / "ingress" / "simple-ingress.yaml").read_bytes())
+    app = spawn("httpbin", [sys.executable, "-m", "trimesh.samples.httpbin", "--address", HTTPBIN,
+                            "--port", str(port), "--quiet"], tmp_path)
+    http, https, admin = (free_port(ADDRESS) for _ in range(3))
+    proc = spawn("ingress", [*trimesh_command(), "run", "ingress", "--address", ADDRESS,
+                             "--port", str(http), "--tls-port", str(https),
+                             "--tls-cert", str(tmp_path / "tls.crt"),
+                             "--tls-key", str(tmp_path / "tls.key"), "--admin-port", str(admin),
+                             "--control", "none", "--registry", str(tmp_path / "registry.yaml"),
+                             "--config", str(tmp_path / "ingress.yaml"), "--seed", "7"],
+                 tmp_path)
+    try:
+        _wait(lambda: httpx.get(f"http://{ADDRESS}:{admin}/ready").status_code == 200,
+              "the ingress /ready", proc)
+        yield {"http": f"http://{ADDRESS}:{http}", "https": f"https://{ADDRESS}:{https}",
+               "ca": ca, "proc": proc, "dir": tmp_path, "port": port}
+    finally:
+        proc.stop()
+        app.stop()
+
+
+def test_the_docs_ingress_task(ingress):
+    curl = require_tool("curl")
+    base = ingress["http"]
+    head = subprocess.run([curl, "-s", "-I", f"{base}/status/200"], capture_output=True,
+                          text=True, timeout=30).stdout.lower()
+    assert head.startswith("http/1.1 200") and "x-envoy-upstream-service-time:" in head  # IN1
+    r = httpx.get(f"{base}/headers")
+    assert (r.status_code, r.headers["content-length"]) == (404, "0")  # IN2
+    assert r.headers["x-trimesh-response-flags"] == "NR"
+    assert httpx.get(f"{base}/status/418").status_code == 418  # IN3
+    t0 = time.monotonic()
+    assert httpx.get(f"{base}/delay/1", timeout=10).status_code == 200
+    assert time.monotonic() - t0 >= 1.0
+    assert httpx.get(f"{base}/status").status_code == 404
+    # IN7: HTTPS with the given certificate, the same paths exposed
+    ctx = ssl.create_default_context()
+    ingress["ca"].configure_trust(ctx)
+    ctx.check_hostname = False
+    with httpx.Client(verify=ctx) as client:
+        r = client.get(f"{ingress['https']}/status/200")
+        assert r.status_code == 200
+        assert client.get(f"{ingress['https']}/headers").status_code == 404
+    pem = ssl.get_server_certificate((ADDRESS, int(ingress["https"].rsplit(":", 1)[1])))
+    from cryptography import x509
+    sans = x509.load_pem_x509_certificate(pem.encode()).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert sans == ["foo.bar.com"]
+    out = subprocess.run([curl, "-sk", f"{ingress['https']}/status/200", "-o", "/dev/null",
+                          "-w", "%{http_code}"], capture_output=True, text=True, timeout=30)
+    assert out.stdout == "200"
+
+
+def test_a_certificate_that_does_not_match_its_key_is_a_clear_error(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    ca.issue_cert("a.example").cert_chain_pems[0].write_to_path(str(tmp_path / "a.crt"))
+    ca.issue_cert("b.example").private_key_pem.write_to_path(str(tmp_path / "b.key"))
+    result = subprocess.run([*trimesh_command(), "run", "ingress", "--address", ADDRESS,
+                             "--port", "0", "--tls-port", "0", "--admin-port", "0",
+                             "--tls-cert", str(tmp_path / "a.crt"),
+                             "--tls-key", str(tmp_path / "b.key"), "--control", "none"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "a.crt" in result.stderr and "b.key" in result.stderr, result.stderr

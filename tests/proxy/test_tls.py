@@ -1,0 +1,167 @@
+"""Mutual TLS building blocks (trimesh/proxy/_tls.py): contexts from workload files, the
+non-blocking TLS stream, peer identities — with certificates the project's own CA issues."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import trio
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from trimesh.ca import CertificateAuthority, SpiffeId, check_secure_naming, make_csr
+from trimesh.proxy import client_context, peer_identity, server_context, tls_handshake
+
+
+def _pem_key(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _ca(domain="cluster.local"):
+    return CertificateAuthority.self_signed(key=ec.generate_private_key(ec.SECP256R1()),
+                                            now=time.time(), token_bytes=os.urandom,
+                                            trust_domain=domain)
+
+
+def workload(tmp: Path, ca, sa: str) -> tuple[str, str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    ident = SpiffeId.of("default", sa, ca.trust_domain)
+    issued = ca.sign(make_csr(key, ident), identity=ident, now=time.time())
+    d = tmp / sa
+    d.mkdir()
+    (d / "cert-chain.pem").write_bytes(issued.chain_pem)
+    (d / "key.pem").write_bytes(_pem_key(key))
+    (d / "root-cert.pem").write_bytes(issued.root_pem)
+    return str(d / "cert-chain.pem"), str(d / "key.pem"), str(d / "root-cert.pem")
+
+
+async def _pair(server_ctx, client_ctx, *, payload=b"ping" * 50_000):
+    """A loopback connection, TLS on both ends; returns what each side learned."""
+    listener = socket.socket()
+    listener.bind(("127.0.9.90", 0))
+    listener.listen()
+    listener.setblocking(False)
+    got = {}
+
+    async def serve():
+        await trio.lowlevel.wait_readable(listener)
+        sock, _ = listener.accept()
+        sock.setblocking(False)
+        try:
+            stream = await tls_handshake(sock, server_ctx, server_side=True)
+        except OSError as exc:
+            got["server_error"] = str(exc)
+            return
+        got["client_identity"] = peer_identity(stream)
+        data = b""
+        while len(data) < len(payload):
+            chunk = await stream.receive_some()
+            if not chunk:
+                break
+            data += chunk
+        await stream.send_all(data[::-1])
+        stream.close()
+
+    async def client():
+        sock = socket.socket()
+        sock.setblocking(False)
+        try:
+            sock.connect(listener.getsockname())
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+        try:
+            stream = await tls_handshake(sock, client_ctx, server_side=False)
+        except OSError as exc:
+            got["client_error"] = str(exc)
+            return
+        got["server_identity"] = peer_identity(stream)
+        got["alpn"] = stream.alpn
+        back = b""
+        try:
+            await stream.send_all(payload)
+            while len(back) < len(payload):
+                chunk = await stream.wait_and_receive()
+                if not chunk:
+                    break
+                back += chunk
+        except trio.BrokenResourceError as exc:  # TLS 1.3: the server's refusal arrives late
+            got["client_error"] = str(exc)
+            return
+        finally:
+            stream.close()
+        got["echo_ok"] = back == payload[::-1]
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve)
+            nursery.start_soon(client)
+    listener.close()
+    return got
+
+
+async def test_mutual_tls_both_sides_learn_the_verified_identity(tmp_path):
+    ca = _ca()
+    server = workload(tmp_path, ca, "bookinfo-ratings")
+    client = workload(tmp_path, ca, "bookinfo-reviews")
+    got = await _pair(server_context(*server), client_context(*client))
+    assert got["echo_ok"] and got["alpn"] == "h2"
+    assert got["client_identity"].principal == "cluster.local/ns/default/sa/bookinfo-reviews"
+    assert got["server_identity"].principal == "cluster.local/ns/default/sa/bookinfo-ratings"
+    # secure naming: the registry says ratings runs as bookinfo-ratings
+    assert check_secure_naming(got["server_identity"],
+                               SpiffeId.of("default", "bookinfo-ratings")) is None
+    assert check_secure_naming(got["server_identity"],
+                               SpiffeId.of("default", "other")) is not None
+
+
+async def test_a_client_from_another_ca_or_without_a_certificate_is_refused(tmp_path):
+    import ssl
+
+    ca, foreign = _ca(), _ca()
+    server = workload(tmp_path, ca, "ratings")
+    stranger = workload(tmp_path, foreign, "mallory")
+    got = await _pair(server_context(*server), client_context(*stranger))
+    assert "server_error" in got or "client_error" in got
+    assert "echo_ok" not in got
+    # no client certificate at all
+    bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    bare.check_hostname = False
+    bare.load_verify_locations(cafile=server[2])
+    got = await _pair(server_context(*server), bare)
+    assert "echo_ok" not in got and ("server_error" in got or "client_error" in got)
+
+
+async def test_plaintext_to_a_tls_listener_fails_the_handshake(tmp_path):
+    ca = _ca()
+    server_ctx = server_context(*workload(tmp_path, ca, "ratings"))
+    listener = socket.socket()
+    listener.bind(("127.0.9.91", 0))
+    listener.listen()
+    listener.setblocking(False)
+    errors = []
+
+    async def serve():
+        await trio.lowlevel.wait_readable(listener)
+        sock, _ = listener.accept()
+        sock.setblocking(False)
+        with pytest.raises(OSError, match="TLS handshake failed"):
+            await tls_handshake(sock, server_ctx, server_side=True)
+        errors.append("refused")
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve)
+            stream = await trio.open_tcp_stream(*listener.getsockname())
+            await stream.send_all(b"GET / HTTP/1.1\r\nHost: ratings\r\n\r\n")
+            try:
+                answer = await stream.receive_some(1000)  # an alert, or a reset
+            except trio.BrokenResourceError:
+                answer = b""
+            await stream.aclose()
+    listener.close()
+    assert errors == ["refused"] and b"200" not in answer

@@ -1,0 +1,192 @@
+"""The Mixer service: Check, Quota and Report over the frame wire (``_wire.py``), on Trio.
+
+``trimesh run mixer`` and the control's ``mixer`` child (port 9091) both run :func:`serve_mixer`:
+
+* **config**: the service long-polls the control's config API (a
+  :class:`trimesh.sidecar.ControlSource` on ``--control``; inside ``trimesh run control`` that is
+  the control's own API on loopback) and compiles a :class:`~trimesh.mixer.MixerConfig` for every
+  new revision, keeping the handlers whose spec did not change (rate-limit counters survive a
+  push). One code path for standalone and in-control; the cost is one idle long poll. Tests and
+  embedders may call :meth:`MixerService.set_objects` instead.
+* **connections**: one task per TCP connection, one request frame answered at a time, the
+  connection kept open until the client closes it or stays idle :data:`IDLE_TIMEOUT`.
+* **answers**: ``check`` → :meth:`MixerConfig.decide` (the check, then the quotas it is charged);
+  ``quota`` → :meth:`MixerConfig.quota`; ``report`` → counted and handed to ``on_report`` (the
+  telemetry adapters plug in there; without one the records are only counted); ``stats``.
+* **clock**: handlers get ``trio.current_time()`` (monotonic), which is all the rolling windows
+  need.
+
+The ready line: ``mixer ready on HOST:PORT (config from URL)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable
+
+import trio
+
+from trimesh.errors import ProtocolError
+
+from ._adapters import QuotaArgs
+from ._runtime import MixerConfig
+from ._wire import FrameReader, encode_frame, status_to_wire
+
+__all__ = ["MixerService", "serve_mixer", "DEFAULT_MIXER_PORT", "IDLE_TIMEOUT"]
+
+log = logging.getLogger("trimesh.mixer")
+
+DEFAULT_MIXER_PORT = 9091  # Istio's Mixer gRPC port (DESIGN.md §1)
+IDLE_TIMEOUT = 300.0  # an idle client connection is closed after this (the client reconnects)
+READ_SIZE = 65536
+
+
+class MixerService:
+    """The service's state: the compiled config and the counters. ``handle(request)`` is the whole
+    protocol; ``serve(host, port)`` the TCP shell."""
+
+    def __init__(self, objects: Iterable[Any] = (), *, revision: int = 0,
+                 on_report: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+        self.config = MixerConfig.compile(objects, revision=revision)
+        self.on_report = on_report
+        self.address: tuple[str, int] | None = None
+        self.source: Any = None
+        self._stats = {"connections": 0, "open": 0, "requests": 0, "checks": 0, "quotas": 0,
+                       "reports": 0, "records": 0, "errors": 0, "reloads": 0,
+                       "reload_failures": 0}
+
+    def set_objects(self, objects: Iterable[Any], revision: int) -> None:
+        """A new config revision: compile it (handlers kept). A config that fails to compile
+        leaves the previous one serving (logged)."""
+        try:
+            self.config = MixerConfig.compile(objects, revision=revision, previous=self.config)
+        except Exception:  # noqa: BLE001 - keep serving the last good config
+            self._stats["reload_failures"] += 1
+            log.exception("mixer: keeping config revision %d, revision %d does not compile",
+                          self.config.revision, revision)
+            return
+        self._stats["reloads"] += 1
+        log.debug("mixer: config revision %d: %r", revision, self.config)
+
+    def handle(self, request: Any, now: float) -> dict[str, Any]:
+        """Answer one decoded request frame."""
+        self._stats["requests"] += 1
+        if not isinstance(request, dict):
+            self._stats["errors"] += 1
+            return {"error": "a request is a map with an 'op'"}
+        op = request.get("op")
+        cfg = self.config
+        try:
+            if op == "check":
+                self._stats["checks"] += 1
+                bag = _attrs(request)
+                d = cfg.decide(bag, now, dedup_id=request.get("dedup"))
+                return {"rev": cfg.revision, "keys": cfg.check_attributes,
+                        "quotas": cfg.has_quotas, "check": status_to_wire(d.check),
+                        "result": status_to_wire(d.result), "granted": d.quotas}
+            if op == "quota":
+                self._stats["quotas"] += 1
+                args = QuotaArgs(int(request.get("amount", 1)), request.get("dedup"),
+                                 bool(request.get("best_effort", False)))
+                r = cfg.quota(_attrs(request), now, str(request.get("name", "")), args)
+                return {"rev": cfg.revision, "granted": r.granted, "duration": r.valid_duration}
+            if op == "report":
+                records = request.get("records") or []
+                if not isinstance(records, list):
+                    raise ProtocolError("'records' must be a list")
+                self._stats["reports"] += 1
+                self._stats["records"] += len(records)
+                if self.on_report is not None:
+                    self.on_report(records)
+                return {"accepted": len(records)}
+            if op == "stats":
+                return self.statistics()
+        except (ProtocolError, TypeError, ValueError) as exc:
+            self._stats["errors"] += 1
+            return {"error": str(exc)}
+        self._stats["errors"] += 1
+        return {"error": f"unknown op {op!r}"}
+
+    # --- the TCP shell ---------------------------------------------------------------------------
+
+    async def serve(self, host: str, port: int, *,
+                    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        self.address = listeners[0].socket.getsockname()[:2]
+        task_status.started(self.address)
+        await trio.serve_listeners(self._connection, listeners)
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        self._stats["connections"] += 1
+        self._stats["open"] += 1
+        reader = FrameReader()
+        try:
+            async with stream:
+                while True:
+                    request = reader.next()
+                    if request is None:
+                        with trio.move_on_after(IDLE_TIMEOUT):
+                            data = await stream.receive_some(READ_SIZE)
+                            if not data:
+                                return
+                            reader.feed(data)
+                            continue
+                        return
+                    answer = self.handle(request, trio.current_time())
+                    await stream.send_all(encode_frame(answer))
+        except ProtocolError as exc:
+            self._stats["errors"] += 1
+            log.warning("mixer: closing a connection: %s", exc)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self._stats["open"] -= 1
+
+    def statistics(self) -> dict[str, Any]:
+        src = self.source
+        return {**self._stats, "config": self.config.statistics(),
+                "source": src.statistics() if src is not None else None,
+                "handlers": {fqn: h.statistics() for fqn, h in self.config.handlers.items()}}
+
+    def __repr__(self) -> str:
+        where = f"{self.address[0]}:{self.address[1]}" if self.address else "not listening"
+        return f"<MixerService {where} {self.config!r}>"
+
+
+def _attrs(request: dict[str, Any]) -> dict[str, Any]:
+    attrs = request.get("attrs")
+    if attrs is None:
+        return {}
+    if not isinstance(attrs, dict):
+        raise ProtocolError("'attrs' must be a map")
+    return attrs
+
+
+async def serve_mixer(host: str = "127.0.0.1", port: int = DEFAULT_MIXER_PORT, *,
+                      control: str | None = None, service: MixerService | None = None,
+                      ready_level: int = logging.INFO,
+                      task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run a Mixer until cancelled; config from the control API at ``control`` (a URL, or a
+    callable returning it once known). ``task_status.started`` gets the service. ``ready_level``:
+    DEBUG where the hosting process's ready line speaks for it (the control's)."""
+    from trimesh.sidecar import ControlSource
+
+    svc = service or MixerService()
+    async with trio.open_nursery() as nursery:
+        url = control() if callable(control) else control
+        if url:
+            def reload() -> None:
+                svc.set_objects(source.objects, source.revision)
+
+            source = ControlSource(url, reload)
+            svc.source = source
+            await nursery.start(source.serve)
+        try:
+            await nursery.start(svc.serve, host, port)
+        except OSError as exc:
+            from trimesh.errors import TrimeshError
+            raise TrimeshError(f"cannot listen on {host}:{port} (mixer): "
+                               f"{exc.strerror or exc}") from None
+        log.log(ready_level, "mixer ready on %s:%d (config from %s)", svc.address[0],
+                svc.address[1], url or "nothing")
+        task_status.started(svc)
