@@ -244,6 +244,11 @@ async def test_the_stage_on_an_inbound_proxy(nursery):
     assert r.header("content-type", "").startswith("text/plain")
     assert (await get("v2")).status == 200
     assert [e["status"] for e in log] == [403, 200] and log[0]["flags"] == "UAEX"
+    assert SOURCE_HEADER in up.requests[-1]["headers"]  # without private_headers: passed on
+    proxy.private_headers = frozenset({SOURCE_HEADER})  # as trimesh.sidecar.install_mixer sets
+    assert (await get("v2")).status == 200  # the check still reads it from the request...
+    assert SOURCE_HEADER not in up.requests[-1]["headers"]  # ...and the app never sees it
+    assert (await get("v3")).status == 403
 
 
 def test_fixtures_dir_exists():
@@ -284,3 +289,17 @@ async def test_reports_are_batched_to_mixer_and_dropped_when_it_is_down(nursery)
     down = Reporter(MixerClient([DEAD], timeout=0.5))
     down.add(Rec(9))
     assert await down.flush() == 0 and down.statistics()["failed_batches"] == 1
+
+
+def test_install_mixer_keeps_the_source_header_from_the_app():
+    """The wiring: the outbound names this workload in SOURCE_HEADER, the inbound's check reads
+    the caller's, and the inbound does not pass it on to the app (Istio's mixer filter removes
+    x-istio-attributes the same way)."""
+    from trimesh.sidecar import MixerOptions, Sidecar, SidecarConfig, install_mixer
+
+    sc = Sidecar(SidecarConfig(service="ratings", port=9080, app_port=1, address="127.0.0.1",
+                               proxy_port=0, admin_port=0))
+    assert sc.inbound.private_headers == frozenset()
+    install_mixer(sc, MixerOptions(addresses=("127.0.0.1:9",)))
+    assert sc.inbound.private_headers == {SOURCE_HEADER}
+    assert sc.outbound.source_attributes[0] == SOURCE_HEADER

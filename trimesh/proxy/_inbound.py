@@ -38,6 +38,9 @@ class InboundProxy(Pipeline):
     direction = "inbound"
     report_attempts = False
     tracer = None  # a trimesh.telemetry.Tracer: B3 context and a SERVER span per request
+    # Fields the mesh adds for its own stages (the caller's source attributes, which the policy
+    # stage reads from the head): not passed on to the app. trimesh.sidecar.install_mixer sets it.
+    private_headers: frozenset[str] = frozenset()
 
     def __init__(self, app_endpoint: tuple[str, int], *, rng, pool, access_log,
                  service: str = "", **kw) -> None:
@@ -70,12 +73,14 @@ class InboundProxy(Pipeline):
         request_id = None
         tracer = self.tracer
         b3 = {} if tracer is not None else None
+        private = self.private_headers
         for n, v in head.headers:
             if n in HOP_BY_HOP:
                 if websocket and n == "upgrade":
                     hdrs.append((n, v))
                 continue
-            if (named is not None and n in named) or n == "expect" or n.startswith("x-envoy-"):
+            if ((named is not None and n in named) or n == "expect" or n.startswith("x-envoy-")
+                    or (private and n in private)):
                 continue
             if n == "x-request-id":
                 request_id = v

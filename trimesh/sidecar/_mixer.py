@@ -57,6 +57,7 @@ def install_mixer(sidecar: Any, options: MixerOptions = MixerOptions()) -> Polic
                          fail_open=options.fail_open, instances_of_destination=instances,
                          follow_mesh_address=not options.explicit)
     sidecar.inbound.policy = policy
+    sidecar.inbound.private_headers = frozenset({SOURCE_HEADER})  # read by the check, not the app's
     sidecar.outbound.source_attributes = (
         SOURCE_HEADER, source_header_value(cfg.service, cfg.namespace, labels))
     sidecar.mixer = policy
