@@ -240,3 +240,20 @@ async def test_unread_request_bodies_give_the_client_its_window_back(mesh, nurse
             r = await c.finish(sid)
             assert r.status == 503 and r.headers["x-trimesh-response-flags"] == "FI", i
     await c.aclose()
+
+
+async def test_a_preface_split_across_reads_is_still_http2(mesh, nursery):
+    """The listener decides HTTP/2 by the first four bytes (``PRI ``), so a first read shorter
+    than that waits for more instead of handing ``PR`` to the HTTP/1.1 parser (a 400)."""
+    import trio.testing
+
+    c = H2Client(await trio.open_tcp_stream(*mesh.outbound))
+    c.conn.initiate_connection()
+    data = c.conn.data_to_send()
+    await c.stream.send_all(data[:2])
+    await trio.testing.wait_all_tasks_blocked()  # the listener has read b"PR" and waits
+    await c.stream.send_all(data[2:])
+    nursery.start_soon(c._reader)
+    r = await c.request(path="/reviews/1")
+    assert r.status == 200 and json.loads(r.body)["path"] == "/reviews/1"
+    await c.aclose()

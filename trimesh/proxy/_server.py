@@ -350,9 +350,15 @@ class HttpServer:
                                       else stream.receive_some())
                         if not data:
                             return
-                        if not parser.messages and data[:4] == b"PRI " and not parser.in_head:
-                            down.preface = data  # HTTP/2 with prior knowledge (_h2.py)
-                            return
+                        if not parser.messages and not parser.in_head:
+                            while len(data) < 4 and b"PRI ".startswith(data):
+                                more = await stream.receive_some()  # a preface cut short
+                                if not more:
+                                    return
+                                data += more
+                            if data[:4] == b"PRI ":
+                                down.preface = data  # HTTP/2 with prior knowledge (_h2.py)
+                                return
                         parser.feed(data)
                         if parser.in_head and not down.head_timed:
                             down.head_timed = True
