@@ -9,7 +9,6 @@ and the CA need not be running. ``list``, ``root`` and ``reissue`` ask the CA se
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import time
 from functools import partial
@@ -20,6 +19,7 @@ import trio
 
 from ..errors import TrimeshError
 from ._main import cli, run
+from ._serve import click_errors, serve_until_signal
 
 log = logging.getLogger("trimesh.ca")
 
@@ -40,35 +40,9 @@ def _state_dir(state_dir: Path | None) -> Path:
     return state_dir.expanduser() if state_dir is not None else default_state_dir()
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    while exc.__cause__ is not None and not isinstance(exc, TrimeshError):
-        exc = exc.__cause__
-    return exc
-
-
 def _run(fn, **options):
-    try:
+    with click_errors():
         return trio.run(partial(fn, **options))
-    except BaseExceptionGroup as group:
-        leaf = _leaf(group)
-        if isinstance(leaf, TrimeshError):
-            raise click.ClickException(str(leaf)) from None
-        raise
-    except TrimeshError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-async def _serve_until_signal(**options: object) -> None:
-    from ..ca import serve_ca
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(partial(serve_ca, **options))  # type: ignore[arg-type]
-            async for signum in signals:
-                log.info("ca stopping (%s)", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
 
 
 @run.command("ca")
@@ -113,11 +87,14 @@ def run_ca(address, port, state_dir, trust_domain, workload_cert_ttl, max_worklo
                                    "--self-signed-ca=false")
         plugin = {"signing_cert": signing_cert, "signing_key": signing_key,
                   "root_cert": root_cert, "cert_chain": cert_chain}
-    _run(_serve_until_signal, state_dir=_state_dir(state_dir), address=address, port=port,
-         trust_domain=trust_domain,
-         workload_ttl=_duration(workload_cert_ttl, "--workload-cert-ttl"),
-         max_workload_ttl=_duration(max_workload_cert_ttl, "--max-workload-cert-ttl"),
-         root_ttl=_duration(root_cert_ttl, "--root-cert-ttl"), plugin=plugin)
+    from ..ca import serve_ca
+
+    serve = partial(serve_ca, state_dir=_state_dir(state_dir), address=address, port=port,
+                    trust_domain=trust_domain,
+                    workload_ttl=_duration(workload_cert_ttl, "--workload-cert-ttl"),
+                    max_workload_ttl=_duration(max_workload_cert_ttl, "--max-workload-cert-ttl"),
+                    root_ttl=_duration(root_cert_ttl, "--root-cert-ttl"), plugin=plugin)
+    _run(serve_until_signal, name="ca", serve=serve, log=log)
 
 
 @cli.group("ca")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 from functools import partial
 from pathlib import Path
 
@@ -18,25 +17,9 @@ from ..discovery import PROFILES, parse_addr
 from ..discovery import gossip_profile as gossip_profile_config
 from ..errors import TrimeshError
 from ._main import run
+from ._serve import click_errors, serve_until_signal
 
 log = logging.getLogger("trimesh.control")
-
-
-def _leaf(exc: BaseException) -> BaseException:
-    """The one exception inside nested single-member exception groups (trio wraps task errors)."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
-async def _serve_until_signal(**options: object) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(partial(serve_control, **options))  # type: ignore[arg-type]
-            async for signum in signals:
-                log.info("control stopping (%s)", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
 
 
 def _ttl(text: str, hint: str) -> float:
@@ -110,18 +93,12 @@ def run_control(state_dir: Path | None, store_url: str | None, address: str, con
                   "max_workload_ttl": _ttl(max_workload_cert_ttl, "--max-workload-cert-ttl")}
     if mixer_port is None:
         mixer_port = 0 if config_port == 0 else 9091  # the Mixer's port (CLI.md)
-    try:
-        trio.run(partial(_serve_until_signal, ca_port=None if no_ca else ca_port,
-                         ca_options=ca_options, state_dir=state_dir, store_url=store_url,
-                         address=address,
-                         config_port=config_port, domain=domain,
-                         gossip_port=None if no_gossip else gossip_port, join=list(join),
-                         gossip_config=gossip_profile_config(gossip_profile),
-                         mixer_port=None if no_mixer else mixer_port))
-    except BaseExceptionGroup as group:
-        leaf = _leaf(group)
-        if isinstance(leaf, TrimeshError):
-            raise click.ClickException(str(leaf)) from None
-        raise
-    except TrimeshError as exc:
-        raise click.ClickException(str(exc)) from None
+    serve = partial(serve_control, ca_port=None if no_ca else ca_port,
+                    ca_options=ca_options, state_dir=state_dir, store_url=store_url,
+                    address=address,
+                    config_port=config_port, domain=domain,
+                    gossip_port=None if no_gossip else gossip_port, join=list(join),
+                    gossip_config=gossip_profile_config(gossip_profile),
+                    mixer_port=None if no_mixer else mixer_port)
+    with click_errors():
+        trio.run(partial(serve_until_signal, "control", serve, log))

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 from functools import partial
 
 import click
 import trio
 
-from ..errors import TrimeshError
 from ._main import run
+from ._serve import click_errors, serve_until_signal
 
 log = logging.getLogger("trimesh.mixer")
-
-
-async def _serve_until_signal(address: str, port: int, control: str | None) -> None:
-    from ..mixer import serve_mixer
-
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(partial(serve_mixer, address, port, control=control))
-            async for signum in signals:
-                log.info("mixer stopping (%s)", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
 
 
 @run.command("mixer")
@@ -45,14 +32,8 @@ def run_mixer(address: str, port: int, prometheus_port: int, control: str | None
     if control is None:
         control = os.environ.get("TRIMESH_CONTROL") or DEFAULT_CONTROL_URL
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        trio.run(_serve_until_signal, address, port, control)
-    except BaseExceptionGroup as group:
-        leaf: BaseException = group
-        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
-            leaf = leaf.exceptions[0]
-        if isinstance(leaf, (TrimeshError, OSError)):
-            raise click.ClickException(str(leaf)) from None
-        raise
-    except (TrimeshError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
+    from ..mixer import serve_mixer
+
+    serve = partial(serve_mixer, address, port, control=control)
+    with click_errors(OSError):  # a port in use is a one-line error too
+        trio.run(partial(serve_until_signal, "mixer", serve, log))
