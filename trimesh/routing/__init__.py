@@ -55,7 +55,6 @@ from ._policy import TIMEOUT_HEADER as TIMEOUT_HEADER
 from ._policy import RetryPolicy as RetryPolicy
 from ._table import RouteTable as RouteTable
 from ._table import compile_routes as compile_routes
-from ._replies import CONNECT_UNSUPPORTED as CONNECT_UNSUPPORTED
 from ._replies import NO_HEALTHY_UPSTREAM as NO_HEALTHY_UPSTREAM
 from ._replies import OVERFLOW as OVERFLOW
 from ._replies import UPSTREAM_FAILURE as UPSTREAM_FAILURE
@@ -70,7 +69,7 @@ from ._types import SourceIdentity as SourceIdentity
 
 __all__ = [
     "CONNECT_FAILURE", "NO_HOST", "PER_TRY_TIMEOUT", "RELAY", "RESET", "RESPONSE",
-    "ROUTE_TIMEOUT", "AttemptState", "GiveUp", "Relay", "Retry", "CONNECT_UNSUPPORTED",
+    "ROUTE_TIMEOUT", "AttemptState", "GiveUp", "Relay", "Retry",
     "NO_HEALTHY_UPSTREAM", "OVERFLOW", "UPSTREAM_FAILURE", "UPSTREAM_TIMEOUT", "MeshReply",
     "fault_abort", "IngressTable", "compile_ingress",
     "BALANCER_NAMES", "DEFAULT_BALANCER", "PEAK_EWMA", "Balancer", "HostState", "make_balancer",

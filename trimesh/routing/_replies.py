@@ -14,7 +14,6 @@ policy (``_attempts.py``) and future stages (Mixer denials, rate limits) return 
 | :data:`UPSTREAM_TIMEOUT` | 504 | UT | the route or per-try timeout passed |
 | :data:`OVERFLOW` | 503 | UO | the circuit breaker refused the request (``x-envoy-overloaded``) |
 | :func:`fault_abort` | the fault's | FI | a RouteRule ``httpFault.abort`` |
-| :data:`CONNECT_UNSUPPORTED` | 405 | — | ``CONNECT`` on an HTTP listener |
 """
 
 from __future__ import annotations
@@ -50,7 +49,6 @@ NO_HEALTHY_UPSTREAM = MeshReply(503, "UH", "no healthy upstream")
 UPSTREAM_FAILURE = MeshReply(503, "UF", "upstream connect error or disconnect/reset before headers")
 UPSTREAM_TIMEOUT = MeshReply(504, "UT", "upstream request timeout")
 OVERFLOW = MeshReply(OVERFLOW_STATUS, OVERFLOW_FLAG, OVERFLOW_BODY, (OVERLOADED_HEADER,))
-CONNECT_UNSUPPORTED = MeshReply(405, "", "CONNECT is not supported")
 
 _ABORTS: dict[int, MeshReply] = {}
 
