@@ -51,7 +51,7 @@ import trio
 from .config import DEFAULT_DOMAIN, DEFAULT_NAMESPACE, ConfigObject, ServiceInstance
 from .errors import ConfigError, UpstreamError
 from .nursery import local_no_proxy
-from .proxy import FLAGS_HEADER, RequestParser, ResponseHead, ResponseParser
+from .proxy import FLAGS_HEADER, Http1Answers, RequestParser, ResponseHead, ResponseParser
 from .sidecar import Sidecar, SidecarConfig
 
 DEFAULT_CLIENT_ADDRESS = "127.0.0.1"  # x-forwarded-for of in-process requests
@@ -125,7 +125,7 @@ class _MemoryStream:
         pass
 
 
-class _MemoryDownstream:
+class _MemoryDownstream(Http1Answers):
     """One in-memory request/response exchange shaped like trimesh.proxy's Downstream."""
 
     __slots__ = ("armed", "client", "client_gone", "parser", "response", "response_started",

@@ -15,7 +15,7 @@ PROXY = {"ATTEMPTS_HEADER", "Exchange", "Pipeline", "OUTCOMES", "render_reply", 
          "OutboundProxy", "shadow_authority", "split_target", "HEADER_READ_TIMEOUT",
          "MAX_HEADER_BYTES", "MAX_HEADERS", "HTTPError", "RequestHead", "RequestParser",
          "ResponseHead", "ResponseParser", "forwardable_headers", "FastStream", "UpstreamPool",
-         "HttpServer"}
+         "HttpServer", "Http1Answers"}
 SIDECAR = {"AdminApp", "DEFAULT_ADMIN_PORT", "DEFAULT_CONTROL_URL", "DEFAULT_DRAIN_TIMEOUT",
            "DEFAULT_PROXY_PORT", "Sidecar", "SidecarConfig", "serve_sidecar", "ControlSource",
            "FileSource", "load_registry_text"}

@@ -29,6 +29,7 @@ from ._pool import UpstreamPool as UpstreamPool
 from ._replies import FLAGS_HEADER as FLAGS_HEADER
 from ._replies import grpc_status_for_http as grpc_status_for_http
 from ._replies import render_reply as render_reply
+from ._server import Http1Answers as Http1Answers
 from ._server import HttpServer as HttpServer
 from ._tcp import TCP_CONNECT_TRIES as TCP_CONNECT_TRIES
 from ._tcp import TCP_IDLE_TIMEOUT as TCP_IDLE_TIMEOUT

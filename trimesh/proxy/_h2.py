@@ -56,6 +56,7 @@ import h2.settings
 import trio
 
 from ..errors import UpstreamError
+from ..routing import UPSTREAM_TIMEOUT
 from ._body import response_headers
 from ._http1 import DATA, END, HOP_BY_HOP, MAX_HEADER_BYTES
 from ._replies import grpc_reply_headers, reply_parts
@@ -346,10 +347,23 @@ class H2Stream:
             pool.discard(conn)
         return True
 
-    async def send_reply(self, reply, *, flags: str, attempts: int, extra, head_request: bool):
-        """A mesh reply on this stream (a trailers-only gRPC status toward a gRPC caller)."""
-        self._queue_reply(reply, flags, attempts, extra, head_request)
+    async def send_reply(self, ex, reply, extra=(), pending: bool = True) -> bool:
+        """A mesh reply on this stream (a trailers-only gRPC status toward a gRPC caller). An
+        unread request body needs no draining (see :meth:`discard_body`): the connection always
+        stays open."""
+        self._queue_reply(reply, ex.add_flag(reply.flag), ex.attempts, extra, ex.head_request)
         await self.session.flush()
+        return True
+
+    def time_out(self, ex) -> None:
+        """The route deadline cancelled ``ex``: a 504 UT (``DEADLINE_EXCEEDED`` for gRPC) if
+        nothing was sent yet, else the stream is reset; the connection goes on."""
+        if not self.response_started:
+            self.send_reply_now(UPSTREAM_TIMEOUT, flags=ex.add_flag("UT"), attempts=ex.attempts,
+                                head_request=ex.head_request)
+        else:
+            ex.add_flag("UT")
+            self.session.reset(self.stream_id)
 
     def send_reply_now(self, reply, *, flags: str, attempts: int, head_request: bool) -> None:
         """The same without awaiting (the stream's task is being cancelled): the frames are

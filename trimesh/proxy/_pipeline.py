@@ -41,13 +41,10 @@ import trio
 from ..errors import UpstreamConnectError, UpstreamError, UpstreamResetError, UpstreamTimeoutError
 from ..routing import (CONNECT_FAILURE, NO_HOST, OVERFLOW, PER_TRY_TIMEOUT, RELAY, RESET,
                        RESPONSE, ROUTE_TIMEOUT, UPSTREAM_TIMEOUT, AttemptState, GiveUp, Retry)
-from ._body import ATTEMPTS_HEADER, read_and_frame, relay_response
+from ._body import ATTEMPTS_HEADER, read_and_frame
 from ._exchange import Exchange, RequestIds
-from ._h2 import H2Stream
 from ._h2up import H2_PROTOCOLS, H2Pool, H2ResponseHead, h2_exchange, h2_request_fields
-from ._http1 import HTTPError
 from ._pool import UpstreamPool, exchange
-from ._replies import render_reply
 
 RETRY_BUFFER_LIMIT = 64 * 1024  # bytes of request body buffered for replay (Envoy's retry buffer)
 _ONE_ATTEMPT = ((ATTEMPTS_HEADER, "1"),)  # the usual extra response header (never mutated)
@@ -120,7 +117,7 @@ class Pipeline:
         """Body, admission and attempts for a request routed to ``ex.fwd``."""
         limit = self.retry_buffer_limit
         down = ex.down
-        if type(down) is H2Stream and down.grpc and not down.head.ended:
+        if down.grpc and not down.head.ended:  # (an HTTP/2 stream's gRPC call)
             limit = await down.streaming_limit(limit)  # a streaming call must not wait for its end
         body = await read_and_frame(ex, hdrs, path, limit)
         ex.up = (hdrs, path, body)
@@ -177,7 +174,7 @@ class Pipeline:
         fwd = ex.fwd
         timeout = fwd.timeout
         down = ex.down
-        if type(down) is H2Stream and down.grpc_timeout is not None:
+        if down.grpc_timeout is not None:
             # the gRPC caller's deadline bounds the route's (grpc-timeout, _h2.py)
             cap = deadline_key(down.grpc_timeout)
             if not timeout or cap < timeout:
@@ -272,10 +269,7 @@ class Pipeline:
         ex.response_size = rh.content_length if rh.content_length is not None else -1
         reuse = per_conn == 0 or conn.requests < per_conn
         try:
-            if type(down) is H2Stream:  # the HTTP/2 codec writes its own frames (_h2.py)
-                keep = await down.relay(ex, self.pool, conn, rh, extra, reuse)
-            else:
-                keep = await relay_response(ex, self.pool, conn, rh, extra, reuse=reuse)
+            keep = await down.relay(ex, self.pool, conn, rh, extra, reuse)  # the codec's
         finally:
             down.server.disarm(down)  # the route timeout spans the response body too
             if ex.holds_cx:
@@ -308,24 +302,7 @@ class Pipeline:
     async def reply(self, ex: Exchange, reply, extra=(), *, pending: bool = True) -> bool:
         """Answer with a mesh reply (trimesh/proxy/_replies.py); ``pending``: the request body
         may still be unread (it is read and dropped so the connection can stay open)."""
-        down = ex.down
-        head = ex.head
-        if type(down) is H2Stream:
-            await down.send_reply(reply, flags=ex.add_flag(reply.flag), attempts=ex.attempts,
-                                  extra=extra, head_request=ex.head_request)
-            self._finish(ex, reply.status)
-            return True
-        keep = head.keep_alive and not down.server.draining
-        if keep and pending and not down.parser.upgraded and (down.parser.events
-                                                              or head.has_body):
-            try:
-                keep = await down.discard_body()
-            except HTTPError:
-                keep = False
-        data = render_reply(reply, flags=ex.add_flag(reply.flag), attempts=ex.attempts,
-                            extra=extra, keep_alive=keep, head_request=ex.head_request)
-        down.response_started = True
-        await down.stream.send_all(data)
+        keep = await ex.down.send_reply(ex, reply, extra, pending)  # the codec's
         self._finish(ex, reply.status)
         return keep
 
@@ -337,24 +314,7 @@ class Pipeline:
             ex.add_flag("DC")
             self._finish(ex, 0)
         elif down.expired:
-            if type(down) is H2Stream:
-                if not down.response_started:
-                    down.send_reply_now(UPSTREAM_TIMEOUT, flags=ex.add_flag("UT"),
-                                        attempts=ex.attempts, head_request=ex.head_request)
-                else:
-                    ex.add_flag("UT")
-                    down.session.reset(down.stream_id)
-            elif not down.response_started:
-                data = render_reply(UPSTREAM_TIMEOUT, flags=ex.add_flag("UT"),
-                                    attempts=ex.attempts, keep_alive=False,
-                                    head_request=ex.head_request)
-                down.response_started = True
-                try:
-                    down.stream.sock.send(data)
-                except OSError:
-                    pass
-            else:
-                ex.add_flag("UT")
+            down.time_out(ex)  # 504 UT without awaiting, or only the flag once it answered
             self._finish(ex, 504)
 
     def _finish(self, ex: Exchange, status: int) -> None:

@@ -35,8 +35,9 @@ import socket
 
 import trio
 
-from ..routing import MeshReply
+from ..routing import UPSTREAM_TIMEOUT, MeshReply
 from . import _io
+from ._body import relay_response
 from ._http1 import DATA, END, HEADER_READ_TIMEOUT, HTTPError, RequestParser, reason_phrase
 from ._h2 import serve_h2
 from ._replies import render_reply
@@ -66,7 +67,52 @@ def _peer_closed(stream) -> bool:
         return True
 
 
-class Downstream:
+class Http1Answers:
+    """What the pipeline asks of an HTTP/1.1 downstream — the response relayed, a mesh reply,
+    the route deadline's 504 — for any class with ``parser``, ``stream``, ``server`` and
+    ``response_started`` and ``discard_body`` (:class:`Downstream`; the embedding API's
+    in-memory one).
+    ``_h2.H2Stream`` answers the same for an HTTP/2 stream."""
+
+    __slots__ = ()
+    grpc = False  # (an HTTP/2 stream's: the request is a gRPC call)
+    grpc_timeout = None  # (an HTTP/2 stream's: the caller's grpc-timeout, seconds)
+    relay = staticmethod(relay_response)  # (ex, pool, conn, rh, extra, reuse): the response
+
+    async def send_reply(self, ex, reply, extra=(), pending: bool = True) -> bool:
+        """Answer ``ex`` with the mesh reply ``reply``; whether the connection stays open.
+        ``pending``: the request body may still be unread (read and dropped, up to
+        :data:`DRAIN_BODY_LIMIT`, so the connection can stay open)."""
+        head = ex.head
+        parser = self.parser
+        keep = head.keep_alive and not self.server.draining
+        if keep and pending and not parser.upgraded and (parser.events or head.has_body):
+            try:
+                keep = await self.discard_body()
+            except HTTPError:
+                keep = False
+        data = render_reply(reply, flags=ex.add_flag(reply.flag), attempts=ex.attempts,
+                            extra=extra, keep_alive=keep, head_request=ex.head_request)
+        self.response_started = True
+        await self.stream.send_all(data)
+        return keep
+
+    def time_out(self, ex) -> None:
+        """The route deadline cancelled ``ex`` (its task cannot await): a 504 UT goes out with
+        one non-blocking send if no response byte has, then the connection closes."""
+        if self.response_started:
+            ex.add_flag("UT")
+            return
+        data = render_reply(UPSTREAM_TIMEOUT, flags=ex.add_flag("UT"), attempts=ex.attempts,
+                            keep_alive=False, head_request=ex.head_request)
+        self.response_started = True
+        try:
+            self.stream.sock.send(data)
+        except OSError:
+            pass
+
+
+class Downstream(Http1Answers):
     """One client connection: its stream, request parser and address."""
 
     __slots__ = ("stream", "parser", "client", "response_started", "server", "scope",
