@@ -176,3 +176,68 @@ def test_request_timeouts(mesh):
     trimesh_cli(mesh, "delete", "-f", rules("route-rule-all-v1.yaml"))
     listed = trimesh_cli(mesh, "get", "routerules", wait=False).stdout
     assert listed.strip().splitlines()[1:] == [], listed
+
+
+def test_bookinfo_through_the_ingress(mesh, tmp_path):
+    """The docs' ingress task against BookInfo (issue 15): ``trimesh run ingress`` with BookInfo's
+    ``gateway`` Ingress (samples/bookinfo/kube/bookinfo-ingress.yaml) in front of productpage's
+    sidecar. The product page answers 200 through the ingress URL, ``/login`` sets the user's
+    cookie, a path the Ingress does not expose gets 404 with ``content-length: 0`` (flag NR), and
+    the HTTPS port answers with the given certificate."""
+    import ssl
+
+    from cryptography import x509
+    from procs import free_port, spawn, trimesh_command
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("bookinfo.example")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "tls.crt"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "tls.key"))
+    entry = mesh.entry  # productpage's sidecar inbound: where the ingress sends the page
+    (tmp_path / "registry.yaml").write_text(
+        f"- {{service: productpage, address: {entry.address}, port: {entry.port}, "
+        f"labels: {{version: {entry.version}}}}}\n")
+    address = "127.0.12.50"  # in this module's block, beside the mesh's members
+    http_port, tls_port, admin = (free_port(address) for _ in range(3))
+    proc = spawn("ingress", [*trimesh_command(), "run", "ingress", "--address", address,
+                             "--port", str(http_port), "--tls-port", str(tls_port),
+                             "--tls-cert", str(tmp_path / "tls.crt"),
+                             "--tls-key", str(tmp_path / "tls.key"), "--admin-port", str(admin),
+                             "--control", "none", "--registry", str(tmp_path / "registry.yaml"),
+                             "--config", str(RULES / "bookinfo-ingress.yaml")], tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.alive(), proc.log_tail()
+            try:
+                if httpx.get(f"http://{address}:{admin}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"the ingress is not ready\n{proc.log_tail()}"
+            time.sleep(0.1)
+        base = f"http://{address}:{http_port}"
+        page = httpx.get(f"{base}/productpage", timeout=10)
+        assert page.status_code == 200 and "The Comedy of Errors" in page.text
+        view = read_page(page.text)
+        assert view.details and view.reviews
+        login = httpx.post(f"{base}/login", data={"username": "jason"}, timeout=10)
+        assert login.status_code in (200, 302)
+        assert login.headers["set-cookie"].startswith("user=jason")
+        signed_in = httpx.get(f"{base}/productpage", cookies={"user": "jason"}, timeout=10)
+        assert read_page(signed_in.text).user == "jason"
+        hidden = httpx.get(f"{base}/details/0", timeout=10)  # a path the Ingress does not list
+        assert (hidden.status_code, hidden.headers["content-length"]) == (404, "0")
+        assert hidden.headers["x-trimesh-response-flags"] == "NR"
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        ctx.check_hostname = False
+        secure = httpx.get(f"https://{address}:{tls_port}/productpage", verify=ctx, timeout=10)
+        assert secure.status_code == 200 and "The Comedy of Errors" in secure.text
+        pem = ssl.get_server_certificate((address, tls_port))
+        names = x509.load_pem_x509_certificate(pem.encode()).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        assert names == ["bookinfo.example"]
+    finally:
+        proc.stop()

@@ -114,3 +114,54 @@ def test_a_certificate_that_does_not_match_its_key_is_a_clear_error(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "a.crt" in result.stderr and "b.key" in result.stderr, result.stderr
+
+
+def test_route_rules_at_the_ingress(tmp_path):
+    """IN8: with the docs' ``status-route`` (a 4 s timeout on ``/delay/`` for requests whose
+    source is the ingress, ``istio-ingress`` ``{istio: ingress}``), ``/delay/10`` through the
+    ingress is cut at 4 s with a 504, ``/status/200`` through it is unaffected, and the same
+    kind of request from a workload inside the mesh (here the ``sleep`` sidecar, ``/delay/5`` to
+    keep the test short) does not match the rule and gets its 200 after the whole delay."""
+    host, ingress_address, sleep_address = "127.0.210.11", "127.0.210.12", "127.0.210.13"
+    port = free_port(host)
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(
+        f"- {{service: httpbin, address: {host}, port: {port}, labels: {{version: v1}}}}\n")
+    rules = tmp_path / "rules.yaml"
+    rules.write_bytes((SAMPLES_DIR / "httpbin" / "ingress" / "simple-ingress.yaml").read_bytes()
+                      + b"\n---\n"
+                      + (SAMPLES_DIR / "httpbin" / "routerules" / "status-route.yaml").read_bytes())
+    app = spawn("httpbin", [sys.executable, "-m", "trimesh.samples.httpbin", "--address", host,
+                            "--port", str(port), "--quiet"], tmp_path)
+    http, admin = free_port(ingress_address), free_port(ingress_address)
+    ingress = spawn("ingress", [*trimesh_command(), "run", "ingress", "--address",
+                                ingress_address, "--port", str(http), "--admin-port", str(admin),
+                                "--control", "none", "--registry", str(registry),
+                                "--config", str(rules)], tmp_path)
+    proxy, sleep_admin = free_port(sleep_address), free_port(sleep_address)
+    sleep = spawn("sleep", [*trimesh_command(), "run", "sidecar", "--service", "sleep",
+                            "--address", sleep_address, "--port", str(free_port(sleep_address)),
+                            "--app-address", sleep_address, "--app-port", "9",
+                            "--proxy-port", str(proxy), "--admin-port", str(sleep_admin),
+                            "--control", "none", "--registry", str(registry),
+                            "--config", str(rules)], tmp_path)
+    try:
+        _wait(lambda: httpx.get(f"http://{ingress_address}:{admin}/ready").status_code == 200,
+              "the ingress /ready", ingress)
+        _wait(lambda: httpx.get(f"http://{sleep_address}:{sleep_admin}/ready").status_code
+              == 200, "the sleep sidecar /ready", sleep)
+        base = f"http://{ingress_address}:{http}"
+        t0 = time.monotonic()
+        cut = httpx.get(f"{base}/delay/10", timeout=20)
+        elapsed = time.monotonic() - t0
+        assert cut.status_code == 504 and cut.headers["x-trimesh-response-flags"] == "UT"
+        assert 3.7 <= elapsed <= 4.3, elapsed  # the docs: 4.0 s ± 0.3 s
+        assert httpx.get(f"{base}/status/200", timeout=10).status_code == 200
+        t0 = time.monotonic()
+        inside = httpx.get(f"http://{sleep_address}:{proxy}/delay/5",
+                           headers={"host": "httpbin:8000"}, timeout=20)
+        assert inside.status_code == 200 and time.monotonic() - t0 >= 5.0
+    finally:
+        sleep.stop()
+        ingress.stop()
+        app.stop()
