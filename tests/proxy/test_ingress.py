@@ -59,3 +59,19 @@ async def test_route_rules_match_the_ingress_as_source(mesh, nursery, autojump_c
     r = await mesh.get("/delay/10", host="httpbin:8000", headers=[("x-upstream-delay", "10")])
     assert r.status == 200 and trio.current_time() - start >= 10.0
     nursery.cancel_scope.cancel()
+
+
+async def test_an_unknown_backend_is_logged_once_and_its_paths_answer_404_nr(mesh, nursery,
+                                                                            caplog):
+    text = DOCS.replace("serviceName: httpbin", "serviceName: nosuch", 1)  # /status/ only
+    assert "nosuch" in text
+    addr, log, proxy = await ingress_for(mesh, nursery, text)
+    with caplog.at_level("WARNING", logger="trimesh.ingress"):
+        r = await http_request(addr, target="/status/200", host="ingress.example")
+        assert r.status == 404 and r.headers["x-trimesh-response-flags"] == "NR"
+        assert (await http_request(addr, target="/delay/1", host="ingress.example")).status == 200
+    warned = [m.getMessage() for m in caplog.records if m.name == "trimesh.ingress"]
+    assert len(warned) == 1, warned  # once for the snapshot, not per request
+    assert "spec.rules[0].http.paths[0].backend.serviceName" in warned[0]
+    assert "'nosuch'" in warned[0]
+    nursery.cancel_scope.cancel()

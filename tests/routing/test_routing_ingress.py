@@ -90,3 +90,21 @@ def test_hosts_order_and_the_default_backend():
                      "spec:\n  backend: {serviceName: details, servicePort: 9080}\n")
     assert no_rules.match("any", "/anything") == "details:9080"
     assert repr(no_rules).startswith("<IngressTable ingresses=1")
+
+
+def test_backends_that_reach_nothing_are_problems_with_their_field_paths():
+    """An unknown backend service or a port name no instance registers is listed (the ingress
+    logs it) with the field path; the Ingress is still served — instances may yet register."""
+    t = table(ingress("gateway", path("/status/.*") + path("/nope/.*", service="nosuch")
+                      + path("/named/.*", port="grpc")))
+    assert t.objects == 1 and t.match("", "/status/1") == "httpbin:8000"
+    assert t.match("", "/nope/1") == "nosuch:8000"  # the route stage answers it (404 NR)
+    assert len(t.problems) == 2, t.problems
+    assert t.problems[0].startswith(
+        "Ingress default/gateway: spec.rules[0].http.paths[1].backend.serviceName: ")
+    assert "'nosuch'" in t.problems[0] and "nosuch.default.svc.cluster.local" in t.problems[0]
+    assert t.problems[1].startswith(
+        "Ingress default/gateway: spec.rules[0].http.paths[2].backend.servicePort: ")
+    assert "'grpc'" in t.problems[1]
+    assert table(SIMPLE).problems == []
+    assert t.statistics()["problems"] == 2

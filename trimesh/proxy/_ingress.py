@@ -16,6 +16,8 @@ The upstream sees ``Host: service:port`` (the backend), as a mesh call would.
 
 from __future__ import annotations
 
+import logging
+
 from ..routing import IngressTable, MeshReply, compile_ingress
 from ._exchange import split_target
 from ._outbound import OutboundProxy
@@ -23,6 +25,8 @@ from ._outbound import OutboundProxy
 INGRESS_SERVICE = "istio-ingress"  # the ingress's source name (IN9)
 INGRESS_LABELS = {"istio": "ingress"}
 NOT_EXPOSED = MeshReply(404, "NR", "")  # IN2: 404 with content-length 0
+
+log = logging.getLogger("trimesh.ingress")
 
 
 class IngressProxy(OutboundProxy):
@@ -51,8 +55,12 @@ class IngressProxy(OutboundProxy):
     def ingress_table(self) -> IngressTable:
         snap = self._snapshot()
         if snap is not self._ingress_of:
+            told = set(self._ingress.problems) if self._ingress is not None else set()
             self._ingress = compile_ingress(snap)
             self._ingress_of = snap
+            for problem in self._ingress.problems:
+                if problem not in told:  # once, not on every snapshot
+                    log.warning("ingress: %s", problem)
         return self._ingress
 
     async def handle(self, ex) -> bool:

@@ -21,6 +21,11 @@ Semantics, as the docs give them:
 - **servicePort**: a number, or a port name, resolved against the protocol names the service's
   instances register (``http``, ``grpc`` …: trimesh instances carry one named port each); a name no
   instance has makes that path unroutable (404), as the docs' "rejected or 404" (IN6) allows.
+- **Problems**: a backend naming a service the snapshot has no instance of, or a port name no
+  instance registers, is listed in :attr:`IngressTable.problems` with its field path
+  (``Ingress default/gateway: spec.rules[0].http.paths[1].backend.serviceName: ...``); the
+  ingress logs each once. Instances may yet arrive (discovery is live), so the Ingress is kept
+  and served: such a path answers what the route stage says for that host (404 ``NR``).
 """
 
 from __future__ import annotations
@@ -58,13 +63,15 @@ class _Path:
 class IngressTable:
     """The served Ingress objects of one snapshot, compiled (module docstring)."""
 
-    __slots__ = ("_paths", "_default", "objects", "skipped")
+    __slots__ = ("_paths", "_default", "objects", "skipped", "problems")
 
-    def __init__(self, paths: list[_Path], default: str | None, objects: int, skipped: int) -> None:
+    def __init__(self, paths: list[_Path], default: str | None, objects: int, skipped: int,
+                 problems: list[str] | None = None) -> None:
         self._paths = tuple(paths)
         self._default = default
         self.objects = objects  # Ingress objects served
         self.skipped = skipped  # Ingress objects of another class
+        self.problems = problems or []  # backends that reach nothing yet (module docstring)
 
     def match(self, authority: str, target: str) -> str | None:
         """The backend ``service:port`` for a request, or None (not exposed: 404)."""
@@ -78,7 +85,7 @@ class IngressTable:
 
     def statistics(self) -> dict[str, int]:
         return {"ingresses": self.objects, "ingresses_other_class": self.skipped,
-                "paths": len(self._paths)}
+                "paths": len(self._paths), "problems": len(self.problems)}
 
     def __repr__(self) -> str:
         return f"<IngressTable ingresses={self.objects} paths={len(self._paths)}>"
@@ -89,16 +96,25 @@ def _served(obj: Any) -> bool:
     return cls is None or cls == INGRESS_CLASS
 
 
-def _authority(snapshot: Any, backend: Any, namespace: str) -> str | None:
-    """``service:port`` for an IngressBackend, or None when a named port resolves to nothing."""
+def _authority(snapshot: Any, backend: Any, namespace: str, where: str,
+               problems: list[str]) -> str | None:
+    """``service:port`` for an IngressBackend, or None when a named port resolves to nothing;
+    a backend that reaches no instance adds a problem naming ``where`` (its field path)."""
     port = backend.service_port
     name = backend.service_name
+    fqdn = host_to_fqdn(name, namespace, snapshot.domain)
+    instances = snapshot.instances_of(fqdn)
+    if not instances:
+        problems.append(f"{where}.serviceName: no instance of service {name!r} ({fqdn}) in the "
+                        "mesh; its requests get 404 NR until one registers")
     if isinstance(port, int) or str(port).isdigit():
         return f"{name}:{int(port)}"
-    fqdn = host_to_fqdn(name, namespace, snapshot.domain)
-    for inst in snapshot.instances_of(fqdn):
+    for inst in instances:
         if inst.protocol == port:
             return f"{name}:{inst.port}"
+    if instances:
+        problems.append(f"{where}.servicePort: no instance of {name!r} registers a port named "
+                        f"{port!r}; its paths get 404")
     return None
 
 
@@ -107,18 +123,22 @@ def compile_ingress(snapshot: Any) -> IngressTable:
     paths: list[_Path] = []
     default = None
     served = skipped = 0
+    problems: list[str] = []
     for obj in sorted(snapshot.of_kind("Ingress"), key=lambda o: (o.namespace, o.name)):
         if not _served(obj):
             skipped += 1
             continue
         served += 1
         spec = obj.spec
-        for rule in spec.rules:
+        ref = f"Ingress {obj.namespace}/{obj.name}: spec"
+        for i, rule in enumerate(spec.rules):
             if rule.http is None:
                 continue
-            for p in rule.http.paths:
+            for j, p in enumerate(rule.http.paths):
+                where = f"{ref}.rules[{i}].http.paths[{j}].backend"
                 paths.append(_Path(rule.host, p.path, _authority(snapshot, p.backend,
-                                                                 obj.namespace)))
+                                                                 obj.namespace, where, problems)))
         if spec.backend is not None and default is None:
-            default = _authority(snapshot, spec.backend, obj.namespace)
-    return IngressTable(paths, default, served, skipped)
+            default = _authority(snapshot, spec.backend, obj.namespace, f"{ref}.backend",
+                                 problems)
+    return IngressTable(paths, default, served, skipped, problems)

@@ -61,6 +61,7 @@ def install_ingress(sidecar: Any, options: IngressOptions) -> IngressProxy:
         async with trio.open_nursery() as nursery:
             bound = [await nursery.start(partial(sidecar._serve_listener, server, port))
                      for server, port in servers]
+            proxy.ingress_table()  # compiled now: a backend that reaches nothing is logged at start
             task_status.started(bound)
 
     sidecar.add_child(ChildSpec("ingress", serve, description="ingress listeners (Ingress "
