@@ -89,6 +89,10 @@ CASES = [
     ("string where a number goes", rr("  precedence: high\n"), "$.spec.precedence", 8,
      "expected an integer, got the string 'high'"),
     ("list where a mapping goes", rr("  match: [a, b]\n"), "$.spec.match", 8, "expected a mapping"),
+    ("versioned route to an external service (EG7)",
+     "kind: RouteRule\nmetadata: {name: x}\nspec:\n  destination:\n    service: httpbin.org\n"
+     "  route:\n  - labels: {version: v1}\n",
+     "$.spec.route[0].labels", 7, "httpbin.org is an external service"),
     ("bad CIDR", rr("  match:\n    tcp:\n      sourceSubnet: [10.0.0.0/33]\n"),
      "$.spec.match.tcp.sourceSubnet[0]", 10, "not an IP address or CIDR"),
     ("circuit breaker ejection percent", "kind: DestinationPolicy\nmetadata: {name: p}\nspec:\n"

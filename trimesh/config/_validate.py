@@ -136,6 +136,15 @@ def _host_port(value: str | None, at: list, what: str) -> Iterator[Problem]:
 # --- traffic kinds --------------------------------------------------------------------------------
 
 
+def _external_service(dest: tr.IstioService | None) -> str | None:
+    """The host a rule names with ``destination.service`` when it is not a mesh service FQDN
+    (``<name>.<namespace>.svc.<domain>``): an external service such as ``httpbin.org``."""
+    host = dest.service if dest is not None else None
+    if not host or ".svc." in f".{host}.":
+        return None
+    return host
+
+
 def _route_rule(r: tr.RouteRule) -> Iterator[Problem]:
     yield from _service(r.destination, ["destination"], what="destination", labels_ok=False)
     if r.match is not None:
@@ -168,8 +177,14 @@ def _route_rule(r: tr.RouteRule) -> Iterator[Problem]:
         yield ["rewrite"], "a redirect cannot be combined with a rewrite"
     if r.redirect is not None and not (r.redirect.uri or r.redirect.authority):
         yield ["redirect"], "a redirect needs a uri or an authority"
+    external = _external_service(r.destination)
     total = 0
     for i, dw in enumerate(r.route):
+        if external is not None and dw.labels:
+            yield ["route", i, "labels"], (
+                f"{external} is an external service (reached under an EgressRule): a route to "
+                "it cannot pick versions by labels; remove the labels (the docs: no versioned "
+                "routing for external services)")
         if dw.weight is not None:
             if not 0 <= dw.weight <= 100:
                 yield ["route", i, "weight"], f"weight {dw.weight} is outside 0–100"
