@@ -8,6 +8,7 @@ import random
 import pytest
 
 from routing_helpers import PRODUCTPAGE, egress, req, route_rule, table
+from trimesh.errors import ConfigError
 from trimesh.routing import Forward, Reject, host_pattern_matches
 
 FOO = egress("foo-egress-rule", destination={"service": "*.foo.com"},
@@ -91,15 +92,19 @@ def test_route_rule_timeout_applies_to_egress():
 
 
 def test_retries_and_faults_apply_to_egress_but_weights_do_not():
-    """Acceptance G.82 / G.83."""
+    """Acceptance G.82 / G.83 ("rejected or ignored": rejected when written, EG7)."""
     rule = route_rule("foo-rules", destination={"service": "*.foo.com"},
-                      route=[{"labels": {"version": "v1"}, "weight": 50},
-                             {"labels": {"version": "v2"}, "weight": 50}],
+                      route=[{"weight": 100}],
                       httpReqRetries={"simpleRetry": {"attempts": 2}},
                       httpFault={"abort": {"httpStatus": 418}})
     d = decide([FOO, rule], "a.foo.com:443")
     assert d.retry.attempts == 2 and d.abort_status == 418
     assert d.external_host == "a.foo.com" and d.cluster.labels == {}
+    with pytest.raises(ConfigError, match=r"\*\.foo\.com is an external service") as info:
+        route_rule("foo-versions", destination={"service": "*.foo.com"},
+                   route=[{"labels": {"version": "v1"}, "weight": 50},
+                          {"labels": {"version": "v2"}, "weight": 50}])
+    assert "route[0].labels" in str(info.value)
 
 
 def test_a_route_rule_without_an_egress_rule_does_not_open_the_host():
