@@ -40,14 +40,14 @@ def test_demo_check_passes_and_leaves_no_process():
     assert len(verdicts) == 10 and all(v.startswith("PASS") for v in verdicts), out.stdout
     assert "check: 10 of 10 scenarios passed" in out.stdout
     ready = [line for line in lines if "] ready " in line]
-    assert len(ready) == 13  # control, 6 sidecars, 6 apps: one line each
+    assert len(ready) == 14  # control, 6 sidecars, 6 apps, the ingress: one line each
     # the sidecars find each other by gossip, and the mesh is up only once it converged
     assert "members find each other by gossip through 127.0.15.1:7946" in lines[0]
     converged = [line for line in lines if "] gossip: 7 of 7 members alive in " in line]
     assert len(converged) == 1, out.stdout
     assert lines.index(converged[0]) < lines.index(next(x for x in lines if x.startswith("PASS")))
     pids = set(_pids(out.stdout))
-    assert len(pids) == 13
+    assert len(pids) == 14  # control, six sidecars, six apps, the ingress
     assert [p for p in pids if not pid_gone(p)] == []
     assert "0 killed, 0 still running" in out.stdout
 
@@ -70,6 +70,9 @@ def test_demo_prints_url_and_commands_and_stops_on_ctrl_c():
                 break
         text = "\n".join(seen)
         assert "Product page:  http://127.0.16.2:9080/productpage" in text, text
+        assert "Through the ingress:  http://127.0.16.100:8080/productpage" in text, text
+        edge = httpx.get("http://127.0.16.100:8080/productpage", timeout=10)
+        assert edge.status_code == 200 and "The Comedy of Errors" in edge.text
         control = "--control http://127.0.16.1:15011"  # not the default: every command says so
         first = f"trimesh create -f samples/bookinfo/kube/route-rule-all-v1.yaml {control}"
         assert first in text, text
@@ -92,7 +95,7 @@ def test_demo_prints_url_and_commands_and_stops_on_ctrl_c():
         rest, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, rest
     pids = set(_pids("\n".join(seen)))
-    assert len(pids) == 13
+    assert len(pids) == 14  # control, six sidecars, six apps, the ingress
     assert "0 killed, 0 still running" in rest, rest
     assert set(_pids(rest)) == pids  # the summary names every process it started
     assert [p for p in pids if not pid_gone(p)] == []

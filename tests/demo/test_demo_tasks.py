@@ -42,6 +42,9 @@ def test_product_page_answers_200_at_the_printed_url(mesh):
     assert "The Comedy of Errors" in response.text
     view = read_page(response.text)
     assert view.details and view.reviews
+    assert mesh.ingress_url == "http://127.0.12.100:8080"  # the demo's own ingress
+    edge = mesh.load_page(ingress=True)
+    assert edge.status == 200 and edge.view.details and edge.view.reviews
 
 
 def test_trimesh_members_lists_every_sidecar_found_by_gossip(mesh):

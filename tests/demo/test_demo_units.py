@@ -188,3 +188,17 @@ def test_public_surface_and_purity():
                                   [ast.alias(node.module or "")])}
         assert not imported & {"trio", "socket", "ssl", "time", "random", "subprocess", "os"}, (
             module, imported)
+
+
+def test_a_bookinfo_plan_has_an_ingress_in_front_of_productpage_and_others_none():
+    plan = plan_mesh(BOOKINFO, python=sys.executable, block="127.0.10")
+    assert plan.ingress_address == "127.0.10.100"
+    argv = plan.ingress_argv(["trimesh"], registry="r.yaml", config="gw.yaml", access_log="a")
+    assert argv[:3] == ["trimesh", "run", "ingress"]
+    flags = dict(zip(argv[3::2], argv[4::2]))
+    assert flags["--address"] == "127.0.10.100" and flags["--port"] == "8080"
+    assert flags["--control"] == "none" and flags["--config"] == "gw.yaml"
+    assert flags["--registry"] == "r.yaml"
+    assert "127.0.10.100" not in {m.address for m in plan.members}
+    from trimesh.samples import HTTPBIN
+    assert plan_mesh(HTTPBIN, python=sys.executable, block="127.0.10").ingress_address is None

@@ -110,7 +110,7 @@ def test_demo_check_from_the_wheel_passes_from_root_and_leaves_no_process(wheel_
     assert f"BookInfo on {BLOCK}.0/24" in out.stdout
     assert "0 killed, 0 still running" in out.stdout, text
     pids = {int(p) for p in re.findall(r"\bpid (\d+)", out.stdout)}
-    assert len(pids) == 13  # control, six sidecars, six apps
+    assert len(pids) == 14  # control, six sidecars, six apps, the ingress
     assert [p for p in pids if not pid_gone(p)] == []
     assert [m for p in pids for m in group_members(p)] == []  # each led its own process group
     assert _running_from(wheel_venv) == []

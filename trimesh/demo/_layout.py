@@ -42,6 +42,9 @@ FIRST_HOST = 2  # <block>.1 is the control's
 GOSSIP_PORT = 7946  # memberlist / Serf default gossip port (trimesh.discovery.DEFAULT_PORT)
 GOSSIP_PROFILE = "local"  # memberlist's DefaultLocalConfig: fast probes on one host (gossip.md §7)
 CONTROL_MEMBER = "control@{address}"  # the control's member name (trimesh/control/_process.py)
+INGRESS_HOST = 100  # the ingress (BookInfo's edge) listens on <block>.100
+INGRESS_PORT = 8080  # its HTTP port (the docs' 80 needs root)
+INGRESS_SERVICE = "productpage"  # the BookInfo gateway Ingress sends everything there
 
 
 class WorkloadLike(Protocol):
@@ -152,6 +155,24 @@ class MeshPlan:
                 "--config-port", str(self.control_port), "--state-dir", state_dir,
                 "--gossip-port", str(self.gossip_port), "--gossip-profile", GOSSIP_PROFILE]
 
+    @property
+    def ingress_address(self) -> str | None:
+        """Where the demo's ingress listens, or None when no member is BookInfo's productpage
+        (the gateway Ingress's one backend)."""
+        if not any(m.service == INGRESS_SERVICE for m in self.members):
+            return None
+        return f"{self.block}.{INGRESS_HOST}"
+
+    def ingress_argv(self, trimesh: Sequence[str], *, registry: str, config: str,
+                     access_log: str) -> list[str]:
+        """``trimesh run ingress …`` on :attr:`ingress_address`: the Ingress objects of ``config``,
+        productpage from the static ``registry`` (its sidecar's inbound), no control."""
+        assert self.ingress_address is not None
+        return [*trimesh, "run", "ingress", "--address", self.ingress_address,
+                "--port", str(INGRESS_PORT), "--admin-port", str(ADMIN_PORT), "--control", "none",
+                "--registry", registry, "--config", config,
+                "--drain-timeout", str(DRAIN_TIMEOUT), "--access-log", access_log]
+
     def member_names(self) -> list[str]:
         """Every gossip member of the mesh: the control's, then one per sidecar."""
         return [CONTROL_MEMBER.format(address=self.control_address),
@@ -223,8 +244,9 @@ def plan_mesh(workloads: Sequence[WorkloadLike], *, python: str, block: str = DE
     the control goes on ``control_address`` (default ``<block>.1``), its gossip member on
     ``gossip_port`` there."""
     check_block(block)
-    if len(workloads) > 254 - FIRST_HOST:
-        raise ValueError(f"{len(workloads)} workloads do not fit in {block}.0/24")
+    if len(workloads) > INGRESS_HOST - FIRST_HOST:  # the hosts below the ingress's
+        raise ValueError(f"{len(workloads)} workloads do not fit in {block}.0/24 below the "
+                         f"ingress's .{INGRESS_HOST}")
     members = []
     for i, w in enumerate(workloads):
         address = f"{block}.{FIRST_HOST + i}"

@@ -59,12 +59,15 @@ from ..nursery import (
     spawn_logged,
     stop_processes,
 )
-from ..samples import BOOKINFO
+from ..samples import BOOKINFO, BOOKINFO_RULES
 from ._layout import (
+    ADMIN_PORT,
     CONTROL_PORT,
     DEFAULT_CONTROL_ADDRESS,
     DEMO_BLOCK,
     GOSSIP_PORT,
+    INGRESS_PORT,
+    INGRESS_SERVICE,
     GossipProgress,
     Member,
     MeshPlan,
@@ -186,6 +189,15 @@ def http_get(address: str, port: int, path: str, *, headers: dict[str, str] | No
         conn.close()
 
 
+def _ready(address: str, port: int) -> bool:
+    """A sidecar's (or the ingress's) admin ``/ready`` answers 200."""
+    try:
+        status, _ = http_get(address, port, "/ready", timeout=1.0)
+    except (OSError, http.client.HTTPException):
+        return False
+    return status == 200
+
+
 def _port_open(address: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -237,6 +249,7 @@ class DemoMesh:
         self.seed = seed  # sidecar i's routing RNG gets seed + i (None: unseeded)
         self.processes: list[Process] = []
         self.control_proc: Process | None = None
+        self.ingress_proc: Process | None = None  # BookInfo's edge (docs/quickstart.md)
         self.sidecars: dict[str, Process] = {}
         self.apps: dict[str, Process] = {}
         self.started_at: float | None = None
@@ -260,6 +273,12 @@ class DemoMesh:
     @property
     def page_url(self) -> str:
         return f"{self.entry.url}/productpage"
+
+    @property
+    def ingress_url(self) -> str | None:
+        """The ingress's HTTP base URL (BookInfo's gateway Ingress), or None without one."""
+        address = self.plan.ingress_address
+        return f"http://{address}:{INGRESS_PORT}" if address is not None else None
 
     def pids(self) -> list[int]:
         """Every PID the mesh started: control, sidecars and their apps."""
@@ -357,6 +376,9 @@ class DemoMesh:
                 raise self._failed(first, f"not ready after {timeout:.0f}s (waiting for "
                                           f"{', '.join(waiting)})")
             time.sleep(POLL_INTERVAL)
+        if self.plan.ingress_address is not None:
+            self._start_ingress(deadline)
+            report(self.ingress_proc, f"{self.ingress_url} (admin :{ADMIN_PORT})")
         seconds = self.wait_gossip()
         if note is not None:
             assert self.gossip is not None
@@ -365,6 +387,22 @@ class DemoMesh:
                  f"{len(plan.members)} instances (seed {plan.join})")
         self.up_at = self._elapsed()
         self.ready = True
+
+    def _start_ingress(self, deadline: float) -> None:
+        """``trimesh run ingress`` with BookInfo's gateway Ingress (the package's
+        ``bookinfo-ingress.yaml``), productpage from a one-line registry: its sidecar's inbound."""
+        pp = self.plan.member(INGRESS_SERVICE)
+        registry = self.log_dir / "ingress-registry.yaml"
+        registry.write_text(f"- {{service: {pp.service}, namespace: {pp.namespace}, address: "
+                            f"{pp.address}, port: {pp.port}, labels: {{version: {pp.version}}}}}\n")
+        argv = self.plan.ingress_argv(self.trimesh, registry=str(registry),
+                                      config=str(BOOKINFO_RULES / "bookinfo-ingress.yaml"),
+                                      access_log=str(self.log_dir / "ingress-access.log"))
+        proc = self.ingress_proc = self._spawn("ingress", argv, "ingress")
+        address = self.plan.ingress_address
+        assert address is not None
+        self._wait(proc, lambda: _ready(address, ADMIN_PORT), deadline, "the ingress ready")
+        proc.ready_at = self._elapsed()
 
     def members(self) -> list[dict[str, Any]]:
         """The control's ``GET /v1/members`` rows (what ``trimesh members -o json`` prints)."""
@@ -421,11 +459,7 @@ class DemoMesh:
         return status == 200
 
     def _sidecar_ready(self, m: Member) -> bool:
-        try:
-            status, _ = http_get(m.address, m.admin_port, "/ready", timeout=1.0)
-        except (OSError, http.client.HTTPException):
-            return False
-        return status == 200
+        return _ready(m.address, m.admin_port)
 
     def _app_ready(self, m: Member) -> Process | None:
         """The app's Process once it runs (and, for a server, accepts connections)."""
@@ -458,7 +492,8 @@ class DemoMesh:
         (idempotent). A second Ctrl-C while waiting SIGKILLs everything at once."""
         began = time.monotonic()
         try:
-            stop_processes([p.handle for p in self.sidecars.values()], timeout)
+            edge = [self.ingress_proc.handle] if self.ingress_proc is not None else []
+            stop_processes(edge + [p.handle for p in self.sidecars.values()], timeout)
             # apps whose sidecar died without stopping them, in what is left of the grace period
             stop_processes([a.handle for a in self.apps.values() if a.alive()],
                            max(0.0, began + timeout - time.monotonic()))
@@ -474,12 +509,16 @@ class DemoMesh:
 
     # -- using it ---------------------------------------------------------------------------
     def load_page(self, *, user: str | None = None, path: str = "/productpage",
-                  timeout: float = PAGE_TIMEOUT) -> PageLoad:
-        """GET the product page at the entry point, as ``user`` (the cookie /login sets)."""
+                  timeout: float = PAGE_TIMEOUT, ingress: bool = False) -> PageLoad:
+        """GET the product page at the entry point (``ingress``: through the ingress), as
+        ``user`` (the cookie /login sets)."""
         headers = {"cookie": f"user={user}"} if user else {}
+        address, port = self.entry.address, self.entry.port
+        if ingress:
+            assert self.plan.ingress_address is not None, "this mesh has no ingress"
+            address, port = self.plan.ingress_address, INGRESS_PORT
         began = time.monotonic()
-        status, body = http_get(self.entry.address, self.entry.port, path, headers=headers,
-                                timeout=timeout)
+        status, body = http_get(address, port, path, headers=headers, timeout=timeout)
         elapsed = time.monotonic() - began
         self.page_loads += 1
         text = body.decode("utf-8", "replace")

@@ -198,6 +198,9 @@ def _serve(mesh: DemoMesh, echo: Echo, err: Echo) -> bool:
     """Print where to look and what to try, then wait; True when a process died on its own."""
     echo("")
     echo(f"Product page:  {mesh.page_url}")
+    if mesh.ingress_url is not None:
+        echo(f"Through the ingress:  {mesh.ingress_url}/productpage  (BookInfo's gateway "
+             "Ingress, trimesh run ingress)")
     echo('Sign in as "jason" there (any password) to be the docs\' test user.')
     echo("")
     echo(f"The sidecars found each other by gossip (seed {mesh.plan.join}); "

@@ -6,7 +6,8 @@ replace, delete), waiting until every sidecar shows the new revision (the docs' 
 seconds"), then loading the product page at the entry point like a browser (jason = the
 ``user=jason`` cookie ``/login`` sets):
 
-1. the product page answers 200 (details and reviews present);
+1. the product page answers 200 (details and reviews present), at productpage's sidecar and
+   through the ingress;
 2. request routing, no rules: reviews v1, v2, v3 in turn (§2.1);
 3. request routing, ``route-rule-all-v1``: never stars (§2.2);
 4. request routing, ``route-rule-reviews-test-v2``: jason black stars, others none (§2.3);
@@ -99,9 +100,14 @@ class Tasks:
     def product_page(self) -> v.Verdict:
         page = self.mesh.load_page()
         ok = page.status == 200 and page.view.details and page.view.reviews
-        return v.Verdict(ok, f"{page.status} in {page.elapsed:.2f}s at {self.mesh.page_url} "
-                             f"(details {'shown' if page.view.details else 'missing'}, reviews "
-                             f"{'shown' if page.view.reviews else 'missing'})")
+        summary = (f"{page.status} in {page.elapsed:.2f}s at {self.mesh.page_url} (details "
+                   f"{'shown' if page.view.details else 'missing'}, reviews "
+                   f"{'shown' if page.view.reviews else 'missing'})")
+        if self.mesh.ingress_url is not None:
+            edge = self.mesh.load_page(ingress=True)
+            ok = ok and edge.status == 200 and edge.view.details and edge.view.reviews
+            summary += f"; through the ingress {edge.status}"
+        return v.Verdict(ok, summary)
 
     def no_rules_cycle(self) -> v.Verdict:
         with self.mesh.client() as client:
