@@ -100,6 +100,13 @@ def test_the_docs_ingress_task(ingress):
     out = subprocess.run([curl, "-sk", f"{ingress['https']}/status/200", "-o", "/dev/null",
                           "-w", "%{http_code}"], capture_output=True, text=True, timeout=30)
     assert out.stdout == "200"
+    # HTTP/2 at the edge: ALPN h2 over the same certificate, and prior knowledge on plain HTTP
+    for flag, url in (("--http2", f"{ingress['https']}/status/200"),
+                      ("--http2-prior-knowledge", f"{base}/status/200")):
+        out = subprocess.run([curl, "-sk", flag, url, "-o", "/dev/null",
+                              "-w", "%{http_code} %{http_version}"], capture_output=True,
+                             text=True, timeout=30)
+        assert out.stdout == "200 2", (flag, out.stdout, out.stderr)
 
 
 def test_a_certificate_that_does_not_match_its_key_is_a_clear_error(tmp_path):

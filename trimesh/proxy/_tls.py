@@ -55,11 +55,13 @@ def server_context(chain_path: str, key_path: str, root_path: str) -> ssl.SSLCon
 
 def edge_context(cert_path: str, key_path: str) -> ssl.SSLContext:
     """The ingress's HTTPS listener (``--tls-cert``/``--tls-key``): one certificate for every
-    client, no client certificate asked for (the docs' secure ingress, IN7)."""
+    client, no client certificate asked for (the docs' secure ingress, IN7). ALPN offers ``h2``
+    and ``http/1.1``: a client that picks ``h2`` sends the HTTP/2 preface, which the listener
+    recognises as on a cleartext port (docs/protocols.md)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert_path, key_path)
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(ALPN_PROTOCOLS)
     return ctx
 
 
