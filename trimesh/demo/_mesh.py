@@ -281,7 +281,7 @@ class DemoMesh:
         return f"http://{address}:{INGRESS_PORT}" if address is not None else None
 
     def pids(self) -> list[int]:
-        """Every PID the mesh started: control, sidecars and their apps."""
+        """Every PID the mesh started: control, sidecars, their apps and the ingress."""
         return [p.pid for p in self.processes]
 
     def statistics(self) -> dict[str, Any]:

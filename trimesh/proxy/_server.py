@@ -69,10 +69,9 @@ def _peer_closed(stream) -> bool:
 
 class Http1Answers:
     """What the pipeline asks of an HTTP/1.1 downstream — the response relayed, a mesh reply,
-    the route deadline's 504 — for any class with ``parser``, ``stream``, ``server`` and
+    the route deadline's 504 — for any class with ``parser``, ``stream``, ``server``,
     ``response_started`` and ``discard_body`` (:class:`Downstream`; the embedding API's
-    in-memory one).
-    ``_h2.H2Stream`` answers the same for an HTTP/2 stream."""
+    in-memory one). ``_h2.H2Stream`` answers the same for an HTTP/2 stream."""
 
     __slots__ = ()
     grpc = False  # (an HTTP/2 stream's: the request is a gRPC call)
