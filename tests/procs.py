@@ -11,8 +11,12 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
+import pytest
 
 from trimesh.nursery import GroupPopen, log_tail, spawn_logged
 
@@ -62,3 +66,23 @@ def spawn(name: str, argv: list[str], log_dir: Path, env: dict | None = None) ->
     popen = spawn_logged(argv, log_path, name=name,
                          env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     return Proc(name=name, popen=popen, log_path=log_path)
+
+
+def wait_until(predicate, timeout: float, what: str, proc: Proc | None = None,
+               interval: float = 0.05):
+    """Poll ``predicate`` (bounded) until it returns a truthy value; fail with the process log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except (OSError, httpx.HTTPError):
+            value = None
+        if value:
+            return value
+        if proc is not None and not proc.alive():
+            pytest.fail(f"{proc.name} exited with {proc.popen.returncode} while waiting for "
+                        f"{what}:\n{proc.log_tail()}")
+        if time.monotonic() > deadline:
+            tail = f":\n{proc.log_tail()}" if proc is not None else ""
+            pytest.fail(f"timed out after {timeout} s waiting for {what}{tail}")
+        time.sleep(interval)

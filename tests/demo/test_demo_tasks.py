@@ -190,7 +190,7 @@ def test_bookinfo_through_the_ingress(mesh, tmp_path):
     import ssl
 
     from cryptography import x509
-    from procs import free_port, spawn, trimesh_command
+    from procs import free_port, spawn, trimesh_command, wait_until
 
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
@@ -210,16 +210,8 @@ def test_bookinfo_through_the_ingress(mesh, tmp_path):
                              "--control", "none", "--registry", str(tmp_path / "registry.yaml"),
                              "--config", str(RULES / "bookinfo-ingress.yaml")], tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.alive(), proc.log_tail()
-            try:
-                if httpx.get(f"http://{address}:{admin}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"the ingress is not ready\n{proc.log_tail()}"
-            time.sleep(0.1)
+        wait_until(lambda: httpx.get(f"http://{address}:{admin}/ready", timeout=2).status_code
+                   == 200, 30, "the ingress /ready", proc)
         base = f"http://{address}:{http_port}"
         page = httpx.get(f"{base}/productpage", timeout=10)
         assert page.status_code == 200 and "The Comedy of Errors" in page.text

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
-from procs import STOP_TIMEOUT, Proc, free_port, spawn, trimesh_command  # noqa: F401  (re-exported)
+from procs import STOP_TIMEOUT, Proc, free_port, spawn, trimesh_command, wait_until  # noqa: F401  (re-exported)
 
 READY_TIMEOUT = 20.0  # seconds to wait for a process's readiness (2 shared cores, cold imports)
 CONFIG_TIMEOUT = 10.0  # seconds to wait for the sidecar to show a new config
@@ -74,26 +73,6 @@ def next_address() -> str:
 
 
 # -- processes -------------------------------------------------------------------------------
-
-
-def wait_until(predicate, timeout: float, what: str, proc: Proc | None = None,
-               interval: float = 0.05):
-    """Poll ``predicate`` (bounded) until it returns a truthy value; fail with the process log."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except (OSError, httpx.HTTPError):
-            value = None
-        if value:
-            return value
-        if proc is not None and not proc.alive():
-            pytest.fail(f"{proc.name} exited with {proc.popen.returncode} while waiting for "
-                        f"{what}:\n{proc.log_tail()}")
-        if time.monotonic() > deadline:
-            tail = f":\n{proc.log_tail()}" if proc is not None else ""
-            pytest.fail(f"timed out after {timeout} s waiting for {what}{tail}")
-        time.sleep(interval)
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from procs import free_port, spawn, trimesh_command
+from procs import free_port, spawn, trimesh_command, wait_until
 from trimesh.samples import SAMPLES_DIR
 
 from e2e_harness import require_tool
@@ -21,20 +21,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ADDRESS = "127.0.210.1"  # the ingress
 HTTPBIN = "127.0.210.2"
 START_TIMEOUT = 30.0
-
-
-def _wait(predicate, what: str, proc) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            pytest.fail(f"{what}: the process exited\n{proc.log_tail()}")
-        try:
-            if predicate():
-                return
-        except (httpx.HTTPError, OSError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{what} not within {START_TIMEOUT}s\n{proc.log_tail()}")
 
 
 @pytest.fixture
@@ -61,8 +47,8 @@ def ingress(tmp_path):
                              "--config", str(tmp_path / "ingress.yaml"), "--seed", "7"],
                  tmp_path)
     try:
-        _wait(lambda: httpx.get(f"http://{ADDRESS}:{admin}/ready").status_code == 200,
-              "the ingress /ready", proc)
+        wait_until(lambda: httpx.get(f"http://{ADDRESS}:{admin}/ready").status_code == 200,
+                   START_TIMEOUT, "the ingress /ready", proc)
         yield {"http": f"http://{ADDRESS}:{http}", "https": f"https://{ADDRESS}:{https}",
                "ca": ca, "proc": proc, "dir": tmp_path, "port": port}
     finally:
@@ -153,10 +139,10 @@ def test_route_rules_at_the_ingress(tmp_path):
                             "--control", "none", "--registry", str(registry),
                             "--config", str(rules)], tmp_path)
     try:
-        _wait(lambda: httpx.get(f"http://{ingress_address}:{admin}/ready").status_code == 200,
-              "the ingress /ready", ingress)
-        _wait(lambda: httpx.get(f"http://{sleep_address}:{sleep_admin}/ready").status_code
-              == 200, "the sleep sidecar /ready", sleep)
+        for addr, port, proc in ((ingress_address, admin, ingress),
+                                 (sleep_address, sleep_admin, sleep)):
+            wait_until(lambda: httpx.get(f"http://{addr}:{port}/ready").status_code == 200,
+                       START_TIMEOUT, f"{proc.name} /ready", proc)
         base = f"http://{ingress_address}:{http}"
         t0 = time.monotonic()
         cut = httpx.get(f"{base}/delay/10", timeout=20)
