@@ -91,7 +91,7 @@ async def test_plan_for_registrations_uses_their_own_counter():
     assert plan.puts == [Put(key, 1, {"instances": [
         {"service": "vm", "address": "10.0.0.1", "port": 80, "namespace": "default",
          "protocol": "http", "labels": {"app": "vm"}, "service_account": "default",
-         "healthy": True, "domain": "cluster.local"}]})]
+         "healthy": True, "domain": "cluster.local", "annotations": {}}]})]
     await store.deregister(reg.key)
     plan = plan_publication({}, [ConfigEntry(*key, 1, "c", {"instances": []})], origin="c",
                             config_floor=100, instance_floor=store.revision)

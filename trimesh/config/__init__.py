@@ -3,7 +3,10 @@
 from ._duration import Duration as Duration
 from ._duration import format_duration as format_duration
 from ._duration import parse_duration as parse_duration
+from ._instances import AUTH_ANNOTATION as AUTH_ANNOTATION
+from ._instances import AUTH_MODES as AUTH_MODES
 from ._instances import PROTOCOLS as PROTOCOLS
+from ._instances import annotation_problem as annotation_problem
 from ._instances import ServiceInstance as ServiceInstance
 from ._instances import make_instance as make_instance
 from ._kinds import KindInfo as KindInfo

@@ -17,6 +17,7 @@ from ._attempts import RELAY as RELAY
 from ._attempts import RESET as RESET
 from ._attempts import RESPONSE as RESPONSE
 from ._attempts import ROUTE_TIMEOUT as ROUTE_TIMEOUT
+from ._attempts import SECURE_NAMING as SECURE_NAMING
 from ._attempts import AttemptState as AttemptState
 from ._attempts import GiveUp as GiveUp
 from ._attempts import Relay as Relay
@@ -45,6 +46,11 @@ from ._health import HealthState as HealthState
 from ._ingress import IngressTable as IngressTable
 from ._ingress import compile_ingress as compile_ingress
 from ._match import host_pattern_matches as host_pattern_matches
+from ._mtls import MTLS as MTLS
+from ._mtls import inbound_mtls as inbound_mtls
+from ._mtls import instance_uses_mtls as instance_uses_mtls
+from ._mtls import secure_endpoints as secure_endpoints
+from ._mtls import spiffe_uri as spiffe_uri
 from ._outlier import OutlierConfig as OutlierConfig
 from ._outlier import OutlierDetector as OutlierDetector
 from ._policy import BASE_RETRY_INTERVAL as BASE_RETRY_INTERVAL
@@ -57,6 +63,7 @@ from ._table import RouteTable as RouteTable
 from ._table import compile_routes as compile_routes
 from ._replies import NO_HEALTHY_UPSTREAM as NO_HEALTHY_UPSTREAM
 from ._replies import OVERFLOW as OVERFLOW
+from ._replies import SECURE_NAMING_FAILURE as SECURE_NAMING_FAILURE
 from ._replies import UPSTREAM_FAILURE as UPSTREAM_FAILURE
 from ._replies import UPSTREAM_TIMEOUT as UPSTREAM_TIMEOUT
 from ._replies import MeshReply as MeshReply
@@ -80,5 +87,6 @@ __all__ = [
     "OVERFLOW_BODY", "OVERFLOW_FLAG", "OVERFLOW_STATUS", "OVERLOADED_HEADER", "Admission",
     "BreakerLimits", "CircuitBreaker", "RetryBudget", "HEALTHY_THRESHOLD",
     "IMMEDIATE_FAIL_STATUSES", "UNHEALTHY_THRESHOLD", "HealthState", "OutlierConfig",
-    "OutlierDetector",
+    "OutlierDetector", "SECURE_NAMING", "SECURE_NAMING_FAILURE", "MTLS", "inbound_mtls",
+    "instance_uses_mtls", "secure_endpoints", "spiffe_uri",
 ]

@@ -20,6 +20,10 @@ Outcomes (what one try produced):
     The route's overall timeout passed (``httpReqTimeout``, including retries).
 ``NO_HOST``
     The cluster had no available instance to try.
+``SECURE_NAMING``
+    Mutual TLS: the server's certificate does not carry the identity the registry names for the
+    instance (or this sidecar holds no certificate to connect with). Nothing was sent; another
+    instance may be tried.
 
 Steps:
 
@@ -42,7 +46,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._replies import NO_HEALTHY_UPSTREAM, UPSTREAM_FAILURE, UPSTREAM_TIMEOUT, MeshReply
+from ._replies import (NO_HEALTHY_UPSTREAM, SECURE_NAMING_FAILURE, UPSTREAM_FAILURE,
+                       UPSTREAM_TIMEOUT, MeshReply)
 
 RESPONSE = "response"
 CONNECT_FAILURE = "connect_failure"
@@ -50,6 +55,7 @@ RESET = "reset"
 PER_TRY_TIMEOUT = "per_try_timeout"
 ROUTE_TIMEOUT = "route_timeout"
 NO_HOST = "no_host"
+SECURE_NAMING = "secure_naming"
 
 # What each failed outcome answers when no try is left (one table: the only place the proxy's
 # give-up replies are chosen).
@@ -59,6 +65,7 @@ _GIVE_UP: dict[str, MeshReply] = {
     PER_TRY_TIMEOUT: UPSTREAM_TIMEOUT,
     ROUTE_TIMEOUT: UPSTREAM_TIMEOUT,
     NO_HOST: NO_HEALTHY_UPSTREAM,
+    SECURE_NAMING: SECURE_NAMING_FAILURE,
 }
 
 

@@ -71,19 +71,22 @@ class Cluster:
     __slots__ = ("name", "fqdn", "labels", "instances", "balancer", "policy", "circuit_breaker",
                  "limits", "outlier_config", "detection", "retry_budget", "_hosts", "_endpoints",
                  "_by_endpoint", "_state", "_gen", "_panic", "_healthy", "_eligible",
-                 "_eligible_states")
+                 "_eligible_states", "secure")
 
     def __init__(self, fqdn: str, labels: dict[str, str] | None, instances: Sequence[Any],
                  balancer: Balancer, *, policy: Any = None,
                  host_states: dict[tuple[str, int], HostState] | None = None,
                  state: ClusterState | None = None, name: str | None = None,
-                 retry_budget: RetryBudget | None = DEFAULT_BUDGET) -> None:
+                 retry_budget: RetryBudget | None = DEFAULT_BUDGET,
+                 secure: dict[tuple[str, int], tuple] | None = None) -> None:
         self.fqdn = fqdn
         self.labels = dict(labels or {})
         self.name = name or cluster_name(fqdn, self.labels)
         self.instances: tuple[Any, ...] = tuple(instances)
         self.balancer = balancer
         self.policy = policy  # the ConfigObject of the DestinationPolicy that applies, or None
+        # mutual TLS: {endpoint: secure endpoint} for the instances called with mTLS (_mtls.py)
+        self.secure = secure
         spec = getattr(policy, "spec", None)
         cb = getattr(spec, "circuit_breaker", None)
         self.circuit_breaker = cb.simple_cb if cb is not None else None

@@ -11,6 +11,7 @@ policy (``_attempts.py``) and future stages (Mixer denials, rate limits) return 
 | :data:`NO_ROUTE` | 404 | NR | no route to the host (``RouteTable.decide`` builds it with the host) |
 | :data:`NO_HEALTHY_UPSTREAM` | 503 | UH | the cluster has no available instance |
 | :data:`UPSTREAM_FAILURE` | 503 | UF | connect failure or reset before the response head |
+| :data:`SECURE_NAMING_FAILURE` | 503 | UF | mutual TLS: the upstream's identity is not the one the registry names |
 | :data:`UPSTREAM_TIMEOUT` | 504 | UT | the route or per-try timeout passed |
 | :data:`OVERFLOW` | 503 | UO | the circuit breaker refused the request (``x-envoy-overloaded``) |
 | :func:`fault_abort` | the fault's | FI | a RouteRule ``httpFault.abort`` |
@@ -47,6 +48,8 @@ class MeshReply:
 
 NO_HEALTHY_UPSTREAM = MeshReply(503, "UH", "no healthy upstream")
 UPSTREAM_FAILURE = MeshReply(503, "UF", "upstream connect error or disconnect/reset before headers")
+SECURE_NAMING_FAILURE = MeshReply(
+    503, "UF", "upstream identity check failed: not the service account the registry names")
 UPSTREAM_TIMEOUT = MeshReply(504, "UT", "upstream request timeout")
 OVERFLOW = MeshReply(OVERFLOW_STATUS, OVERFLOW_FLAG, OVERFLOW_BODY, (OVERLOADED_HEADER,))
 

@@ -44,6 +44,7 @@ from ..config import DEFAULT_NAMESPACE, resolve_service, service_domain
 from ._balancers import DEFAULT_BALANCER, HostState, make_balancer
 from ._cluster import Cluster, ClusterState, cluster_name
 from ._health import HealthState
+from ._mtls import secure_endpoints
 from ._match import compile_string_match, host_pattern_matches, mesh_fqdn, source_matches, \
     split_host_port
 from ._policy import DEFAULT_TIMEOUT, RETRIES_HEADER, TIMEOUT_HEADER, FaultRoll, RetryPolicy, \
@@ -241,7 +242,8 @@ class RouteTable:
             prev = self._prev_clusters.get(name)
             c = Cluster(fqdn, labels, insts, self._balancer_for(policy), policy=policy,
                         host_states=self._host_states,
-                        state=prev.state if prev is not None else ClusterState(), name=name)
+                        state=prev.state if prev is not None else ClusterState(), name=name,
+                        secure=secure_endpoints(self.snapshot.mesh_config, insts))
             self._clusters[name] = c
         return c
 
