@@ -128,13 +128,14 @@ class _MemoryStream:
 class _MemoryDownstream(Http1Answers):
     """One in-memory request/response exchange shaped like trimesh.proxy's Downstream."""
 
-    __slots__ = ("armed", "client", "client_gone", "parser", "response", "response_started",
+    __slots__ = ("armed", "client", "peer", "client_gone", "parser", "response", "response_started",
                  "scope", "server", "soft", "stream", "upstream")
 
     def __init__(self, client: str, body: AsyncIterator[bytes] | None, send=None) -> None:
         self.response = ResponseParser()
         self.parser = RequestParser()
         self.client = client
+        self.peer = None  # an in-process caller presents no certificate
         self.response_started = False
         self.server = _SERVER
         self.scope = trio.CancelScope()

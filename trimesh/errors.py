@@ -76,6 +76,11 @@ class UpstreamConnectError(UpstreamError):
     """No connection to the upstream could be made (refused, unreachable, connect timeout)."""
 
 
+class UpstreamIdentityError(UpstreamConnectError):
+    """Mutual TLS: the upstream's certificate does not carry the identity the registry names for
+    it (secure naming), or this side holds no certificate to connect with."""
+
+
 class UpstreamResetError(UpstreamError):
     """The upstream connection broke, or the upstream sent a malformed response, before the
     response head arrived."""

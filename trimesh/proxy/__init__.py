@@ -38,6 +38,8 @@ from ._tcp import TcpProxy as TcpProxy
 from ._tcp import TcpServer as TcpServer
 from ._tcp import relay as relay
 from ._tls import TlsStream as TlsStream
+from ._tls import MeshTls as MeshTls
+from ._tls import Peer as Peer
 from ._tls import client_context as client_context
 from ._tls import edge_context as edge_context
 from ._tls import tls_handshake as tls_handshake

@@ -73,6 +73,7 @@ class Exchange:
             self.flags, self.upstream, self.cluster_name, self.rule,
             now - self.start, self.attempts, self.request_id, self.scheme,
             source_ip=self.down.client,
+            source_user=(peer.principal or "") if (peer := self.down.peer) is not None else "",
             destination_service=fwd.fqdn if fwd is not None else "",
             request_size=head.content_length if head.content_length is not None else (
                 0 if not head.has_body else -1),

@@ -157,7 +157,7 @@ class H2Stream:
 
     __slots__ = ("session", "stream_id", "head", "parser", "client", "server", "scope", "armed",
                  "expired", "upstream", "soft", "client_gone", "response_started", "grpc",
-                 "grpc_timeout", "reset", "done", "_wake", "_window")
+                 "grpc_timeout", "reset", "done", "_wake", "_window", "peer")
 
     def __init__(self, session: "H2Session", stream_id: int, head: H2Head) -> None:
         self.session = session
@@ -165,6 +165,7 @@ class H2Stream:
         self.head = head
         self.parser = _Events()
         self.client = session.client
+        self.peer = session.peer  # the verified client's _tls.Peer under mutual TLS
         self.server = session.server
         self.scope = trio.CancelScope()
         self.armed = None
@@ -404,6 +405,7 @@ class H2Session:
         self.handler = handler
         self.stream = stream
         self.client = client
+        self.peer = None  # the verified client's _tls.Peer (serve_h2's peer)
         config = h2.config.H2Configuration(client_side=False, header_encoding="latin-1",
                                            validate_inbound_headers=True)
         self.conn = h2.connection.H2Connection(config=config)
@@ -642,9 +644,11 @@ class H2Session:
         return f"<H2Session {self.client} streams={len(self.streams)} opened={self.opened}>"
 
 
-async def serve_h2(server, handler, stream, client: str, first: bytes) -> H2Session:
+async def serve_h2(server, handler, stream, client: str, first: bytes, *,
+                   peer=None) -> H2Session:
     """Serve an HTTP/2 connection whose first bytes (``first``) are already read."""
     session = H2Session(server, handler, stream, client)
+    session.peer = peer
     server.h2_sessions.add(session)
     try:
         await session.serve(first)

@@ -366,6 +366,7 @@ class H2Pool:
 
     def __init__(self, connect_timeout: float = 1.0) -> None:
         self.connect_timeout = connect_timeout
+        self.mtls = None  # the sidecar's _tls.MeshTls, for mutual-TLS endpoints
         self._conns: dict[tuple, list[H2UpConnection]] = {}
         self._opening: dict[tuple, trio.Event] = {}  # endpoint -> set when its connect ends
         self.connects = 0
@@ -393,7 +394,10 @@ class H2Pool:
         self.connects += 1
         try:
             with trio.fail_after(self.connect_timeout):
-                stream = await _io.connect(endpoint[0], endpoint[1])
+                if len(endpoint) > 2:  # (address, port, "mtls", identity): _tls.MeshTls
+                    stream = await self.mtls.connect(endpoint)
+                else:
+                    stream = await _io.connect(endpoint[0], endpoint[1])
         except trio.TooSlowError:
             raise UpstreamConnectError(
                 f"connect to {endpoint[0]}:{endpoint[1]} timed out") from None

@@ -10,7 +10,10 @@ A peer of the outbound side on the same pipeline (``_pipeline.py``); its own sta
    inbound calls it (authentication and the Mixer check and quota plug in here);
 3. route: always the app (:attr:`InboundProxy.route`, a ``Forward`` to ``--app-address:--app-port``
    with no cluster, no retries and no route timeout — the caller's side owns those);
-4. the app's head: hop-by-hop fields, ``Expect`` and ``x-envoy-*`` control fields dropped.
+4. the app's head: hop-by-hop fields, ``Expect`` and ``x-envoy-*`` control fields dropped;
+   ``x-forwarded-client-cert`` is always dropped and, under mutual TLS, set from the verified
+   client certificate (``By=<this sidecar>;Hash=…;URI=<caller>``, trimesh/proxy/_tls.py ``Peer``),
+   so no caller can claim an identity in a header.
 
 The shared stages then read the body, try once on a pooled connection to the app (503 UF when it
 cannot be reached) and relay the response. Relayed responses get no ``x-trimesh-attempts``: the
@@ -30,6 +33,7 @@ from ._pipeline import Pipeline
 from ._upgrade import relay_upgrade
 
 APP_CLUSTER = "inbound|app"  # the access log's cluster name for the app
+XFCC = "x-forwarded-client-cert"
 
 
 class InboundProxy(Pipeline):
@@ -80,7 +84,7 @@ class InboundProxy(Pipeline):
                     hdrs.append((n, v))
                 continue
             if ((named is not None and n in named) or n == "expect" or n.startswith("x-envoy-")
-                    or (private and n in private)):
+                    or n == XFCC or (private and n in private)):
                 continue
             if n == "x-request-id":
                 request_id = v
@@ -92,6 +96,9 @@ class InboundProxy(Pipeline):
             request_id = self._ids.next()
             hdrs.append(("x-request-id", request_id))
         ex.request_id = request_id
+        peer = ex.down.peer
+        if peer is not None:
+            hdrs.append((XFCC, peer.xfcc))
         if tracer is not None:
             trace = ex.trace = tracer.span(b3)
             hdrs.extend(trace.headers())

@@ -254,6 +254,11 @@ def close_listener(listener: socket.socket) -> None:
 async def connect(host: str, port: int):
     """Connect to ``host:port`` (an IP literal, or a name resolved with trio's getaddrinfo) and
     return a stream. Raises OSError on failure."""
+    return make_stream(await connect_socket(host, port))
+
+
+async def connect_socket(host: str, port: int) -> socket.socket:
+    """:func:`connect`'s connected non-blocking socket, before a stream wraps it (TLS)."""
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         socket.inet_pton(family, host)
@@ -278,4 +283,4 @@ async def connect(host: str, port: int):
         trio.lowlevel.notify_closing(sock)
         sock.close()
         raise
-    return make_stream(sock)
+    return sock

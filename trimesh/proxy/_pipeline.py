@@ -38,9 +38,11 @@ import math
 
 import trio
 
-from ..errors import UpstreamConnectError, UpstreamError, UpstreamResetError, UpstreamTimeoutError
+from ..errors import (UpstreamConnectError, UpstreamError, UpstreamIdentityError,
+                      UpstreamResetError, UpstreamTimeoutError)
 from ..routing import (CONNECT_FAILURE, NO_HOST, OVERFLOW, PER_TRY_TIMEOUT, RELAY, RESET,
-                       RESPONSE, ROUTE_TIMEOUT, UPSTREAM_TIMEOUT, AttemptState, GiveUp, Retry)
+                       RESPONSE, ROUTE_TIMEOUT, SECURE_NAMING, UPSTREAM_TIMEOUT, AttemptState,
+                       GiveUp, Retry)
 from ._body import ATTEMPTS_HEADER, read_and_frame
 from ._exchange import Exchange, RequestIds
 from ._h2up import H2_PROTOCOLS, H2Pool, H2ResponseHead, h2_exchange, h2_request_fields
@@ -52,6 +54,7 @@ _ONE_ATTEMPT = ((ATTEMPTS_HEADER, "1"),)  # the usual extra response header (nev
 # The one map from the I/O layer's errors to attempt outcomes (trimesh/routing/_attempts.py).
 OUTCOMES: dict[type, str] = {
     UpstreamConnectError: CONNECT_FAILURE,
+    UpstreamIdentityError: SECURE_NAMING,
     UpstreamResetError: RESET,
     UpstreamTimeoutError: PER_TRY_TIMEOUT,
 }
@@ -95,6 +98,7 @@ class Pipeline:
         self._cx_waiters: dict[str, trio.Event] = {}
         self._ids = RequestIds(rng)
         self.h2_pool = H2Pool(connect_timeout=pool.connect_timeout)  # HTTP/2 upstreams
+        self.h2_pool.mtls = pool.mtls  # mutual TLS to sidecars, as the HTTP/1.1 pool does
         self.app_h2 = False  # the inbound's app speaks HTTP/2 (--protocol http2/grpc)
 
     async def __call__(self, down, head) -> bool:
@@ -147,7 +151,7 @@ class Pipeline:
             if endpoint is None:
                 step = state.after(NO_HOST, None, now, self.rng)
             else:
-                state.started(endpoint)
+                state.started(endpoint if inst is None else inst.endpoint)
                 outcome, conn, rh = await self._try(ex, state, inst, endpoint)
                 now = trio.current_time()
                 status = rh.status if rh is not None else None
@@ -193,9 +197,13 @@ class Pipeline:
             if fwd.egress_tls:
                 return None, (host, fwd.external_port or 443, "tls")
             return None, (host, fwd.external_port or 80)
-        inst = fwd.cluster.pick(self.rng, now, state.tried)
+        cluster = fwd.cluster
+        inst = cluster.pick(self.rng, now, state.tried)
         if inst is None:
             return None, None
+        secure = cluster.secure  # mutual TLS: (address, port, "mtls", identity)
+        if secure is not None:
+            return inst, secure.get(inst.endpoint, inst.endpoint)
         return inst, inst.endpoint
 
     async def _try(self, ex: Exchange, state: AttemptState, inst, endpoint):

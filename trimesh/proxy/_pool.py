@@ -2,7 +2,9 @@
 
 Theory of operation (PERF.md: connecting per request doubles CPU and latency):
 
-- One idle list per endpoint: ``(address, port)``, or ``(host, port, "tls")`` for TLS origination.
+- One idle list per endpoint: ``(address, port)``, ``(host, port, "tls")`` for TLS origination,
+  or ``(address, port, "mtls", identity)`` for a sidecar called with mutual TLS (``self.mtls``,
+  a :class:`~._tls.MeshTls`, connects those and checks secure naming).
   :meth:`UpstreamPool.acquire` pops the most recently used connection (LIFO: the warmest one,
   least likely to have hit the server's idle timeout; the cold tail ages out), dropping any idle longer than ``idle_timeout``; with none left it connects.
 - :meth:`release` puts a connection whose last response allowed keep-alive back; at most
@@ -70,8 +72,9 @@ class UpstreamConnection:
 class UpstreamPool:
     def __init__(self, *, max_idle_per_endpoint: int = MAX_IDLE_PER_ENDPOINT,
                  idle_timeout: float = IDLE_TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT,
-                 tls_context=None) -> None:
+                 tls_context=None, mtls=None) -> None:
         self.tls_context = tls_context  # ssl.SSLContext for TLS origination (None: system trust)
+        self.mtls = mtls  # the sidecar's _tls.MeshTls: connects "mtls" endpoints
         self.max_idle_per_endpoint = max_idle_per_endpoint
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
@@ -111,9 +114,12 @@ class UpstreamPool:
         self._connects += 1
         try:
             with trio.fail_after(self.connect_timeout):
-                if len(endpoint) > 2 and endpoint[2] == "tls":
-                    stream = await _io.connect_tls(endpoint[0], endpoint[1],
-                                                   context=self.tls_context)
+                if len(endpoint) > 2:
+                    if endpoint[2] == "mtls":  # a sidecar, with mutual TLS (_tls.MeshTls)
+                        stream = await self.mtls.connect(endpoint)
+                    else:  # "tls": egress TLS origination
+                        stream = await _io.connect_tls(endpoint[0], endpoint[1],
+                                                       context=self.tls_context)
                 else:
                     stream = await _io.connect(endpoint[0], endpoint[1])
         except trio.TooSlowError:

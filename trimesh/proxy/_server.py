@@ -53,14 +53,18 @@ class ClientGone(Exception):
     """The downstream closed its side."""
 
 
+_raw_recv = socket.socket.recv  # the kernel socket's recv, also for an ssl.SSLSocket
+
+
 def _peer_closed(stream) -> bool:
     """Has the client closed (EOF) or reset its connection? A non-blocking ``MSG_PEEK`` leaves
-    any pipelined bytes in place."""
+    any pipelined bytes in place. (On a TLS socket the peek goes to the TCP socket underneath:
+    ``SSLSocket.recv`` refuses flags, and a FIN is what matters.)"""
     sock = getattr(stream, "sock", None)
     if sock is None:
         return False
     try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        return _raw_recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except BlockingIOError:
         return False
     except OSError:
@@ -116,9 +120,10 @@ class Downstream(Http1Answers):
 
     __slots__ = ("stream", "parser", "client", "response_started", "server", "scope",
                  "wait_since", "head_timed", "timed_out", "armed", "expired", "upstream", "soft",
-                 "client_gone", "preface")
+                 "client_gone", "preface", "peer")
 
-    def __init__(self, stream, client: str, server: "HttpServer") -> None:
+    def __init__(self, stream, client: str, server: "HttpServer", peer=None) -> None:
+        self.peer = peer  # the verified client's _tls.Peer under mutual TLS, else None
         self.scope: trio.CancelScope | None = None
         self.armed: dict | None = None  # the timer bucket holding this connection's deadline
         self.expired = False  # the request deadline passed (see HttpServer.arm)
@@ -165,7 +170,12 @@ class HttpServer:
                  header_timeout: float = HEADER_READ_TIMEOUT, tls_context=None) -> None:
         self.name = name
         self.tls_context = tls_context  # ssl.SSLContext: every connection starts with a handshake
+        # Mutual TLS (the inbound under authPolicy MUTUAL_TLS): a _tls.MeshTls whose server
+        # context every connection must pass (a client certificate from the mesh root), read
+        # per connection so a renewal or a MeshConfig change applies to the next one.
+        self.mtls = None
         self.tls_failures = 0
+        self.mtls_refused = 0  # connections refused: mutual TLS required and no certificate held
         self.handler = handler
         self.idle_timeout = idle_timeout
         self.header_timeout = header_timeout
@@ -314,20 +324,32 @@ class HttpServer:
                     down.scope.cancel()
 
     async def _serve_connection(self, sock, addr) -> None:
-        if self.tls_context is None:
+        ctx = self.tls_context
+        mtls = self.mtls
+        peer = None
+        if mtls is not None:
+            ctx = mtls.server
+            if ctx is None:  # mutual TLS is required and there is no certificate yet
+                self.mtls_refused += 1
+                sock.close()
+                return
+        if ctx is None:
             stream = _io.make_stream(sock)
         else:
-            stream = await self._tls_handshake(sock)
+            stream = await self._tls_handshake(sock, ctx)
             if stream is None:
                 return
-        down = Downstream(stream, addr[0] if addr else "", self)
+            if mtls is not None:
+                peer = mtls.accepted(stream)
+        down = Downstream(stream, addr[0] if addr else "", self, peer)
         scope = down.scope = trio.CancelScope()
         self.connections += 1
         try:
             with scope:
                 await self._serve_requests(down)
                 if down.preface is not None:
-                    await serve_h2(self, self.handler, stream, down.client, down.preface)
+                    await serve_h2(self, self.handler, stream, down.client, down.preface,
+                                   peer=peer)
             if down.timed_out and not self.draining:
                 self.header_timeouts += 1
                 if down.parser.in_head:
@@ -353,7 +375,7 @@ class HttpServer:
                 self._idle_event.set()
                 self._timer_scope.cancel()
 
-    async def _tls_handshake(self, sock):
+    async def _tls_handshake(self, sock, ctx):
         """A TLS stream for an accepted connection, or None (counted) when the handshake fails
         or takes longer than the header timeout (a plaintext client, a bad certificate)."""
         from ._tls import tls_handshake
@@ -361,7 +383,7 @@ class HttpServer:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with trio.move_on_after(self.header_timeout):
             try:
-                return await tls_handshake(sock, self.tls_context, server_side=True)
+                return await tls_handshake(sock, ctx, server_side=True)
             except OSError as exc:
                 self.tls_failures += 1
                 log.debug("%s: TLS handshake failed: %s", self.name, exc)
@@ -440,7 +462,7 @@ class HttpServer:
                 "header_timeouts": self.header_timeouts, "request_timeouts": self.request_timeouts,
                 "internal_errors": self.internal_errors,
                 "client_disconnects": self.client_disconnects, "draining": self.draining,
-                "tls_failures": self.tls_failures}
+                "tls_failures": self.tls_failures, "mtls_refused": self.mtls_refused}
 
     def __repr__(self) -> str:
         return (f"<HttpServer {self.name} on {self.address} connections={self.connections} "

@@ -19,18 +19,34 @@ Theory of operation (issue 12, docs/identity.md):
   :meth:`TlsStream.wait_and_receive` asks ``pending()`` before it waits. No ``MemoryBIO`` pumping:
   the kernel socket and OpenSSL do the copying; Python sees each record once.
 - **Handshakes** run with a deadline chosen by the caller (the listener's header timeout, the
-  pool's connect timeout); a failure is ``OSError`` from :func:`handshake`, which the pool turns
-  into ``UpstreamConnectError`` and the listener counts.
+  pool's connect timeout); a failure is ``OSError`` from :func:`tls_handshake`, which the pool
+  turns into ``UpstreamConnectError`` and the listener counts.
+- **The sidecar's state.** :class:`MeshTls` holds the contexts built from the cert agent's
+  current certificate (rebuilt on every renewal: new connections use the new one, open ones keep
+  theirs), the own identity, the TLS session of the last connection per endpoint (resumed by the
+  next connect), and the counters ``/stats`` shows. :meth:`MeshTls.connect` is the pools' way to
+  a secure endpoint ``(address, port, "mtls", identity)`` (trimesh/routing/_mtls.py): connect,
+  handshake, then secure naming — the server's identity must be the endpoint's, else
+  :class:`~trimesh.errors.UpstreamIdentityError` (503 UF, counted ``secure_naming_refused``).
+  :meth:`MeshTls.accepted` reads a verified client's identity once per connection into a
+  :class:`Peer`: ``source.user`` and ``x-forwarded-client-cert`` come from it, never from a header.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import socket
 import ssl
+import tempfile
 
 import trio
 
-from ._io import CHECKPOINT_EVERY, RECV_SIZE, FastStream
+from ..errors import UpstreamIdentityError
+from ._io import CHECKPOINT_EVERY, RECV_SIZE, FastStream, connect_socket
+
+log = logging.getLogger("trimesh.proxy.tls")
 
 ALPN_PROTOCOLS = ["h2", "http/1.1"]
 
@@ -138,10 +154,13 @@ class TlsStream(FastStream):
         return f"<TlsStream {'closed' if self._closed else self.sock.version()}>"
 
 
-async def tls_handshake(sock: socket.socket, ctx: ssl.SSLContext, *, server_side: bool) -> TlsStream:
+async def tls_handshake(sock: socket.socket, ctx: ssl.SSLContext, *, server_side: bool,
+                        session: ssl.SSLSession | None = None) -> TlsStream:
     """Wrap ``sock`` (connected, non-blocking) and complete the handshake; OSError on failure
-    (the caller bounds the time). The socket is closed when the handshake fails."""
-    tls = ctx.wrap_socket(sock, server_side=server_side, do_handshake_on_connect=False)
+    (the caller bounds the time). The socket is closed when the handshake fails. ``session``: a
+    client's earlier session with the same server, to resume."""
+    tls = ctx.wrap_socket(sock, server_side=server_side, do_handshake_on_connect=False,
+                          session=session)
     tls.setblocking(False)
     try:
         while True:
@@ -170,3 +189,139 @@ def peer_identity(stream: TlsStream):
     from ..ca import identity_from_certificate
 
     return identity_from_certificate(stream.sock.getpeercert(binary_form=True))
+
+
+def contexts_from_pem(chain_pem: bytes, key_pem: bytes, root_pem: bytes
+                      ) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """``(server, client)`` contexts from a workload's material in memory. ``ssl`` loads a
+    certificate and key only from files: they are written to a private temporary directory
+    (0700, the key 0600) and removed once loaded."""
+    with tempfile.TemporaryDirectory(prefix="trimesh-tls-") as tmp:
+        chain, key, root = (os.path.join(tmp, n) for n in ("chain.pem", "key.pem", "root.pem"))
+        for path, data in ((chain, chain_pem), (key, key_pem), (root, root_pem)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        return server_context(chain, key, root), client_context(chain, key, root)
+
+
+class Peer:
+    """A verified client's identity, read once per connection: ``uri`` (``spiffe://…``, or None
+    for a chain from the mesh root without an identity), ``principal`` (``source.user``: the URI
+    without ``spiffe://``) and ``xfcc``, the ``x-forwarded-client-cert`` value the app gets
+    (Envoy's ``By=<own>;Hash=<sha256 of the client certificate>;URI=<caller>``)."""
+
+    __slots__ = ("uri", "principal", "xfcc")
+
+    def __init__(self, uri: str | None, own: str | None, der: bytes) -> None:
+        self.uri = uri
+        self.principal = uri[len("spiffe://"):] if uri else None
+        parts = [f"By={own}"] if own else []
+        parts.append(f"Hash={hashlib.sha256(der).hexdigest()}")
+        if uri:
+            parts.append(f"URI={uri}")
+        self.xfcc = ";".join(parts)
+
+    def __repr__(self) -> str:
+        return f"<Peer {self.uri}>"
+
+
+SESSION_CACHE_MAX = 1024  # endpoints whose last TLS session is kept for resumption
+
+
+class MeshTls:
+    """A sidecar's mutual-TLS state (module docstring). ``load(material)`` installs a
+    certificate (the cert agent's ``CertMaterial``); until then there are no contexts, an
+    mTLS connect fails with ``UpstreamIdentityError`` and an mTLS listener accepts nobody."""
+
+    def __init__(self) -> None:
+        self.server: ssl.SSLContext | None = None
+        self.client: ssl.SSLContext | None = None
+        self.identity: str | None = None  # the own SPIFFE URI
+        self.serial: int | None = None
+        self.loads = 0
+        self.handshakes = 0
+        self.handshake_failures = 0
+        self.resumed = 0
+        self.secure_naming_refused = 0
+        self.no_certificate = 0
+        self._sessions: dict[tuple, ssl.SSLSession] = {}  # endpoint -> a resumable session
+        self._last: dict[tuple, TlsStream] = {}  # endpoint -> its newest connection
+
+    def load(self, material) -> None:
+        """Build contexts from ``material`` (``trimesh.ca.CertMaterial``); new connections use
+        them, open ones keep theirs. Resumable sessions of the old certificate are dropped."""
+        self.server, self.client = contexts_from_pem(material.chain_pem, material.key_pem,
+                                                     material.root_pem)
+        self.identity = material.identity.uri
+        self.serial = material.serial
+        self._sessions.clear()
+        self._last.clear()
+        self.loads += 1
+
+    async def connect(self, endpoint: tuple) -> TlsStream:
+        """Connect to a secure endpoint ``(address, port, "mtls", identity)``: TCP, the TLS
+        handshake (resuming the endpoint's last session), secure naming. ``OSError`` when the
+        connection or handshake fails; ``UpstreamIdentityError`` when there is no certificate
+        yet or the server is not ``identity``. (The caller bounds the time.)"""
+        ctx = self.client
+        if ctx is None:
+            self.no_certificate += 1
+            raise UpstreamIdentityError(
+                f"{endpoint[0]}:{endpoint[1]}: mutual TLS, and this sidecar has no certificate")
+        sock = await connect_socket(endpoint[0], endpoint[1])
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            stream = await tls_handshake(sock, ctx, server_side=False,
+                                         session=self._session_for(endpoint))
+        except OSError:
+            self.handshake_failures += 1
+            raise
+        self.handshakes += 1
+        tls = stream.sock
+        if tls.session_reused:
+            self.resumed += 1
+        presented = peer_identity(stream)
+        wanted = endpoint[3]
+        if presented is None or presented.uri != wanted:
+            self.secure_naming_refused += 1
+            stream.close()
+            log.warning("secure naming: %s:%s presented %s, the registry names %s",
+                        endpoint[0], endpoint[1], presented or "no identity", wanted)
+            raise UpstreamIdentityError(
+                f"{endpoint[0]}:{endpoint[1]} presented {presented or 'no identity'}, "
+                f"the registry names {wanted} (secure naming)")
+        last = self._last
+        if len(last) >= SESSION_CACHE_MAX and endpoint not in last:
+            last.clear()
+            self._sessions.clear()
+        last[endpoint] = stream
+        return stream
+
+    def _session_for(self, endpoint: tuple) -> ssl.SSLSession | None:
+        """A session to resume with ``endpoint``: TLS 1.3 sends its tickets after the handshake,
+        so the last connection's session is read now, once it has had traffic (and kept, for
+        when that connection is gone)."""
+        last = self._last.get(endpoint)
+        if last is not None:
+            session = last.sock.session if not last._closed else None
+            if session is not None and session.has_ticket:
+                self._sessions[endpoint] = session
+        return self._sessions.get(endpoint)
+
+    def accepted(self, stream: TlsStream) -> Peer:
+        """The identity of a client the server context verified (module docstring)."""
+        self.handshakes += 1
+        der = stream.sock.getpeercert(binary_form=True) or b""
+        ident = peer_identity(stream)
+        return Peer(ident.uri if ident is not None else None, self.identity, der)
+
+    def statistics(self) -> dict[str, object]:
+        return {"identity": self.identity, "serial": f"{self.serial:x}" if self.serial else None,
+                "loads": self.loads, "handshakes": self.handshakes,
+                "handshake_failures": self.handshake_failures, "resumed": self.resumed,
+                "secure_naming_refused": self.secure_naming_refused,
+                "no_certificate": self.no_certificate}
+
+    def __repr__(self) -> str:
+        return f"<MeshTls {self.identity} handshakes={self.handshakes}>"
