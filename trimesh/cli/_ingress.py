@@ -10,9 +10,10 @@ import trio
 
 from ..errors import TrimeshError
 from ._main import run
-from ._sidecar import _leaf, _setup_logging, _start_cause
+from ._sidecar import _cert_options, _leaf, _setup_logging, _start_cause, cert_flags
 
 INGRESS_SERVICE = "istio-ingress"  # the source name route rules match (traffic-tasks.md IN9)
+INGRESS_SERVICE_ACCOUNT = "istio-ingress-service-account"  # Istio 0.x's ingress identity
 
 
 @run.command("ingress")
@@ -43,10 +44,14 @@ INGRESS_SERVICE = "istio-ingress"  # the source name route rules match (traffic-
               help="Config objects (YAML), e.g. the Ingress and its route rules.")
 @click.option("--drain-timeout", type=click.FloatRange(0), default=5.0, show_default=True)
 @click.option("--access-log", default="-", show_default=True, metavar="FILE|-|off")
+@click.option("--service-account", default=INGRESS_SERVICE_ACCOUNT, show_default=True,
+              help="The identity the ingress calls the mesh with under mutual TLS.")
+@cert_flags
 @click.option("--seed", type=int, default=None, hidden=True)
 def run_ingress(address, port, tls_port, tls_cert, tls_key, namespace, admin_port, gossip_port,
                 join, gossip_key_file, gossip_profile, control, registry, config_files,
-                drain_timeout, access_log, seed) -> None:
+                drain_timeout, access_log, service_account, ca_url, ca_token_file, cert_dir,
+                cert_ttl, seed) -> None:
     """Run the mesh's ingress: serves the Ingress objects (HTTP on --port, HTTPS on --tls-port
     with one certificate), routing into the mesh as source istio-ingress {istio: ingress}, so
     route rules can apply to traffic entering the mesh (docs/ingress.md)."""
@@ -61,13 +66,17 @@ def run_ingress(address, port, tls_port, tls_cert, tls_key, namespace, admin_por
         service=INGRESS_SERVICE, namespace=namespace, labels={"istio": "ingress"}, port=0,
         app_port=None, proxy_port=None, address=address, admin_port=admin_port, control=control,
         registry=registry, config_files=list(config_files), drain_timeout=drain_timeout,
-        seed=seed)
+        seed=seed, service_account=service_account)
     config.health_checks = "off"
     options = IngressOptions(port=port, tls_port=tls_port, tls_cert=tls_cert, tls_key=tls_key)
     _setup_logging(access_log)
+    certs = _cert_options(ca_url, ca_token_file, cert_dir, cert_ttl, control)
 
     def setup(sidecar) -> None:
         install_ingress(sidecar, options)
+        if certs is not None:  # its identity: mutual TLS into the mesh when it is on
+            from ..sidecar import install_cert_agent
+            install_cert_agent(sidecar, certs)
         if join or gossip_port is not None:
             from ..sidecar import GossipOptions, install_gossip
             install_gossip(sidecar, GossipOptions(

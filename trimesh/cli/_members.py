@@ -12,7 +12,7 @@ from ..config import DEFAULT_NAMESPACE, PORT_PROTOCOLS, register_port_protocol
 from ..control import DEFAULT_CONTROL_URL, ControlClient
 from ..errors import TrimeshError
 from ._main import cli
-from ._sidecar import _labels  # the same -l KEY=VALUE parsing as run sidecar
+from ._sidecar import _annotations, _labels  # the same -l/-a KEY=VALUE parsing as run sidecar
 
 
 def _client(url: str) -> ControlClient:
@@ -92,9 +92,13 @@ def members(output: str, control_url: str) -> None:
               help="An instance label (repeatable); app=<service> is added unless given.")
 @click.option("-s", "--service-account", default="default", show_default=True)
 @click.option("-n", "--namespace", default=DEFAULT_NAMESPACE, show_default=True)
+@click.option("-a", "--annotation", "annotation", multiple=True, metavar="KEY=VALUE",
+              help="A registration annotation (repeatable), e.g. auth.istio.io/9080=NONE to call "
+                   "that port without mutual TLS.")
 @_control_option
 def register(service: str, ip: str, ports: tuple[str, ...], label: tuple[str, ...],
-             service_account: str, namespace: str, control_url: str) -> None:
+             service_account: str, namespace: str, annotation: tuple[str, ...],
+             control_url: str) -> None:
     """Register static instances of SERVICE at IP (a VM without a sidecar), one per port; the
     port's NAME is its protocol by Istio's convention (http-web → http, unknown → tcp); a bare
     well-known port picks its protocol (3306 mysql, 6379 redis, 27017 mongo, 443 https), any other
@@ -102,10 +106,11 @@ def register(service: str, ip: str, ports: tuple[str, ...], label: tuple[str, ..
     choices = [parse_port_choice(p) for p in ports]
     parsed = [(protocol, port) for protocol, port, _ in choices]
     labels = _labels(label)
+    annotations = _annotations(annotation)
     with _client(control_url) as client:
         try:
             reg = client.register(service, ip, parsed, namespace=namespace, labels=labels,
-                                  service_account=service_account)
+                                  service_account=service_account, annotations=annotations)
         except TrimeshError as exc:
             raise click.ClickException(str(exc)) from None
     port_text = " ".join(f"{p['name']}:{p['port']}" for p in reg["ports"])

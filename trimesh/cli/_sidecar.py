@@ -40,14 +40,25 @@ def _start_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _labels(values: tuple[str, ...]) -> dict[str, str]:
+def _labels(values: tuple[str, ...], hint: str = "-l/--label") -> dict[str, str]:
     out = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="-l/--label")
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=hint)
         out[key] = value
     return out
+
+
+def _annotations(values: tuple[str, ...]) -> dict[str, str]:
+    """``-a KEY=VALUE`` pairs, checked (``auth.istio.io/<port>`` takes NONE or MUTUAL_TLS)."""
+    from ..config import AUTH_ANNOTATION, annotation_problem
+
+    out = _labels(values, "-a/--annotation")
+    bad = annotation_problem(out)
+    if bad is not None:
+        raise click.BadParameter(f"{bad[0]}: {bad[1]}", param_hint="-a/--annotation")
+    return {k: v.upper() if k.startswith(AUTH_ANNOTATION) else v for k, v in out.items()}
 
 
 def parse_upstream(value: str) -> tuple[str, int, int]:
@@ -59,6 +70,25 @@ def parse_upstream(value: str) -> tuple[str, int, int]:
         raise click.BadParameter(f"expected SERVICE:PORT=LOCAL_PORT with ports in 1..65535, "
                                  f"got {value!r}", param_hint="--upstream")
     return service, int(port), int(local)
+
+
+def cert_flags(command):
+    """The cert agent's four flags (``run sidecar``, ``run ingress``; docs/identity.md §11)."""
+    for option in reversed([
+        click.option("--ca", "ca_url", default=None, metavar="URL",
+                     help="The CA service [default: the control's host, port 8060]; 'none' "
+                          "turns certificates off. Giving --ca or --cert-dir runs the cert "
+                          "agent (needed for mutual TLS)."),
+        click.option("--ca-token-file", type=click.Path(dir_okay=False), default=None,
+                     help="The CA token (trimesh ca token) [default: the mesh token in the "
+                          "control's state dir on this host]."),
+        click.option("--cert-dir", type=click.Path(file_okay=False), default=None,
+                     help="Where cert-chain.pem, key.pem (0600) and root-cert.pem are written."),
+        click.option("--cert-ttl", type=str, default=None, metavar="DURATION",
+                     help="Lifetime to ask the CA for (e.g. 60s) [default: the CA's, 19h]."),
+    ]):
+        command = option(command)
+    return command
 
 
 def _cert_options(ca_url: str | None, token_file: str | None, cert_dir: str | None,
@@ -125,6 +155,9 @@ def _mixer_setup(addresses: tuple[str, ...], fail_open: bool, explicit: bool):
 @click.option("-l", "--label", "label", multiple=True, help="An instance label KEY=VALUE "
               "(repeatable); app=<service> is added unless given.")
 @click.option("--service-account", default="default", show_default=True)
+@click.option("-a", "--annotation", "annotation", multiple=True, metavar="KEY=VALUE",
+              help="A registration annotation (repeatable): auth.istio.io/<port>=NONE serves "
+                   "that port without mutual TLS (MUTUAL_TLS: with it), whatever the mesh says.")
 @click.option("--port", type=click.IntRange(0, 65535), required=True,
               help="The service port; the inbound listener binds it on --address.")
 @click.option("--protocol", type=click.Choice(SIDECAR_PROTOCOLS), default="http", show_default=True,
@@ -175,16 +208,7 @@ def _mixer_setup(addresses: tuple[str, ...], fail_open: bool, explicit: bool):
 @click.option("--egress-ca-file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="CA certificates (PEM) that egress TLS origination trusts (EgressRule https "
                    "ports); default: the system trust store.")
-@click.option("--ca", "ca_url", default=None, metavar="URL",
-              help="The CA service [default: the control's host, port 8060]; 'none' turns "
-                   "certificates off. Giving --ca or --cert-dir runs the cert agent.")
-@click.option("--ca-token-file", type=click.Path(dir_okay=False), default=None,
-              help="The CA token (trimesh ca token) [default: the mesh token in the control's "
-                   "state dir on this host].")
-@click.option("--cert-dir", type=click.Path(file_okay=False), default=None,
-              help="Where cert-chain.pem, key.pem (0600) and root-cert.pem are written.")
-@click.option("--cert-ttl", type=str, default=None, metavar="DURATION",
-              help="Lifetime to ask the CA for (e.g. 60s) [default: the CA's, 19h].")
+@cert_flags
 @click.option("--mixer", "mixer", multiple=True, metavar="HOST:PORT",
               help="A Mixer for the inbound policy checks (repeatable: tried in order) "
                    "[default: the control's host, port 9091]; 'none' turns checks off.")
@@ -192,7 +216,8 @@ def _mixer_setup(addresses: tuple[str, ...], fail_open: bool, explicit: bool):
               show_default=True, help="An uncached check with Mixer unreachable: let it pass "
               "(open) or answer 503 (closed). Cached checks keep answering either way.")
 @click.argument("app_args", nargs=-1, type=click.UNPROCESSED)
-def run_sidecar(service, namespace, version, label, service_account, port, protocol, upstreams,
+def run_sidecar(service, namespace, version, label, service_account, annotation, port, protocol,
+                upstreams,
                 app_port,
                 app_address, address, proxy_port, admin_port, gossip_port, join, gossip_key_file,
                 gossip_profile, control, registry, config_files, drain_timeout, access_log,
@@ -227,6 +252,7 @@ def run_sidecar(service, namespace, version, label, service_account, port, proto
         raise click.BadParameter("must start with '/'", param_hint="--health-path")
     config.health_path = health_path
     config.egress_ca_file = egress_ca_file
+    config.annotations = _annotations(annotation)
     if zipkin_address is not None:
         from ..telemetry import ZipkinExporter
         try:

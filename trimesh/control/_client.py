@@ -91,12 +91,14 @@ class ControlClient:
 
     def register(self, service: str, address: str, ports: list[tuple[str, int]], *,
                  namespace: str = DEFAULT_NAMESPACE, labels: dict[str, str] | None = None,
-                 service_account: str = "default") -> dict[str, Any]:
+                 service_account: str = "default",
+                 annotations: dict[str, str] | None = None) -> dict[str, Any]:
         """Register (or replace) static instances; ``ports`` are (protocol name, port) pairs."""
         return self._request("POST", "/v1/instances", {
             "service": service, "namespace": namespace, "address": address,
             "ports": [{"name": name, "port": port} for name, port in ports],
-            "labels": labels or {}, "serviceAccount": service_account})
+            "labels": labels or {}, "serviceAccount": service_account,
+            "annotations": annotations or {}})
 
     def deregister(self, service: str, address: str, *,
                    namespace: str = DEFAULT_NAMESPACE) -> int:

@@ -23,7 +23,8 @@ from typing import Any
 import msgspec
 import trio
 
-from ..config import DEFAULT_NAMESPACE, PROTOCOLS, ServiceInstance, make_instance
+from ..config import (AUTH_ANNOTATION, DEFAULT_NAMESPACE, PROTOCOLS, ServiceInstance,
+                      annotation_problem, make_instance)
 from ..errors import ConfigError, NotFoundError
 from ._store import StoreIOError
 
@@ -54,7 +55,8 @@ class Registration(msgspec.Struct, frozen=True, kw_only=True):
                 "ports": [{"name": i.protocol, "port": i.port} for i in self.instances],
                 "labels": dict(self.instances[0].labels) if self.instances else {},
                 "serviceAccount": self.instances[0].service_account if self.instances
-                else "default"}
+                else "default",
+                "annotations": dict(self.instances[0].annotations) if self.instances else {}}
 
 
 class _File(msgspec.Struct):
@@ -66,11 +68,12 @@ def parse_registration(body: Any) -> tuple[str, str, str, list[ServiceInstance]]
     """Validate a ``POST /v1/instances`` body; ConfigError names the field.
 
     ``{"service": S, "address": IP, "ports": [{"name": "http", "port": 9080}, ...],
-    "namespace": NS, "labels": {...}, "serviceAccount": SA}``."""
+    "namespace": NS, "labels": {...}, "serviceAccount": SA, "annotations": {...}}``."""
     where = "request body"
     if not isinstance(body, dict):
         raise ConfigError("expected a JSON object", source=where, path="$")
-    unknown = set(body) - {"service", "namespace", "address", "ports", "labels", "serviceAccount"}
+    unknown = set(body) - {"service", "namespace", "address", "ports", "labels", "serviceAccount",
+                           "annotations"}
     if unknown:
         field = sorted(unknown)[0]
         raise ConfigError(f"unknown field {field!r}", source=where, path=f"$.{field}")
@@ -87,6 +90,14 @@ def parse_registration(body: Any) -> tuple[str, str, str, list[ServiceInstance]]
     account = body.get("serviceAccount") or "default"
     if not isinstance(account, str):
         raise ConfigError("serviceAccount must be a string", source=where, path="$.serviceAccount")
+    annotations = body.get("annotations") or {}
+    bad = annotation_problem(annotations)
+    if bad is not None:
+        key, message = bad
+        raise ConfigError(message, source=where,
+                          path="$.annotations" + (f"[{key!r}]" if key else ""))
+    annotations = {k: v.upper() if k.startswith(AUTH_ANNOTATION) else v
+                   for k, v in annotations.items()}
     ports = body.get("ports")
     if not isinstance(ports, list) or not ports:
         raise ConfigError("ports must be a non-empty list", source=where, path="$.ports")
@@ -109,7 +120,8 @@ def parse_registration(body: Any) -> tuple[str, str, str, list[ServiceInstance]]
         seen.add(port)
         instances.append(make_instance(body["service"], body["address"], port,
                                        labels=dict(labels), namespace=namespace,
-                                       protocol=protocol, service_account=account))
+                                       protocol=protocol, service_account=account,
+                                       annotations=dict(annotations)))
     return namespace, body["service"], body["address"], instances
 
 

@@ -15,8 +15,9 @@ up. All down: :class:`MixerUnavailable`.
    ``source.labels`` from the calling sidecar's :data:`SOURCE_HEADER`. Trust caveat (until mTLS
    lands): the header is believed only when the connection comes from an address of a known mesh
    instance (or, for a sidecar on loopback — a one-host mesh, whose sidecars connect from
-   127.0.0.1 — from loopback), but any process on such a host could forge it; with mTLS the caller's identity will
-   come from its certificate (``source.user``) instead.
+   127.0.0.1 — from loopback), but any process on such a host could forge it. The caller's
+   identity, ``source.user`` (= ``source.principal``), comes only from the client certificate
+   the inbound verified under mutual TLS (``ex.down.peer``); without mTLS it is absent.
 2. **The cache.** A check's answer is cached under the values of the attributes the config's checks
    read (``keys`` in each answer: map attributes such as ``source.labels`` are keyed whole), for
    its ``valid_duration`` and ``valid_use_count``. The cache is dropped whenever the config
@@ -294,9 +295,13 @@ class PolicyCheck:
                 attrs[attr] = v
         if head.content_length is not None:
             attrs["request.size"] = head.content_length
-        client = ex.down.client
+        down = ex.down
+        client = down.client
         if client:
             attrs["source.ip"] = client
+        user = _peer_user(ex)  # only from a certificate the sidecar verified (mutual TLS)
+        if user is not None:
+            attrs["source.user"] = attrs["source.principal"] = user
         src = hdrs.get(SOURCE_HEADER)
         if src is not None and self._trusted(client):
             parsed = self._sources.get(src)
@@ -455,7 +460,15 @@ def _from_bag(policy: PolicyCheck, name: str, ex: Any) -> Any:
     return _freeze(policy.bag(ex).get(name))  # an attribute with no cheaper input
 
 
+def _peer_user(ex: Any) -> str | None:
+    """``source.user``: the verified client certificate's identity without ``spiffe://``."""
+    peer = getattr(ex.down, "peer", None)
+    return peer.principal if peer is not None else None
+
+
 _GETTERS: dict[str, Callable[[Any], Any]] = {
+    "source.user": _peer_user,
+    "source.principal": _peer_user,
     "request.method": lambda ex: ex.head.method,
     "request.path": lambda ex: ex.path,
     "request.host": lambda ex: ex.authority,

@@ -59,7 +59,12 @@ def _not_ready(sidecar) -> str:
         return "starting"
     down = [f"{name} {child.state}" for name, child in sup.statistics().children.items()
             if child.state != "running"]
-    return "not ready: " + ", ".join(down) if down else "starting"
+    if down:
+        return "not ready: " + ", ".join(down)
+    problem = getattr(sidecar, "mtls_problem", None)  # mutual TLS on, no certificate to use
+    if problem:
+        return _no_certificate(sidecar) or f"not ready: {problem}"
+    return "starting"
 
 
 def _no_certificate(sidecar) -> str | None:

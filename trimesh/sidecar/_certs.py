@@ -4,7 +4,8 @@
 ``install_gossip``: it adds the ``certs`` child (a :class:`trimesh.ca.CertAgent` for the sidecar's
 identity ``spiffe://<domain>/ns/<namespace>/sa/<service-account>``) at the service stage and sets
 ``sidecar.certs`` (the :class:`trimesh.ca.CertStore` the TLS layer reads) and
-``sidecar.cert_agent``. The admin server reads them: ``/certs`` shows the certificate, and
+``sidecar.cert_agent``, and has every new certificate loaded into ``sidecar.mesh_tls`` (the
+contexts of mutual TLS). The admin server reads them: ``/certs`` shows the certificate, and
 ``/ready`` is 503 ``not ready: no certificate (...)`` until the store holds one (docs/identity.md
 §10). The child reports started at once, so the admin port comes up and can say why.
 
@@ -47,6 +48,9 @@ def install_cert_agent(sidecar: Any, options: CertOptions, **agent_options: Any)
                       ttl=options.ttl, name=f"sidecar {cfg.name} cert agent", **agent_options)
     sidecar.add_child(ChildSpec("certs", cancel_on_stop(agent.serve),  # nothing to finish
                                 description=f"cert agent for {identity} (CA {options.ca_url})"))
+    mesh_tls = getattr(sidecar, "mesh_tls", None)
+    if mesh_tls is not None:  # mutual TLS uses each new certificate for new connections
+        store.on_change(mesh_tls.load)
     sidecar.certs = store
     sidecar.cert_agent = agent
     return agent

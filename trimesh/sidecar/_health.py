@@ -18,8 +18,8 @@ Theory of operation (docs/resilience.md §5; concepts.md §6 L538–540; Envoy `
   It **passes** when the answer's status is below 500: any answer that is not a server error shows
   an app that is up and serving, and an app with no health endpoint (``404``, httpbin's case) must
   not leave the pool. It **fails** on a 5xx, a timeout, a refused or reset connection. Endpoints
-  of other protocols (``tcp``, ``http2``, ``grpc``) get a TCP connect check: it passes when the
-  connection opens.
+  of other protocols (``tcp``, ``http2``, ``grpc``), and peers called with mutual TLS, get a TCP
+  connect check: it passes when the connection opens.
 - Each result goes to the endpoint's :class:`~trimesh.routing.HealthState` with
   ``record_probe(ok, status, now)``. The thresholds live there (2 failures out, 2 passes back); an
   answer of **503** takes the endpoint out *at once* — the docs' way for a service to shed load —
@@ -205,10 +205,13 @@ class HealthChecker:
         table = self.tables()
         states: dict[tuple[str, int], HealthState] = table.health_states() if table else {}
         info: dict[tuple[str, int], Any] = {}
+        secure: set[tuple[str, int]] = set()
         if table is not None and states:
             for cluster in table.clusters().values():
                 for inst in cluster.instances:
                     info.setdefault(inst.endpoint, inst)
+                if cluster.secure:
+                    secure.update(cluster.secure)
         out: list[_Target] = []
         if self.own_app is not None:
             own_states = [self.own]
@@ -226,7 +229,9 @@ class HealthChecker:
             if inst is None:
                 path, host = cfg.path, f"{ep[0]}:{ep[1]}"
             else:
-                http = inst.protocol in HTTP_PROTOCOLS
+                # a peer behind mutual TLS gets a TCP connect check (a plaintext GET would
+                # be refused by its inbound listener)
+                http = inst.protocol in HTTP_PROTOCOLS and ep not in secure
                 path = cfg.path_for(inst.service, inst.fqdn) if http else None
                 host = f"{inst.service}:{ep[1]}"
             out.append(_Target(ep[0], ep[1], path, host, [state]))

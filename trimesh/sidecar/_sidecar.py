@@ -33,6 +33,12 @@ Hooks for other subsystems (stable API; register them BEFORE ``serve()`` starts 
   missing); the source calls ``sidecar.request_rebuild()`` after changing them. Rebuilds are
   coalesced: many changes in one scheduling tick give one new Snapshot. ``sidecar.own_instance``
   is this sidecar's instance once ``inbound`` is up (what a gossip member announces).
+- Mutual TLS (docs/identity.md §12): ``sidecar.mesh_tls`` (a :class:`~trimesh.proxy.MeshTls`)
+  holds the contexts built from the cert agent's certificate (``install_cert_agent`` feeds it on
+  every renewal). The upstream pools connect secure endpoints with it; each rebuild decides from
+  the snapshot's MeshConfig and this sidecar's annotations whether the inbound listener requires
+  mutual TLS (``inbound_mtls``). While mutual TLS is on, the sidecar is not ready without a
+  certificate.
 - ``sidecar.on_draining.append(async_fn)``: ``await async_fn()`` runs when the drain starts,
   BEFORE the listeners close — the place for gossip's graceful leave, so callers stop routing
   here while it still answers; then the sidecar waits :data:`ANNOUNCE_GRACE` seconds.
@@ -78,8 +84,9 @@ from ..nursery import (
     serve_signals,
     wait_stop_requested,
 )
-from ..proxy import HttpServer, InboundProxy, OutboundProxy, TcpProxy, TcpServer, UpstreamPool
-from ..routing import SourceIdentity, compile_routes
+from ..proxy import (HttpServer, InboundProxy, MeshTls, OutboundProxy, TcpProxy, TcpServer,
+                     UpstreamPool)
+from ..routing import SourceIdentity, compile_routes, inbound_mtls
 from ..telemetry import (
     AccessLog,
     LocalIdentity,
@@ -150,6 +157,8 @@ class SidecarConfig:
     # --upstream SERVICE:PORT=LOCAL_PORT: (service, port, local_port), one TCP listener each
     upstreams: list[tuple[str, int, int]] = field(default_factory=list)
     zipkin_address: str | None = None  # HOST:PORT of a Zipkin v2 collector (docs/telemetry.md)
+    # registration annotations (-a KEY=VALUE), e.g. auth.istio.io/<port>: NONE (docs/identity.md)
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -197,7 +206,11 @@ class Sidecar:
                                    lambda: self.snapshot))
         self.metrics_registry = metrics_registry(self.metrics, RuntimeCollector(self.statistics))
         self.tracer = Tracer(random.Random())  # span ids need no seed (and must differ per sidecar)
-        self.pool = UpstreamPool(tls_context=egress_tls_context(config.egress_ca_file))
+        self.mesh_tls = MeshTls()  # mutual TLS: contexts from the cert agent's certificate
+        self.mtls_on = False  # the MeshConfig in effect turns mutual TLS on for the mesh
+        self.inbound_mtls = False  # this sidecar's inbound listener requires mutual TLS
+        self.pool = UpstreamPool(tls_context=egress_tls_context(config.egress_ca_file),
+                                 mtls=self.mesh_tls)
         self.app_pool = UpstreamPool()
         self.files = FileSource(config.registry, config.config_files, self.request_rebuild)
         self.control = (ControlSource(config.control, self.request_rebuild)
@@ -276,7 +289,18 @@ class Sidecar:
         """What ``/ready`` says: started, every child up, a snapshot loaded, not draining."""
         sup = self.supervisor
         return (self.started and not self.draining and sup is not None and sup.all_up
-                and self.snapshot is not None)
+                and self.snapshot is not None and self.mtls_problem is None)
+
+    @property
+    def mtls_problem(self) -> str | None:
+        """Why mutual TLS, on in the mesh or for this inbound, cannot work here (None: it can,
+        or it is off): no cert agent at all, or no certificate yet (``/ready`` says which)."""
+        if not (self.mtls_on or self.inbound_mtls) or self.mesh_tls.server is not None:
+            return None
+        if getattr(self, "certs", None) is None:
+            return ("mutual TLS is on and this sidecar has no cert agent "
+                    "(run it with --ca URL or --cert-dir DIR)")
+        return "mutual TLS is on and this sidecar holds no certificate yet"
 
     # -- snapshots ------------------------------------------------------------------------------
     def _rebuild(self) -> None:
@@ -310,6 +334,31 @@ class Sidecar:
         self.table = table
         self.outbound.table = table  # the swap: requests in flight keep the table they read
         self.rebuilds += 1
+        self._apply_mtls(snapshot)
+
+    def _apply_mtls(self, snapshot: Snapshot) -> None:
+        """Follow the MeshConfig in effect: does the inbound listener require mutual TLS?
+        (The outbound's choice is per cluster, compiled into the table.) Logged when it turns."""
+        cfg = self.config
+        mesh = snapshot.mesh_config
+        own = self.own_instance
+        port = own.port if own is not None else cfg.port
+        fqdn = self.source.fqdn(cfg.domain)
+        inbound = (not self.inbound_tcp and cfg.app_port is not None
+                   and inbound_mtls(mesh, fqdn, port, cfg.annotations))
+        on = mesh.auth_policy == "MUTUAL_TLS"
+        turned = inbound != self.inbound_mtls or on != self.mtls_on
+        self.mtls_on = on
+        self.inbound_mtls = inbound
+        server = self.inbound_server
+        if isinstance(server, HttpServer):
+            server.mtls = self.mesh_tls if inbound else None
+        if turned:
+            problem = self.mtls_problem
+            log.log(logging.WARNING if problem else logging.INFO,
+                    "sidecar %s: mutual TLS %s in the mesh; inbound listener %s%s", cfg.name,
+                    "on" if on else "off", "requires it" if inbound else "plaintext",
+                    f" ({problem})" if problem else "")
 
     def shutdown(self) -> None:
         """Start a graceful drain (idempotent)."""
@@ -334,6 +383,8 @@ class Sidecar:
                           **{name: servers[0].statistics()
                              for name, servers in self.upstream_servers.items()}},
             "upstream_pool": self.pool.statistics(), "app_pool": self.app_pool.statistics(),
+            "mtls": {"mesh": self.mtls_on, "inbound": self.inbound_mtls,
+                     **self.mesh_tls.statistics()},
             "access_log": self.access_log.statistics(),
             "telemetry": self.telemetry.statistics(), "files": self.files.statistics(),
             "control": self.control.statistics() if self.control else None,
@@ -465,7 +516,9 @@ class Sidecar:
     def _make_inbound_server(self):
         if self.inbound_tcp:
             return TcpServer("inbound", self.inbound_relay)
-        return HttpServer("inbound", self.inbound)
+        server = HttpServer("inbound", self.inbound)
+        server.mtls = self.mesh_tls if self.inbound_mtls else None
+        return server
 
     def _upstream_spec(self, service: str, port: int, local_port: int) -> ChildSpec:
         """The child of one ``--upstream SERVICE:PORT=LOCAL_PORT``: a TCP listener on
@@ -495,7 +548,8 @@ class Sidecar:
         cfg = self.config
         own = make_instance(cfg.service, inbound[0], inbound[1], labels=dict(cfg.labels),
                             namespace=cfg.namespace, protocol=cfg.protocol,
-                            service_account=cfg.service_account, domain=cfg.domain)
+                            service_account=cfg.service_account, domain=cfg.domain,
+                            annotations=dict(cfg.annotations))
         if own != self.own_instance:
             self.own_instance = own
             self._rebuild()

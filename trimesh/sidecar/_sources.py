@@ -32,7 +32,7 @@ import msgspec
 import trio
 import yaml
 
-from ..config import (PROTOCOLS, ConfigObject, ServiceInstance, load_text, make_instance,
+from ..config import (AUTH_ANNOTATION, PROTOCOLS, ConfigObject, annotation_problem, ServiceInstance, load_text, make_instance,
                       object_from_dict)
 from ..errors import ConfigError, ProtocolError
 from ..service import http_request
@@ -49,7 +49,7 @@ CONTROL_FAILURES = (OSError, trio.TooSlowError, trio.BrokenResourceError, Protoc
 log = logging.getLogger("trimesh.sidecar")
 
 _REGISTRY_FIELDS = {"service", "namespace", "address", "port", "labels", "protocol",
-                    "serviceAccount", "service_account", "version"}
+                    "serviceAccount", "service_account", "version", "annotations"}
 
 
 def load_registry_text(text: str, *, source: str = "<registry>") -> list[ServiceInstance]:
@@ -86,6 +86,12 @@ def load_registry_text(text: str, *, source: str = "<registry>") -> list[Service
         labels = {str(k): str(v) for k, v in labels.items()}
         if entry.get("version") is not None:
             labels.setdefault("version", str(entry["version"]))
+        annotations = entry.get("annotations") or {}
+        bad = annotation_problem(annotations)
+        if bad is not None:
+            key, message = bad
+            raise ConfigError(message, source=source,
+                              path=f"{where}.annotations" + (f"[{key!r}]" if key else ""))
         protocol = str(entry.get("protocol") or "http").lower()
         if protocol not in PROTOCOLS:
             raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}", source=source,
@@ -94,7 +100,9 @@ def load_registry_text(text: str, *, source: str = "<registry>") -> list[Service
             str(entry["service"]), str(entry["address"]), port, labels=labels,
             namespace=str(entry.get("namespace") or "default"), protocol=protocol,
             service_account=str(entry.get("serviceAccount") or entry.get("service_account")
-                                or "default")))
+                                or "default"),
+            annotations={k: v.upper() if k.startswith(AUTH_ANNOTATION) else v
+                         for k, v in annotations.items()}))
     return out
 
 

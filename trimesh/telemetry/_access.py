@@ -35,6 +35,8 @@ def line(r: RequestRecord) -> dict:
             "flags": r.flags or "-", "upstream": r.upstream or "-", "cluster": r.cluster or "-",
             "rule": r.rule or "-", "duration_ms": int(r.duration * 1e6) / 1000,
             "attempts": r.attempts, "request_id": r.request_id or "-"}
+    if r.source_user:  # mutual TLS: the caller's verified identity (source.user)
+        out["source_user"] = r.source_user
     if r.sent_bytes >= 0:  # a relayed TCP connection: its byte counts (connection.*)
         out["protocol"] = r.protocol
         out["received_bytes"] = r.received_bytes

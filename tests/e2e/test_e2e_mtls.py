@@ -1,0 +1,283 @@
+"""Issue 12, item 4 with real processes on 127.0.161.x: mutual TLS between sidecars.
+
+A CA (``trimesh run ca``), a fake ``ratings`` app behind its sidecar (account
+``bookinfo-ratings``) and a ``productpage`` sidecar (``bookinfo-productpage``) whose registry
+also lists the ratings sidecar as ``details`` under another account (the secure-naming case).
+Both read one ``mesh.yaml`` (``authPolicy: MUTUAL_TLS``) and hold short certificates that renew
+while the tests run. Checked from outside: plaintext refused, curl with a sidecar's files
+accepted, ``x-forwarded-client-cert`` naming the caller (a forged one replaced), ``source_user``
+in the access log, secure naming (503 UF, counted), the per-port opt-out, a sidecar without a cert
+agent not ready, the MeshConfig changed live, and renewals under load with no failed request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from cryptography import x509
+from e2e_harness import require_tool, wait_until
+from procs import free_port, spawn, trimesh_command
+
+NET = "127.0.161"
+CA_ADDRESS = f"{NET}.1"
+DOMAIN = "cluster.local"
+PRODUCTPAGE_ID = f"spiffe://{DOMAIN}/ns/default/sa/bookinfo-productpage"
+RATINGS_ID = f"spiffe://{DOMAIN}/ns/default/sa/bookinfo-ratings"
+# Certificates this short renew every few seconds while the module runs; the rotation test
+# counts renewals (the acceptance's 60 s / 3 min run: TRIMESH_MTLS_TTL=60 TRIMESH_MTLS_LOAD=180).
+CERT_TTL = int(os.environ.get("TRIMESH_MTLS_TTL", "6"))
+LOAD_SECONDS = float(os.environ.get("TRIMESH_MTLS_LOAD", "14"))
+
+
+def mesh_config(policy: str) -> str:
+    return yaml.safe_dump({"apiVersion": "config.istio.io/v1alpha2", "kind": "MeshConfig",
+                           "metadata": {"name": "mesh", "namespace": "istio-system"},
+                           "spec": {"authPolicy": policy}})
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(trimesh_command() + list(args), capture_output=True, text=True,
+                          timeout=30)
+
+
+class Node:
+    """One sidecar process and its addresses."""
+
+    def __init__(self, root: Path, name: str, n: int, account: str, *, app_port: int,
+                 registry: Path, mesh: Path, ca=None, extra: tuple[str, ...] = (),
+                 port: int | None = None) -> None:
+        self.name = name
+        self.address = f"{NET}.{n}"
+        self.port = port or free_port(self.address)
+        self.proxy_port = free_port(self.address)
+        self.admin_port = free_port(self.address)
+        self.cert_dir = root / f"{name}-certs"
+        self.access_log = root / f"{name}-access.log"
+        argv = trimesh_command() + [
+            "run", "sidecar", "--service", name, "--version", "v1", "--service-account",
+            account, "--address", self.address, "--port", str(self.port), "--app-port",
+            str(app_port), "--app-address", f"{NET}.11", "--proxy-port", str(self.proxy_port),
+            "--admin-port", str(self.admin_port), "--control", "none", "--registry",
+            str(registry), "--config", str(mesh), "--health-checks", "off", "--drain-timeout",
+            "1", "--access-log", str(self.access_log), *extra]
+        if ca is not None:
+            token_file = root / f"{name}.token"
+            out = _cli("ca", "token", "--service-account", account, "--state-dir",
+                       str(ca["state"]), "--ttl", "1h")
+            assert out.returncode == 0, out.stderr
+            token_file.write_text(out.stdout.strip() + "\n")
+            argv += ["--ca", ca["url"], "--ca-token-file", str(token_file), "--cert-dir",
+                     str(self.cert_dir), "--cert-ttl", f"{CERT_TTL}s"]
+        self.proc = spawn(name, argv, root)
+
+    @property
+    def admin(self) -> str:
+        return f"http://{self.address}:{self.admin_port}"
+
+    @property
+    def proxy(self) -> str:
+        return f"http://{self.address}:{self.proxy_port}"
+
+    def stats(self) -> dict:
+        return httpx.get(f"{self.admin}/stats", timeout=5).json()
+
+    def wait_ready(self) -> None:
+        wait_until(lambda: httpx.get(f"{self.admin}/ready", timeout=2).status_code == 200, 40,
+                   f"{self.name} /ready", self.proc)
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e-mtls")
+    procs = []
+    try:
+        ca_port = free_port(CA_ADDRESS)
+        ca_proc = spawn("ca", trimesh_command() + [
+            "run", "ca", "--address", CA_ADDRESS, "--port", str(ca_port), "--state-dir",
+            str(root / "state")], root)
+        procs.append(ca_proc)
+        wait_until(lambda: "ca ready on" in ca_proc.log_tail(), 20, "the CA's ready line",
+                   ca_proc)
+        ca = {"url": f"http://{CA_ADDRESS}:{ca_port}", "state": root / "state"}
+        app_port = free_port(f"{NET}.11")
+        procs.append(spawn("ratings-app", [
+            sys.executable, "-m", "trimesh.testing.upstream", "--address", f"{NET}.11",
+            "--port", str(app_port), "--name", "ratings-v1", "--service", "ratings",
+            "--version", "v1"], root))
+        mesh_path = root / "mesh.yaml"
+        mesh_path.write_text(mesh_config("MUTUAL_TLS"))
+        registry = root / "registry.yaml"
+        ratings_port = free_port(f"{NET}.3")
+        opt_out_port = free_port(f"{NET}.4")
+        registry.write_text(yaml.safe_dump([
+            {"service": "ratings", "address": f"{NET}.3", "port": ratings_port,
+             "serviceAccount": "bookinfo-ratings", "labels": {"version": "v1"}},
+            # the ratings sidecar again, registered under another account: secure naming
+            {"service": "details", "address": f"{NET}.3", "port": ratings_port,
+             "serviceAccount": "bookinfo-details", "labels": {"version": "v1"}},
+            {"service": "reviews", "address": f"{NET}.4", "port": opt_out_port,
+             "serviceAccount": "bookinfo-reviews", "labels": {"version": "v1"},
+             "annotations": {f"auth.istio.io/{opt_out_port}": "NONE"}},
+        ]))
+        ratings = Node(root, "ratings", 3, "bookinfo-ratings", app_port=app_port,
+                       registry=registry, mesh=mesh_path, ca=ca, port=ratings_port)
+        productpage = Node(root, "productpage", 2, "bookinfo-productpage",
+                           app_port=free_port(f"{NET}.11"), registry=registry, mesh=mesh_path,
+                           ca=ca)
+        reviews = Node(root, "reviews", 4, "bookinfo-reviews", app_port=app_port,
+                       registry=registry, mesh=mesh_path, ca=ca, port=opt_out_port,
+                       extra=("-a", f"auth.istio.io/{opt_out_port}=NONE"))
+        procs += [ratings.proc, productpage.proc, reviews.proc]
+        for node in (ratings, productpage, reviews):
+            node.wait_ready()
+        yield {"root": root, "mesh": mesh_path, "registry": registry, "ratings": ratings,
+               "productpage": productpage, "reviews": reviews, "ca": ca, "app_port": app_port}
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+def _via(node: Node, host: str, path: str = "/", **headers: str) -> httpx.Response:
+    return httpx.get(f"{node.proxy}{path}", headers={"host": host, **headers}, timeout=10)
+
+
+def _curl(*args: str) -> subprocess.CompletedProcess:
+    curl = require_tool("curl")
+    return subprocess.run([curl, "-s", "-m", "5", *args], capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_plaintext_is_refused_and_curl_with_the_sidecars_files_is_served(mesh):
+    ratings, pp = mesh["ratings"], mesh["productpage"]
+    target = f"{ratings.address}:{ratings.port}"
+    before = ratings.stats()["listeners"]["inbound"]["tls_failures"]
+    plain = _curl(f"http://{target}/plain")
+    assert plain.returncode != 0 and '"ratings-v1"' not in plain.stdout, plain
+    wait_until(lambda: ratings.stats()["listeners"]["inbound"]["tls_failures"] > before, 10,
+               "the refused plaintext connection counted")
+    certs = pp.cert_dir
+    out = _curl("-k", "--cert", str(certs / "cert-chain.pem"), "--key", str(certs / "key.pem"),
+                "--cacert", str(certs / "root-cert.pem"), f"https://{target}/with-certs")
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["path"] == "/with-certs"
+    assert body["headers"]["x-forwarded-client-cert"].endswith(f";URI={PRODUCTPAGE_ID}")
+    # without a client certificate the handshake fails
+    anonymous = _curl("-k", "--cacert", str(certs / "root-cert.pem"), f"https://{target}/anon")
+    assert anonymous.returncode != 0 and "ratings-v1" not in anonymous.stdout
+    # the docs' check of the files: one URI SAN with the identity, no DNS name, key 0600
+    assert stat.S_IMODE((certs / "key.pem").stat().st_mode) == 0o600
+    leaf = x509.load_pem_x509_certificates((certs / "cert-chain.pem").read_bytes())[0]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert list(san) == [x509.UniformResourceIdentifier(PRODUCTPAGE_ID)]
+
+
+def test_the_app_sees_the_callers_identity_and_no_forged_one(mesh):
+    ratings, pp = mesh["ratings"], mesh["productpage"]
+    r = _via(pp, f"ratings:{ratings.port}", "/xfcc-check",
+             **{"x-forwarded-client-cert": "By=spiffe://evil;URI=spiffe://evil/ns/x/sa/y"})
+    assert r.status_code == 200, r.text
+    xfcc = r.json()["headers"]["x-forwarded-client-cert"]
+    assert "evil" not in xfcc
+    fields = dict(part.split("=", 1) for part in xfcc.split(";"))
+    assert fields["By"] == RATINGS_ID and fields["URI"] == PRODUCTPAGE_ID
+    assert len(fields["Hash"]) == 64
+    records = wait_until(lambda: [json.loads(line) for line in
+                                  ratings.access_log.read_text().splitlines()
+                                  if "/xfcc-check" in line], 10, "the inbound's access record")
+    inbound = [rec for rec in records if rec["direction"] == "inbound"]
+    assert inbound and inbound[0]["source_user"] == PRODUCTPAGE_ID.removeprefix("spiffe://")
+    assert pp.stats()["mtls"]["handshakes"] >= 1
+
+
+def test_secure_naming_refuses_an_instance_with_another_identity(mesh):
+    ratings, pp = mesh["ratings"], mesh["productpage"]
+    before = pp.stats()["mtls"]["secure_naming_refused"]
+    r = _via(pp, f"details:{ratings.port}", "/impostor")
+    assert r.status_code == 503
+    assert r.headers.get("x-trimesh-response-flags") == "UF"
+    assert "identity check failed" in r.text
+    assert pp.stats()["mtls"]["secure_naming_refused"] > before
+    assert "secure naming" in pp.proc.log_tail(200)
+    # nothing reached the app under the wrong name
+    assert "/impostor" not in ratings.access_log.read_text()
+
+
+def test_a_port_annotated_none_is_served_in_plaintext(mesh):
+    reviews, pp = mesh["reviews"], mesh["productpage"]
+    assert reviews.stats()["mtls"] == {**reviews.stats()["mtls"], "mesh": True, "inbound": False}
+    plain = httpx.get(f"http://{reviews.address}:{reviews.port}/opt-out", timeout=5)
+    assert plain.status_code == 200 and plain.json()["path"] == "/opt-out"
+    assert "x-forwarded-client-cert" not in plain.json()["headers"]
+    r = _via(pp, f"reviews:{reviews.port}", "/opt-out-via-mesh")
+    assert r.status_code == 200 and "x-forwarded-client-cert" not in r.json()["headers"]
+
+
+def test_a_sidecar_without_a_cert_agent_is_not_ready_and_says_why(mesh):
+    lone = Node(mesh["root"], "lonely", 5, "default", app_port=mesh["app_port"],
+                registry=mesh["registry"], mesh=mesh["mesh"])
+    try:
+        body = wait_until(lambda: (lambda r: r.status_code == 503 and "cert agent" in r.text
+                                   and r.text)(httpx.get(f"{lone.admin}/ready", timeout=2)),
+                          40, "a not-ready answer naming the missing cert agent", lone.proc)
+        log = lone.proc.log_tail()
+    finally:
+        lone.proc.stop()
+    assert "mutual TLS is on" in body and "--ca" in body
+    assert "mutual TLS on in the mesh" in log
+
+
+def test_renewals_under_load_lose_no_request(mesh):
+    ratings, pp = mesh["ratings"], mesh["productpage"]
+    first = {n.name: httpx.get(f"{n.admin}/certs", timeout=5).json() for n in (ratings, pp)}
+    statuses: dict[int, int] = {}
+    with httpx.Client(base_url=pp.proxy, headers={"host": f"ratings:{ratings.port}"},
+                      timeout=10) as client:
+        start = time.monotonic()
+        sent = 0
+        while time.monotonic() - start < LOAD_SECONDS:  # 50 requests per second
+            due = start + sent / 50
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
+            status = client.get(f"/load/{sent}").status_code
+            statuses[status] = statuses.get(status, 0) + 1
+            sent += 1
+    later = {n.name: httpx.get(f"{n.admin}/certs", timeout=5).json() for n in (ratings, pp)}
+    assert statuses == {200: sent}, statuses
+    for name in ("ratings", "productpage"):
+        assert later[name]["renewals"] - first[name]["renewals"] >= 2, (first[name], later[name])
+        assert later[name]["serial"] != first[name]["serial"]
+    # a fresh handshake with the renewed files still works
+    certs = pp.cert_dir
+    out = _curl("-k", "--cert", str(certs / "cert-chain.pem"), "--key", str(certs / "key.pem"),
+                "--cacert", str(certs / "root-cert.pem"),
+                f"https://{ratings.address}:{ratings.port}/after-rotation")
+    assert out.returncode == 0 and json.loads(out.stdout)["path"] == "/after-rotation", out
+
+
+def test_the_mesh_config_turns_mutual_tls_off_and_on_live(mesh):
+    ratings, pp = mesh["ratings"], mesh["productpage"]
+    plain_url = f"http://{ratings.address}:{ratings.port}/plain-again"
+    try:
+        mesh["mesh"].write_text(mesh_config("NONE"))
+        wait_until(lambda: not ratings.stats()["mtls"]["inbound"], 15, "inbound plaintext")
+        wait_until(lambda: not pp.stats()["mtls"]["mesh"], 15, "the caller's mesh flag off")
+        assert httpx.get(plain_url, timeout=5).status_code == 200
+        r = _via(pp, f"ratings:{ratings.port}", "/plain-hop")
+        assert r.status_code == 200 and "x-forwarded-client-cert" not in r.json()["headers"]
+    finally:
+        mesh["mesh"].write_text(mesh_config("MUTUAL_TLS"))
+    wait_until(lambda: ratings.stats()["mtls"]["inbound"], 15, "inbound mutual TLS again")
+    wait_until(lambda: pp.stats()["mtls"]["mesh"], 15, "the caller's mesh flag on")
+    assert _curl(plain_url).returncode != 0
+    r = _via(pp, f"ratings:{ratings.port}", "/tls-again")
+    assert r.status_code == 200 and r.json()["headers"]["x-forwarded-client-cert"]
