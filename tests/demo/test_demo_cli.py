@@ -131,3 +131,20 @@ def test_demo_refuses_a_block_outside_loopback():
     lines: list[str] = []
     assert run_demo(block="10.0.0", echo=lines.append) == 1
     assert "127.0.0.0/8" in lines[0]
+
+
+def test_demo_check_passes_with_mutual_tls():
+    """Issue 12: ``trimesh demo --check --mtls`` — every sidecar and the ingress hold a
+    certificate from the control's CA, MeshConfig says MUTUAL_TLS, and the docs' scenarios pass
+    with the page served through the ingress."""
+    out = subprocess.run([*trimesh_command(), "demo", "--check", "--mtls", "--addresses",
+                          "127.0.17", "--seed", str(SEED)],
+                         cwd=RULES_HOME, env=_env(), capture_output=True, text=True,
+                         timeout=CHECK_TIMEOUT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    verdicts = [line for line in out.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
+    assert len(verdicts) == 11 and all(v.startswith("PASS") for v in verdicts), out.stdout
+    assert "mutual TLS between sidecars" in verdicts[0] and "plaintext refused" in verdicts[0]
+    assert "6 of 6 sidecars require it with a certificate" in verdicts[0]
+    assert "at http://127.0.17.100:8080/productpage" in out.stdout  # through the ingress
+    assert [p for p in set(_pids(out.stdout)) if not pid_gone(p)] == []

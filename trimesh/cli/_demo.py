@@ -26,10 +26,14 @@ from ._main import cli
               help="Write the docs' rule files under DIR/samples/ (DIR/samples/bookinfo/kube/"
                    "route-rule-all-v1.yaml ...) so the docs' `create -f samples/...` lines work "
                    "from DIR, and exit; no mesh is started.")
+@click.option("--mtls", is_flag=True,
+              help="Mutual TLS between every sidecar (MeshConfig authPolicy MUTUAL_TLS, each "
+                   "sidecar with a certificate from the control's CA); the page is then served "
+                   "through the ingress.")
 @click.option("--seed", type=int, default=None, hidden=True,
               help="Seed the sidecars' routing RNGs (reproducible weighted picks in tests).")
 def demo(check: bool, state_dir: Path | None, block: str, control_port: int,
-         rules_dir: Path | None, seed: int | None) -> None:
+         rules_dir: Path | None, mtls: bool, seed: int | None) -> None:
     """The BookInfo mesh on this machine: a control and productpage, details, reviews v1/v2/v3 and
     ratings, each behind its own sidecar on its own loopback address.
 
@@ -41,6 +45,6 @@ def demo(check: bool, state_dir: Path | None, block: str, control_port: int,
         sys.exit(write_rule_files(rules_dir, echo=lambda line: click.echo(line),
                                   error=lambda line: click.echo(line, err=True)))
     status = run_demo(check=check, state_dir=state_dir, block=block, control_port=control_port,
-                      seed=seed, echo=lambda line: click.echo(line),
+                      seed=seed, mtls=mtls, echo=lambda line: click.echo(line),
                       error=lambda line: click.echo(line, err=True))
     sys.exit(status)

@@ -234,13 +234,24 @@ class StopSummary:
         return out
 
 
+MTLS_MESH_CONFIG = {  # trimesh demo --mtls: the docs' mesh-wide mutual TLS
+    "apiVersion": "config.istio.io/v1alpha2", "kind": "MeshConfig",
+    "metadata": {"name": "mesh", "namespace": "istio-system"},
+    "spec": {"authPolicy": "MUTUAL_TLS"},
+}
+
+
 class DemoMesh:
     """A running (or startable) demo mesh. ``with DemoMesh(...) as mesh`` starts and stops it."""
 
     def __init__(self, plan: MeshPlan, *, workdir: Path,
                  state_dir: Path | None = None, trimesh: Sequence[str] | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, mtls: bool = False) -> None:
         self.plan = plan
+        # Mutual TLS (docs/identity.md §12): every sidecar and the ingress hold a certificate
+        # from the control's CA, the control holds a MeshConfig with authPolicy MUTUAL_TLS, and
+        # users reach productpage through the ingress (its inbound port refuses plaintext).
+        self.mtls = mtls
         self.workdir = workdir
         self.log_dir = workdir / "logs"
         self.state_dir = state_dir if state_dir is not None else workdir / "state"
@@ -267,12 +278,21 @@ class DemoMesh:
 
     @property
     def entry(self) -> Member:
-        """Where users reach the mesh: productpage's sidecar inbound port (no ingress yet)."""
+        """productpage's member: its sidecar's inbound port is where users reach the mesh
+        without mutual TLS (:meth:`entry_point`)."""
         return self.plan.member("productpage")
+
+    def entry_point(self) -> tuple[str, int]:
+        """``(address, port)`` users load the page at: productpage's sidecar, or under mutual
+        TLS the ingress (a plaintext client cannot reach a sidecar's inbound port then)."""
+        if self.mtls and self.plan.ingress_address is not None:
+            return self.plan.ingress_address, INGRESS_PORT
+        return self.entry.address, self.entry.port
 
     @property
     def page_url(self) -> str:
-        return f"{self.entry.url}/productpage"
+        address, port = self.entry_point()
+        return f"http://{address}:{port}/productpage"
 
     @property
     def ingress_url(self) -> str | None:
@@ -344,12 +364,17 @@ class DemoMesh:
         self._wait(self.control_proc, self._control_ready, deadline, "control API answering")
         self.control_proc.ready_at = self._elapsed()
         report(self.control_proc, self.control_url)
+        if self.mtls:
+            with self.client() as client:
+                client.create(MTLS_MESH_CONFIG)
 
         for i, m in enumerate(plan.members):
             argv = m.sidecar_argv(self.trimesh, control_url=self.control_url, join=plan.join,
                                   key_file=str(self.key_file),
                                   access_log=str(self.log_dir / f"{m.name}-access.log"),
                                   seed=None if self.seed is None else self.seed + i)
+            if self.mtls:
+                argv[argv.index("--"):argv.index("--")] = self._cert_argv(m.name)
             self.sidecars[m.name] = self._spawn(f"sidecar {m.name}", argv, m.name)
         pending = {m.name: m for m in plan.members}
         apps_pending = {m.name: m for m in plan.members}
@@ -395,14 +420,29 @@ class DemoMesh:
         registry = self.log_dir / "ingress-registry.yaml"
         registry.write_text(f"- {{service: {pp.service}, namespace: {pp.namespace}, address: "
                             f"{pp.address}, port: {pp.port}, labels: {{version: {pp.version}}}}}\n")
-        argv = self.plan.ingress_argv(self.trimesh, registry=str(registry),
-                                      config=str(BOOKINFO_RULES / "bookinfo-ingress.yaml"),
+        config = BOOKINFO_RULES / "bookinfo-ingress.yaml"
+        if self.mtls:  # the ingress runs from files: the MeshConfig goes beside its Ingress
+            config = self.log_dir / "ingress-config.yaml"
+            config.write_text((BOOKINFO_RULES / "bookinfo-ingress.yaml").read_text().rstrip()
+                              + "\n---\n" + json.dumps(MTLS_MESH_CONFIG) + "\n")
+        argv = self.plan.ingress_argv(self.trimesh, registry=str(registry), config=str(config),
                                       access_log=str(self.log_dir / "ingress-access.log"))
+        if self.mtls:
+            argv += self._cert_argv("ingress")
         proc = self.ingress_proc = self._spawn("ingress", argv, "ingress")
         address = self.plan.ingress_address
         assert address is not None
         self._wait(proc, lambda: _ready(address, ADMIN_PORT), deadline, "the ingress ready")
         proc.ready_at = self._elapsed()
+
+    def _cert_argv(self, name: str) -> list[str]:
+        """The cert agent's flags: the control's CA, the mesh token in the demo's state dir,
+        the files under ``workdir/certs/NAME``."""
+        from ..ca import DEFAULT_CA_PORT, mesh_token_path
+
+        return ["--ca", f"http://{self.plan.control_address}:{DEFAULT_CA_PORT}",
+                "--ca-token-file", str(mesh_token_path(self.state_dir)),
+                "--cert-dir", str(self.workdir / "certs" / name)]
 
     def members(self) -> list[dict[str, Any]]:
         """The control's ``GET /v1/members`` rows (what ``trimesh members -o json`` prints)."""
@@ -513,7 +553,7 @@ class DemoMesh:
         """GET the product page at the entry point (``ingress``: through the ingress), as
         ``user`` (the cookie /login sets)."""
         headers = {"cookie": f"user={user}"} if user else {}
-        address, port = self.entry.address, self.entry.port
+        address, port = self.entry_point()
         if ingress:
             assert self.plan.ingress_address is not None, "this mesh has no ingress"
             address, port = self.plan.ingress_address, INGRESS_PORT
@@ -528,7 +568,7 @@ class DemoMesh:
         """POST productpage's ``/login`` form; returns the cookie it sets (``user=jason``)."""
         from urllib.parse import urlencode
 
-        conn = http.client.HTTPConnection(self.entry.address, self.entry.port, timeout=timeout)
+        conn = http.client.HTTPConnection(*self.entry_point(), timeout=timeout)
         try:
             conn.request("POST", "/login", body=urlencode({"username": user}),
                          headers={"content-type": "application/x-www-form-urlencoded"})

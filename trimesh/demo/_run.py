@@ -125,7 +125,7 @@ def _busy(mesh: DemoMesh) -> list[str]:
 
 def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str = DEMO_BLOCK,
              control_port: int = CONTROL_PORT, echo: Echo = print,
-             error: Echo | None = None, seed: int | None = None) -> int:
+             error: Echo | None = None, seed: int | None = None, mtls: bool = False) -> int:
     """Run the demo (or its check); returns the exit status. ``echo``/``error`` print a line;
     ``seed`` seeds the sidecars' routing RNGs (reproducible weighted picks, for tests)."""
     err = error or echo
@@ -139,7 +139,7 @@ def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str =
     plan = plan_mesh(BOOKINFO, python=sys.executable, block=block,
                      control_address=control_address, control_port=control_port)
     workdir = Path(tempfile.mkdtemp(prefix="trimesh-demo-"))
-    mesh = DemoMesh(plan, workdir=workdir, state_dir=state_dir, seed=seed)
+    mesh = DemoMesh(plan, workdir=workdir, state_dir=state_dir, seed=seed, mtls=mtls)
     busy = _busy(mesh)
     if busy:
         err(f"Error: {', '.join(busy)} already in use: is another `trimesh demo` running? Stop it "
@@ -147,7 +147,8 @@ def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str =
         _remove(workdir)
         return 1
     echo(f"trimesh demo: BookInfo on {block}.0/24, control at {mesh.control_url}; members find "
-         f"each other by gossip through {plan.join} ({GOSSIP_PROFILE} profile)")
+         f"each other by gossip through {plan.join} ({GOSSIP_PROFILE} profile)"
+         + ("; mutual TLS between sidecars (certificates from the control's CA)" if mtls else ""))
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     # Ctrl-C stops the demo even when it was started with SIGINT ignored (a background job of a
     # non-interactive shell, as some CI runners start commands): Python would keep SIG_IGN.

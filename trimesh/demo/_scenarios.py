@@ -17,7 +17,10 @@ seconds"), then loading the product page at the entry point like a browser (jaso
    then ``route-rule-reviews-v3``: every load red (§4.1);
 8. request timeouts: reviews to v2, a 2 s delay on ratings (pages take ~2 s), then a 1 s timeout on
    reviews (every productpage→reviews call 504 after ~1 s, reviews unavailable) (§5.2, §5.3);
-9. cleanup: ``delete -f route-rule-all-v1`` leaves no rule (§5.4).
+9. cleanup: ``delete -f route-rule-all-v1`` leaves no rule (§5.4);
+10. with ``--mtls`` only: every sidecar holds its certificate and requires mutual TLS on its
+    inbound port, and a plaintext request to productpage's sidecar is refused (the page itself is
+    loaded through the ingress then).
 
 Scenarios share the mesh and build on each other's rules, as the docs' tasks do; each returns a
 :class:`~trimesh.demo._verdicts.Verdict` and a failure never stops the next one (it starts from the
@@ -27,6 +30,7 @@ rules the docs' step before it would leave).
 from __future__ import annotations
 
 import http.client
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,7 +39,7 @@ from typing import Callable
 
 from ..errors import TrimeshError
 from . import _verdicts as v
-from ._mesh import DemoError, DemoMesh, PageLoad
+from ._mesh import DemoError, DemoMesh, PageLoad, http_get
 
 JASON = "jason"
 CYCLE_LOADS = 30  # three versions, each seen ~10 times
@@ -70,6 +74,11 @@ def _started(record: dict) -> float:
         return float(record.get("time", 0)) - float(record.get("duration_ms", 0)) / 1000.0
     except (TypeError, ValueError):
         return 0.0
+
+
+def _rules(objects: list[dict]) -> list[dict]:
+    """The stored objects but the demo's own MeshConfig (``--mtls``)."""
+    return [d for d in objects if d.get("kind") != "MeshConfig"]
 
 
 def _kinds(loads: list[PageLoad]) -> list[str]:
@@ -111,7 +120,7 @@ class Tasks:
 
     def no_rules_cycle(self) -> v.Verdict:
         with self.mesh.client() as client:
-            held = client.list()["objects"]
+            held = _rules(client.list()["objects"])
         if held:
             return v.Verdict(False, f"the control already holds {len(held)} objects; --check "
                                     "needs an empty store (do not pass --state-dir)")
@@ -191,13 +200,35 @@ class Tasks:
     def cleanup(self) -> v.Verdict:
         self._apply("delete", "route-rule-all-v1.yaml")
         with self.mesh.client() as client:
-            left = [d["metadata"]["name"] for d in client.list()["objects"]]
+            left = [d["metadata"]["name"] for d in _rules(client.list()["objects"])]
         page = self.mesh.load_page()
         return v.Verdict(not left and page.status == 200,
                          f"rules left: {', '.join(left) or 'none'}; page {page.status}")
 
+    def mutual_tls(self) -> v.Verdict:
+        mesh = self.mesh
+        missing = []
+        for m in mesh.plan.members:
+            status, body = http_get(m.address, m.admin_port, "/stats", timeout=5.0)
+            tls = json.loads(body).get("mtls") or {} if status == 200 else {}
+            if not (tls.get("inbound") and tls.get("identity")):
+                missing.append(m.name)
+        pp = mesh.entry
+        try:
+            status, _ = http_get(pp.address, pp.port, "/productpage", timeout=5.0)
+            plain = f"plaintext got {status}"
+        except (OSError, http.client.HTTPException):
+            status, plain = None, "plaintext refused"
+        ok = not missing and status is None
+        summary = (f"{len(mesh.plan.members) - len(missing)} of {len(mesh.plan.members)} "
+                   f"sidecars require it with a certificate; {plain} at {pp.url}")
+        if missing:
+            summary += f" (not: {', '.join(missing)})"
+        return v.Verdict(ok, summary)
+
     def all(self) -> list[tuple[str, Callable[[], v.Verdict]]]:
-        return [
+        mtls = [("mutual TLS between sidecars", self.mutual_tls)] if self.mesh.mtls else []
+        return [*mtls,
             ("product page answers", self.product_page),
             ("routing: no rules, v1/v2/v3", self.no_rules_cycle),
             ("routing: route-rule-all-v1", self.all_v1),
