@@ -7,6 +7,9 @@ Paths measured, each in the same run (docs/benchmarks.md explains the method and
 - ``1-hop``   client → outbound sidecar → backend               (a route rule is active)
 - ``2-hop``   client → outbound sidecar → inbound sidecar → backend
 - ``nginx``   client → nginx (one worker, keep-alive upstream) → backend   (when nginx is installed)
+- ``2-hop mTLS`` (``--mtls``) the 2-hop path between a second pair of sidecars with mutual TLS
+  (MeshConfig ``authPolicy: MUTUAL_TLS``, certificates from a ``trimesh run ca`` of the run); the
+  report adds its CPU per request against the plaintext 2-hop's (issue 12's bound: ≤ 1.5×)
 
 For every path it reports requests/s at ``-c16`` (closed loop, keep-alive), the proxies' CPU µs
 per request (utime+stime from ``/proc/<pid>/stat`` over the run ÷ requests, summed over every
@@ -51,6 +54,9 @@ BACKEND = (f"{NET}.2", 9080)
 OUTBOUND = f"{NET}.3"
 INBOUND = (f"{NET}.4", 9080)
 NGINX_PEER = (f"{NET}.5", 9080)
+CA = (f"{NET}.6", 8060)
+MTLS_OUTBOUND = f"{NET}.7"
+MTLS_INBOUND = (f"{NET}.8", 9080)
 PROXY_PORT, ADMIN_PORT = 15001, 15000  # the mesh's defaults (DESIGN.md §1)
 READY_TIMEOUT = 30.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -209,19 +215,23 @@ def start_nginx_peer(procs: Processes) -> Proc:
     return proc
 
 
-def rule_docs() -> str:
+def rule_docs(mtls: bool = False) -> str:
     docs = [{"apiVersion": "config.istio.io/v1alpha2", "kind": "RouteRule",
              "metadata": {"name": f"{svc}-default", "namespace": "default"},
              "spec": {"destination": {"name": svc}, "precedence": 1,
                       "route": [{"labels": {"version": "v1"}}]}}
-            for svc in ("backend", "backend-mesh")]
+            for svc in ("backend", "backend-mesh", "backend-mtls")]
+    if mtls:
+        docs.append({"apiVersion": "config.istio.io/v1alpha2", "kind": "MeshConfig",
+                     "metadata": {"name": "mesh", "namespace": "istio-system"},
+                     "spec": {"authPolicy": "MUTUAL_TLS"}})
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
 def sidecar_argv(service: str, address: str, port: int, app: tuple[str, int], workdir: Path,
-                 registry: list[dict] | None = None) -> list[str]:
+                 registry: list[dict] | None = None, mtls: bool = False) -> list[str]:
     config = workdir / f"{service}-config.yaml"
-    config.write_text(rule_docs())
+    config.write_text(rule_docs(mtls))
     argv = trimesh_cmd() + [
         "run", "sidecar", "--service", service, "--version", "v1", "--port", str(port),
         "--app-address", app[0], "--app-port", str(app[1]), "--address", address,
@@ -234,7 +244,31 @@ def sidecar_argv(service: str, address: str, port: int, app: tuple[str, int], wo
         reg = workdir / f"{service}-registry.yaml"
         reg.write_text(yaml.safe_dump(registry))
         argv += ["--registry", str(reg)]
+    if mtls:  # a certificate from the run's CA (start_ca), the CA's mesh token
+        argv += ["--ca", f"http://{CA[0]}:{CA[1]}", "--ca-token-file",
+                 str(workdir / "ca-state" / "mesh-token")]
     return argv
+
+
+def start_mtls_sidecars(procs: Processes) -> tuple[Proc, Proc]:
+    """A CA and a second sidecar pair whose hop uses mutual TLS (``--mtls``)."""
+    ca = procs.start("ca", trimesh_cmd() + ["run", "ca", "--address", CA[0], "--port",
+                                            str(CA[1]), "--state-dir",
+                                            str(procs.workdir / "ca-state")], LOAD_CORE)
+    wait_for(lambda: port_open(CA), "the CA listening", ca)
+    registry = [{"service": "backend-mtls", "namespace": "default", "address": MTLS_INBOUND[0],
+                 "port": MTLS_INBOUND[1], "labels": {"version": "v1"}}]
+    inbound = procs.start("sidecar-mtls-inbound", sidecar_argv(
+        "backend-mtls", MTLS_INBOUND[0], MTLS_INBOUND[1], BACKEND, procs.workdir, mtls=True),
+        PROXY_CORE)
+    outbound = procs.start("sidecar-mtls-outbound", sidecar_argv(
+        "bench-client-mtls", MTLS_OUTBOUND, 9080, (MTLS_OUTBOUND, 9), procs.workdir, registry,
+        mtls=True), PROXY_CORE)
+    for proc, address in ((inbound, MTLS_INBOUND[0]), (outbound, MTLS_OUTBOUND)):
+        wait_for(lambda a=address: httpx.get(f"http://{a}:{ADMIN_PORT}/ready",
+                                             timeout=2).status_code == 200,
+                 f"{proc.name} /ready", proc)
+    return outbound, inbound
 
 
 def start_sidecars(procs: Processes) -> tuple[Proc, Proc]:
@@ -424,6 +458,11 @@ def report(samples: dict[str, list[Sample]], args, generator: str, backend: str)
                      f"| {ratio} | {spread(cpu, '.0f')} | "
                      + " / ".join(f"{lat[p] * 1e6:.0f}" for p in ("50", "90", "99"))
                      + f" | {added} |")
+    if "2-hop mTLS" in samples and "2-hop" in samples:
+        plain = statistics.median([s.cpu_us for s in samples["2-hop"]])
+        mtls = statistics.median([s.cpu_us for s in samples["2-hop mTLS"]])
+        lines += ["", f"2-hop mTLS / 2-hop plaintext proxy CPU per request: {mtls / plain:.2f}× "
+                      f"({mtls:.0f} vs {plain:.0f} µs; issue 12's bound ≤ 1.50×)"]
     return "\n".join(lines)
 
 
@@ -440,6 +479,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-pin", dest="pin", action="store_false", help="do not use taskset")
     p.add_argument("--no-nginx-peer", dest="nginx_peer", action="store_false")
     p.add_argument("--quick", action="store_true", help="1 s runs, 1 round (a smoke test)")
+    p.add_argument("--mtls", action="store_true",
+                   help="also measure 2 hops with mutual TLS (a CA and a second sidecar pair)")
     p.add_argument("--json", type=Path, help="also write the raw samples here")
     args = p.parse_args(argv)
     if args.quick:
@@ -465,6 +506,9 @@ def main(argv: list[str] | None = None) -> None:
                      Path_("1-hop", (OUTBOUND, PROXY_PORT), "backend:9080", [outbound]),
                      Path_("2-hop", (OUTBOUND, PROXY_PORT), "backend-mesh:9080",
                            [outbound, inbound])]
+            if args.mtls:
+                paths.append(Path_("2-hop mTLS", (MTLS_OUTBOUND, PROXY_PORT),
+                                   "backend-mtls:9080", list(start_mtls_sidecars(procs))))
             if args.nginx_peer and has_nginx:
                 paths.append(Path_("nginx", NGINX_PEER, "backend:9080", [start_nginx_peer(procs)]))
             for path in paths:

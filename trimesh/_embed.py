@@ -49,10 +49,12 @@ from typing import Any
 import trio
 
 from .config import DEFAULT_DOMAIN, DEFAULT_NAMESPACE, ConfigObject, ServiceInstance
-from .errors import ConfigError, UpstreamError
+from .errors import ConfigError, TrimeshError, UpstreamError
 from .nursery import local_no_proxy
 from .proxy import FLAGS_HEADER, Http1Answers, RequestParser, ResponseHead, ResponseParser
 from .sidecar import Sidecar, SidecarConfig
+
+CERT_TIMEOUT = 10.0  # seconds open_mesh(certs=...) waits for the first certificate
 
 DEFAULT_CLIENT_ADDRESS = "127.0.0.1"  # x-forwarded-for of in-process requests
 STREAM_BUFFER = 1  # response writes in flight between the proxy task and a streaming reader
@@ -380,6 +382,7 @@ def _build(service: str, *, namespace: str, version: str | None, labels: Mapping
            proxy_port: int | None, admin_port: int | None, seed: int | None, domain: str,
            gossip_port: int, gossip_key_file: str | None, gossip_profile: str,
            setup: Callable[[Sidecar], None] | None, zipkin_address: str | None = None,
+           service_account: str = "default", certs: Any = None,
            ) -> tuple[SidecarConfig, Callable[[Sidecar], None]]:
     files: list[str] = []
     objects: list[ConfigObject] = []
@@ -403,7 +406,7 @@ def _build(service: str, *, namespace: str, version: str | None, labels: Mapping
                         admin_port=admin_port, control=control,
                         registry=os.fspath(registry) if registry is not None else None,
                         config_files=files, seed=seed, domain=domain,
-                        zipkin_address=zipkin_address)
+                        zipkin_address=zipkin_address, service_account=service_account)
     gossip = None
     if join:
         from .sidecar import GossipOptions, install_gossip
@@ -416,6 +419,10 @@ def _build(service: str, *, namespace: str, version: str | None, labels: Mapping
         gossip = partial(install_gossip, options=options)
 
     def install(sidecar: Sidecar) -> None:
+        if certs is not None:  # the app's own identity: mutual TLS to the services it calls
+            from .sidecar import install_cert_agent
+
+            install_cert_agent(sidecar, certs)
         if objects or instances:
             sidecar.add_source(StaticSource(objects, instances))
         if gossip is not None:
@@ -436,7 +443,9 @@ async def open_mesh(*, service: str, namespace: str = DEFAULT_NAMESPACE,
                     gossip_key_file: str | None = None, gossip_profile: str = "lan",
                     seed: int | None = None, domain: str = DEFAULT_DOMAIN,
                     setup: Callable[[Sidecar], None] | None = None,
-                    zipkin_address: str | None = None) -> AsyncIterator[Mesh]:
+                    zipkin_address: str | None = None, service_account: str = "default",
+                    certs: Any = None, cert_timeout: float = CERT_TIMEOUT
+                    ) -> AsyncIterator[Mesh]:
     """Join the mesh as ``service`` for the body of ``async with`` (module docstring).
 
     Where the mesh's view comes from: ``registry`` (a registry YAML file, re-read on change),
@@ -447,9 +456,12 @@ async def open_mesh(*, service: str, namespace: str = DEFAULT_NAMESPACE,
     ``admin_port`` (0: any) also serves the admin endpoints. ``setup(sidecar)`` runs before the
     tree starts (add children or sources there). ``zipkin_address`` (``HOST:PORT``) sends the
     requests' spans to a Zipkin collector; records, metrics (``mesh.sidecar.metrics_registry``)
-    and B3 headers are the sidecar's own (docs/telemetry.md). On exit the tree drains and
-    stops; errors that
-    took it down are raised from the ``async with``.
+    and B3 headers are the sidecar's own (docs/telemetry.md). ``certs``
+    (a :class:`trimesh.sidecar.CertOptions`) runs the cert agent for ``service_account``'s
+    identity, as a sidecar's ``--ca``/``--cert-dir`` do: calls to services under mutual TLS
+    then go out with it, and the ``async with`` is entered only once the first certificate is
+    held (a ``TrimeshError`` with the CA's reason after ``cert_timeout`` seconds). On exit the
+    tree drains and stops; errors that took it down are raised from the ``async with``.
     """
     cfg, install = _build(service, namespace=namespace, version=version, labels=labels,
                           registry=registry, control=control, join=join, config=config,
@@ -457,13 +469,16 @@ async def open_mesh(*, service: str, namespace: str = DEFAULT_NAMESPACE,
                           admin_port=admin_port, seed=seed, domain=domain,
                           gossip_port=gossip_port, gossip_key_file=gossip_key_file,
                           gossip_profile=gossip_profile, setup=setup,
-                          zipkin_address=zipkin_address)
+                          zipkin_address=zipkin_address, service_account=service_account,
+                          certs=certs)
     sidecar = Sidecar(cfg)
     install(sidecar)
     try:
         async with trio.open_nursery() as nursery:
             sidecar.outbound.mirror_nursery = nursery
             await nursery.start(sidecar.serve)
+            if certs is not None:
+                await _first_certificate(sidecar, cert_timeout)
             try:
                 yield Mesh(sidecar, client=address)
             finally:
@@ -473,6 +488,16 @@ async def open_mesh(*, service: str, namespace: str = DEFAULT_NAMESPACE,
             only = group.exceptions[0]
             raise only from only.__cause__
         raise
+
+
+async def _first_certificate(sidecar: Sidecar, timeout: float) -> None:
+    store = sidecar.certs
+    with trio.move_on_after(timeout):
+        while store.current() is None:
+            await store.wait_changed()
+        return
+    raise TrimeshError(f"no certificate for {sidecar.cert_agent.identity} after {timeout:g} s"
+                       + (f": {store.last_error}" if store.last_error else ""))
 
 
 # -- a sidecar in a thread ----------------------------------------------------------------------

@@ -281,3 +281,94 @@ def test_the_mesh_config_turns_mutual_tls_off_and_on_live(mesh):
     assert _curl(plain_url).returncode != 0
     r = _via(pp, f"ratings:{ratings.port}", "/tls-again")
     assert r.status_code == 200 and r.json()["headers"]["x-forwarded-client-cert"]
+
+
+def _client_files(root: Path, name: str, authority, *, now: float, ttl: float | None = None):
+    """cert-chain.pem / key.pem for a client of ``authority``, issued as of ``now``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from trimesh.ca import SpiffeId, make_csr
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    ident = SpiffeId.of("default", "bookinfo-productpage")
+    issued = authority.sign(make_csr(key, ident), identity=ident, now=now, ttl=ttl)
+    d = root / name
+    d.mkdir(exist_ok=True)
+    (d / "cert.pem").write_bytes(issued.chain_pem)
+    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                  serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    return d / "cert.pem", d / "key.pem"
+
+
+def test_foreign_expired_and_missing_client_certificates_are_refused_and_counted(mesh):
+    """Bad input at the handshake: a certificate from another CA, an expired one from the mesh's
+    own CA (same identity as a real caller), none at all — each refused and counted, while the
+    listener goes on serving real callers."""
+    import os as _os
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from trimesh.ca import CertificateAuthority, PemFile
+
+    ratings, pp = mesh["ratings"], mesh["productpage"]
+    root, state = mesh["root"], mesh["ca"]["state"]
+    target = f"https://{ratings.address}:{ratings.port}"
+    now = time.time()
+    foreign = CertificateAuthority.self_signed(key=ec.generate_private_key(ec.SECP256R1()),
+                                               now=now, token_bytes=_os.urandom)
+    ours = CertificateAuthority.from_plugin(
+        signing_cert=PemFile("root-cert.pem", (state / "ca" / "root-cert.pem").read_bytes()),
+        signing_key=PemFile("ca-key.pem", (state / "ca" / "ca-key.pem").read_bytes()),
+        root_cert=PemFile("root-cert.pem", (state / "ca" / "root-cert.pem").read_bytes()),
+        cert_chain=None, now=now, token_bytes=_os.urandom)
+    cases = {
+        "foreign": _client_files(root, "foreign", foreign, now=now),
+        # (the root is backdated 2 min: a 60 s certificate from 90 s ago has expired)
+        "expired": _client_files(root, "expired", ours, now=now - 90, ttl=60),
+    }
+    expired = x509.load_pem_x509_certificate(cases["expired"][0].read_bytes())
+    assert expired.not_valid_after_utc.timestamp() < now  # refused for its age, not its issuer
+    before = ratings.stats()["listeners"]["inbound"]["tls_failures"]
+    for name, (cert, key) in cases.items():
+        out = _curl("-k", "--cert", str(cert), "--key", str(key), f"{target}/bad-{name}")
+        assert out.returncode != 0 and "ratings-v1" not in out.stdout, (name, out)
+    out = _curl("-k", f"{target}/bad-none")  # a client hello without a certificate
+    assert out.returncode != 0 and "ratings-v1" not in out.stdout, out
+    wait_until(lambda: ratings.stats()["listeners"]["inbound"]["tls_failures"] >= before + 3, 10,
+               "three refused handshakes counted")
+    log = ratings.access_log.read_text()
+    assert not any(f"/bad-{n}" in log for n in ("foreign", "expired", "none"))
+    # nothing else disturbed: the mesh hop keeps working
+    r = _via(pp, f"ratings:{ratings.port}", "/after-bad-input")
+    assert r.status_code == 200 and r.json()["path"] == "/after-bad-input"
+    assert ratings.proc.alive()
+
+
+def test_an_embedded_mesh_calls_a_mutual_tls_service_with_its_own_identity(mesh):
+    """``trimesh.open_mesh(certs=...)``: the app's process holds its own certificate (the cert
+    agent in its tree) and calls ratings directly under mutual TLS."""
+    import trio
+
+    import trimesh
+    from trimesh.sidecar import CertOptions
+
+    ratings = mesh["ratings"]
+    token = mesh["root"] / "embedded.token"
+    out = _cli("ca", "token", "--service-account", "bookinfo-embedded", "--state-dir",
+               str(mesh["ca"]["state"]), "--ttl", "1h")
+    assert out.returncode == 0, out.stderr
+    token.write_text(out.stdout.strip() + "\n")
+
+    async def main():
+        async with trimesh.open_mesh(
+                service="embedded", service_account="bookinfo-embedded",
+                registry=mesh["registry"], config=[mesh["mesh"]], address=f"{NET}.9",
+                certs=CertOptions(ca_url=mesh["ca"]["url"], token_file=token)) as m:
+            return await m.request("GET", f"http://ratings:{ratings.port}/embedded")
+
+    response = trio.run(main)
+    assert response.status == 200, response
+    xfcc = json.loads(response.content)["headers"]["x-forwarded-client-cert"]
+    assert xfcc.endswith(";URI=spiffe://cluster.local/ns/default/sa/bookinfo-embedded")
