@@ -197,6 +197,13 @@ def test_the_app_sees_the_callers_identity_and_no_forged_one(mesh):
     inbound = [rec for rec in records if rec["direction"] == "inbound"]
     assert inbound and inbound[0]["source_user"] == PRODUCTPAGE_ID.removeprefix("spiffe://")
     assert pp.stats()["mtls"]["handshakes"] >= 1
+    # Istio's request metrics say so too, on both ends of the hop
+    for node, reporter in ((ratings, "destination"), (pp, "source")):
+        metrics = wait_until(lambda n=node: (lambda t: 'connection_mtls="true"' in t and t)(
+            httpx.get(f"{n.admin}/metrics", timeout=5).text), 10, "connection_mtls in /metrics")
+        assert any(f'reporter="{reporter}"' in line and 'connection_mtls="true"' in line
+                   for line in metrics.splitlines()
+                   if line.startswith("istio_request_count_total")), reporter
 
 
 def test_secure_naming_refuses_an_instance_with_another_identity(mesh):

@@ -234,14 +234,18 @@ async def test_mesh_tls_connects_checks_secure_naming_and_names_the_peer():
             host, port = await _serve_tls(nursery, server, "127.0.9.92", peers)
             ratings = "spiffe://cluster.local/ns/default/sa/bookinfo-ratings"
             stream = await client.connect((host, port, "mtls", ratings))
+            assert stream.alpn == "http/1.1"  # the HTTP/1.1 pool offers only what it speaks
             await stream.send_all(b"hi")
             assert await stream.receive_some() == b"ok"
             stream.close()
+            h2 = await client.connect((host, port, "mtls", ratings), h2=True)
+            assert h2.alpn == "h2"
+            h2.close()
             with pytest.raises(UpstreamIdentityError, match="secure naming"):
                 await client.connect(
                     (host, port, "mtls", "spiffe://cluster.local/ns/default/sa/bookinfo-details"))
             nursery.cancel_scope.cancel()
-    assert client.secure_naming_refused == 1 and client.handshakes == 2
+    assert client.secure_naming_refused == 1 and client.handshakes == 3
     peer = peers[0]
     assert peer.uri == "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
     assert peer.principal == "cluster.local/ns/default/sa/bookinfo-productpage"

@@ -162,6 +162,10 @@ def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str =
             failed = True
         else:
             echo(f"BookInfo is up: {len(mesh.processes)} processes in {mesh.up_at or 0.0:.1f}s.")
+            if mtls:
+                echo(f"Mutual TLS: each sidecar's cert-chain.pem, key.pem and root-cert.pem "
+                     f"are under {mesh.workdir / 'certs'}/NAME; the page is served through the "
+                     f"ingress: {mesh.page_url}")
             if check:
                 failed = not _check(mesh, echo)
             else:

@@ -26,7 +26,7 @@ class Exchange:
                  "headers", "request_id", "fwd", "rule", "cluster_name", "upstream", "flags", "attempts",
                  "extra", "token", "holds_cx", "payload", "head_request", "complete",
                  "streamer", "response_size", "protocol", "received_bytes", "sent_bytes",
-                 "trace", "up")
+                 "trace", "up", "mtls")
 
     def __init__(self, direction: str, down, head, start: float) -> None:
         self.direction = direction
@@ -58,6 +58,7 @@ class Exchange:
         self.sent_bytes = -1  # tunnel bytes upstream -> client (connection.sent.bytes)
         self.trace = None  # this hop's B3 SpanContext (trimesh.telemetry.Tracer), when tracing
         self.up = None  # (fields, path, buffered body) for an HTTP/2 upstream (_h2up.py)
+        self.mtls = False  # a try went to a secure endpoint (mutual TLS, trimesh/routing/_mtls.py)
 
     def add_flag(self, flag: str) -> str:
         if flag:
@@ -74,6 +75,7 @@ class Exchange:
             now - self.start, self.attempts, self.request_id, self.scheme,
             source_ip=self.down.client,
             source_user=(peer.principal or "") if (peer := self.down.peer) is not None else "",
+            connection_mtls=self.mtls or peer is not None,
             destination_service=fwd.fqdn if fwd is not None else "",
             request_size=head.content_length if head.content_length is not None else (
                 0 if not head.has_body else -1),

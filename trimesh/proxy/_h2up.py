@@ -395,7 +395,7 @@ class H2Pool:
         try:
             with trio.fail_after(self.connect_timeout):
                 if len(endpoint) > 2:  # (address, port, "mtls", identity): _tls.MeshTls
-                    stream = await self.mtls.connect(endpoint)
+                    stream = await self.mtls.connect(endpoint, h2=True)
                 else:
                     stream = await _io.connect(endpoint[0], endpoint[1])
         except trio.TooSlowError:

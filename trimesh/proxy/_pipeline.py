@@ -211,6 +211,8 @@ class Pipeline:
         cluster = ex.fwd.cluster
         down = ex.down
         ex.upstream = f"{endpoint[0]}:{endpoint[1]}"
+        if len(endpoint) > 3:  # (address, port, "mtls", identity)
+            ex.mtls = True
         conn = rh = None
         outcome = RESPONSE
         if inst is not None:

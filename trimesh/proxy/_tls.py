@@ -51,14 +51,15 @@ log = logging.getLogger("trimesh.proxy.tls")
 ALPN_PROTOCOLS = ["h2", "http/1.1"]
 
 
-def _context(server: bool, chain_path: str, key_path: str, root_path: str) -> ssl.SSLContext:
+def _context(server: bool, chain_path: str, key_path: str, root_path: str,
+             alpn: list[str] = ALPN_PROTOCOLS) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.check_hostname = False  # SPIFFE certificates name no host: secure naming replaces it
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cafile=root_path)
     ctx.load_cert_chain(chain_path, key_path)
-    ctx.set_alpn_protocols(ALPN_PROTOCOLS)
+    ctx.set_alpn_protocols(alpn)
     return ctx
 
 
@@ -81,10 +82,12 @@ def edge_context(cert_path: str, key_path: str) -> ssl.SSLContext:
     return ctx
 
 
-def client_context(chain_path: str, key_path: str, root_path: str) -> ssl.SSLContext:
+def client_context(chain_path: str, key_path: str, root_path: str,
+                   alpn: list[str] = ALPN_PROTOCOLS) -> ssl.SSLContext:
     """The outbound's context: presents the workload's chain, verifies the server's chain
-    against the mesh root (its identity is checked afterwards: secure naming)."""
-    return _context(False, chain_path, key_path, root_path)
+    against the mesh root (its identity is checked afterwards: secure naming). ``alpn``: what
+    it offers (a pool offers the one protocol it will speak)."""
+    return _context(False, chain_path, key_path, root_path, alpn)
 
 
 class TlsStream(FastStream):
@@ -192,9 +195,10 @@ def peer_identity(stream: TlsStream):
 
 
 def contexts_from_pem(chain_pem: bytes, key_pem: bytes, root_pem: bytes
-                      ) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """``(server, client)`` contexts from a workload's material in memory. ``ssl`` loads a
-    certificate and key only from files: they are written to a private temporary directory
+                      ) -> tuple[ssl.SSLContext, ssl.SSLContext, ssl.SSLContext]:
+    """``(server, HTTP/1.1 client, HTTP/2 client)`` contexts from a workload's material in
+    memory (each client context offers by ALPN only the protocol its pool speaks). ``ssl`` loads
+    a certificate and key only from files: they are written to a private temporary directory
     (0700, the key 0600) and removed once loaded."""
     with tempfile.TemporaryDirectory(prefix="trimesh-tls-") as tmp:
         chain, key, root = (os.path.join(tmp, n) for n in ("chain.pem", "key.pem", "root.pem"))
@@ -202,7 +206,9 @@ def contexts_from_pem(chain_pem: bytes, key_pem: bytes, root_pem: bytes
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-        return server_context(chain, key, root), client_context(chain, key, root)
+        return (server_context(chain, key, root),
+                client_context(chain, key, root, ["http/1.1"]),
+                client_context(chain, key, root, ["h2"]))
 
 
 class Peer:
@@ -236,7 +242,8 @@ class MeshTls:
 
     def __init__(self) -> None:
         self.server: ssl.SSLContext | None = None
-        self.client: ssl.SSLContext | None = None
+        self.client: ssl.SSLContext | None = None  # offers http/1.1 (the HTTP/1.1 pool's)
+        self.client_h2: ssl.SSLContext | None = None  # offers h2 (the HTTP/2 pool's)
         self.identity: str | None = None  # the own SPIFFE URI
         self.serial: int | None = None
         self.loads = 0
@@ -245,26 +252,28 @@ class MeshTls:
         self.resumed = 0
         self.secure_naming_refused = 0
         self.no_certificate = 0
-        self._sessions: dict[tuple, ssl.SSLSession] = {}  # endpoint -> a resumable session
-        self._last: dict[tuple, TlsStream] = {}  # endpoint -> its newest connection
+        # (endpoint, h2) -> a resumable session / the newest connection made with that context
+        self._sessions: dict[tuple, ssl.SSLSession] = {}
+        self._last: dict[tuple, TlsStream] = {}
 
     def load(self, material) -> None:
         """Build contexts from ``material`` (``trimesh.ca.CertMaterial``); new connections use
         them, open ones keep theirs. Resumable sessions of the old certificate are dropped."""
-        self.server, self.client = contexts_from_pem(material.chain_pem, material.key_pem,
-                                                     material.root_pem)
+        self.server, self.client, self.client_h2 = contexts_from_pem(
+            material.chain_pem, material.key_pem, material.root_pem)
         self.identity = material.identity.uri
         self.serial = material.serial
         self._sessions.clear()
         self._last.clear()
         self.loads += 1
 
-    async def connect(self, endpoint: tuple) -> TlsStream:
+    async def connect(self, endpoint: tuple, *, h2: bool = False) -> TlsStream:
         """Connect to a secure endpoint ``(address, port, "mtls", identity)``: TCP, the TLS
-        handshake (resuming the endpoint's last session), secure naming. ``OSError`` when the
-        connection or handshake fails; ``UpstreamIdentityError`` when there is no certificate
-        yet or the server is not ``identity``. (The caller bounds the time.)"""
-        ctx = self.client
+        handshake (ALPN ``h2`` or ``http/1.1``; resuming the endpoint's last session), secure
+        naming. ``OSError`` when the connection or handshake fails; ``UpstreamIdentityError``
+        when there is no certificate yet or the server is not ``identity``. (The caller bounds
+        the time.)"""
+        ctx = self.client_h2 if h2 else self.client
         if ctx is None:
             self.no_certificate += 1
             raise UpstreamIdentityError(
@@ -273,7 +282,7 @@ class MeshTls:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             stream = await tls_handshake(sock, ctx, server_side=False,
-                                         session=self._session_for(endpoint))
+                                         session=self._session_for((endpoint, h2)))
         except OSError:
             self.handshake_failures += 1
             raise
@@ -292,22 +301,23 @@ class MeshTls:
                 f"{endpoint[0]}:{endpoint[1]} presented {presented or 'no identity'}, "
                 f"the registry names {wanted} (secure naming)")
         last = self._last
-        if len(last) >= SESSION_CACHE_MAX and endpoint not in last:
+        key = (endpoint, h2)  # a session resumes only with the context that made it
+        if len(last) >= SESSION_CACHE_MAX and key not in last:
             last.clear()
             self._sessions.clear()
-        last[endpoint] = stream
+        last[key] = stream
         return stream
 
-    def _session_for(self, endpoint: tuple) -> ssl.SSLSession | None:
+    def _session_for(self, key: tuple) -> ssl.SSLSession | None:
         """A session to resume with ``endpoint``: TLS 1.3 sends its tickets after the handshake,
         so the last connection's session is read now, once it has had traffic (and kept, for
         when that connection is gone)."""
-        last = self._last.get(endpoint)
+        last = self._last.get(key)
         if last is not None:
             session = last.sock.session if not last._closed else None
             if session is not None and session.has_ticket:
-                self._sessions[endpoint] = session
-        return self._sessions.get(endpoint)
+                self._sessions[key] = session
+        return self._sessions.get(key)
 
     def accepted(self, stream: TlsStream) -> Peer:
         """The identity of a client the server context verified (module docstring)."""

@@ -125,6 +125,7 @@ SIDECAR_INTENSITY = (3, 10.0)
 CRASH_ENV = "TRIMESH_TEST_CRASH"  # test-only crash hook (module docstring)
 STAGES = ("source", "service")
 
+APP_CERT_WAIT = 10.0  # seconds an app (-- APP) waits for the sidecar's first certificate
 log = logging.getLogger("trimesh.sidecar")
 
 
@@ -609,10 +610,12 @@ class Sidecar:
                         raise ValueError(f"sidecar {cfg.name}: an app needs the outbound listener")
                     outbound = self.addresses["outbound"]
                     proxy = f"http://{outbound[0]}:{outbound[1]}"
-                    self.app = AppProcess(cfg.app_argv, env=app_environment(
-                        proxy, [cfg.address, cfg.app_address]), stop_timeout=APP_STOP_TIMEOUT,
-                        name=f"app of sidecar {cfg.name}")
-                    nursery.start_soon(self._run_app)
+                    await self._first_certificate()
+                    if not self._shutdown.is_set():
+                        self.app = AppProcess(cfg.app_argv, env=app_environment(
+                            proxy, [cfg.address, cfg.app_address]),
+                            stop_timeout=APP_STOP_TIMEOUT, name=f"app of sidecar {cfg.name}")
+                        nursery.start_soon(self._run_app)
                 await self._shutdown.wait()
                 await self._drain()
                 self.supervisor.stop()
@@ -626,6 +629,30 @@ class Sidecar:
             self.pool.close()
             self.app_pool.close()
         return self.app_status
+
+    async def _first_certificate(self) -> None:
+        """With a cert agent, the app starts once the first certificate is held (its calls
+        under mutual TLS would fail without one), or after :data:`APP_CERT_WAIT` seconds with a
+        warning saying why."""
+        store = getattr(self, "certs", None)
+        if store is None or store.current() is not None:
+            return
+
+        async def held(cancel_scope: trio.CancelScope) -> None:
+            while store.current() is None:
+                await store.wait_changed()
+            cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:  # a shutdown ends the wait too
+            nursery.start_soon(held, nursery.cancel_scope)
+            with trio.move_on_after(APP_CERT_WAIT):
+                await self._shutdown.wait()
+            nursery.cancel_scope.cancel()
+        if store.current() is not None or self._shutdown.is_set():
+            return
+        log.warning("sidecar %s: starting the app without a certificate after %g s%s",
+                    self.config.name, APP_CERT_WAIT,
+                    f" ({store.last_error})" if store.last_error else "")
 
     def _describe(self) -> str:
         """The ready line's list of listeners (tests and tools parse it)."""

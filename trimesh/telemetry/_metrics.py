@@ -6,7 +6,8 @@ runtime statistics as typed, labelled metrics.
 ``istio_request_duration`` (histogram, seconds, :data:`DURATION_BUCKETS`), ``istio_request_size``
 and ``istio_response_size`` (histograms, bytes, :data:`SIZE_BUCKETS`), labelled with Istio's
 dimensions (:data:`LABELS`) and the defaults its instances use when an attribute is missing
-(``"unknown"``; ``response_code`` ``200``; ``connection_mtls`` ``false``). Beyond 0.x, where only
+(``"unknown"``; ``response_code`` ``200``); ``connection_mtls`` is ``true`` for a hop that used
+mutual TLS. Beyond 0.x, where only
 Mixer's adapter exported them, each sidecar serves them for its own traffic, as Istio's later
 in-proxy telemetry does — and, like it, with a ``reporter`` label (``source`` for the caller's
 outbound, ``destination`` for the callee's inbound) so a sum over sidecars does not count a
@@ -94,10 +95,10 @@ class MeshMetrics:
         self.records = 0
 
     def _series_of(self, fields: tuple[Any, ...]) -> _Series:
-        direction, source, source_version, destination, destination_version, status = fields
+        direction, source, source_version, destination, destination_version, status, mtls = fields
         key = (REPORTER.get(direction, direction), source or UNKNOWN, source_version or UNKNOWN,
                destination or UNKNOWN, destination_version or UNKNOWN,
-               str(status) if status else "200", "false")
+               str(status) if status else "200", "true" if mtls else "false")
         s = self._series.get(key)
         if s is None:
             s = self._series[key] = _Series()
@@ -108,7 +109,7 @@ class MeshMetrics:
         by_fields = self._by_fields
         for r in records:
             fields = (r.direction, r.source_service, r.source_version, r.destination_service,
-                      r.destination_version, r.status)
+                      r.destination_version, r.status, r.connection_mtls)
             s = by_fields.get(fields)
             if s is None:
                 s = self._series_of(fields)

@@ -24,6 +24,7 @@ needs one. The field ↔ attribute table is :data:`ATTRIBUTES` — one place:
 | ``destination_service`` / ``destination_ip``:``destination_port`` | ``destination.service`` / ``destination.ip`` / ``destination.port`` |
 | ``received_bytes`` / ``sent_bytes`` | ``connection.received.bytes`` / ``connection.sent.bytes`` (TCP: bytes from the client toward the destination / from the destination back to the client; -1 for HTTP requests) |
 | ``source_version`` / ``destination_version`` | ``source.labels["version"]`` / ``destination.labels["version"]`` |
+| ``connection_mtls`` | ``connection.mtls`` (the hop used mutual TLS: the inbound verified the caller's certificate, or the outbound's try went to a secure endpoint) |
 | ``trace_id`` / ``span_id`` / ``parent_id`` / ``sampled`` | the B3 context of this hop's span (``x-b3-*``; empty when tracing is off) |
 | ``upstream`` | the instance that answered, ``address:port`` (Envoy's ``%UPSTREAM_HOST%``) |
 | ``cluster`` / ``rule`` / ``attempts`` / ``flags`` | trimesh's: the cluster, the RouteRule, tries made, Envoy response flags (comma-separated) |
@@ -69,6 +70,7 @@ class RequestRecord(msgspec.Struct, gc=False):
     span_id: str = ""
     parent_id: str = ""
     sampled: bool = False
+    connection_mtls: bool = False  # the hop used mutual TLS (connection.mtls)
 
     def attributes(self) -> dict[str, Any]:
         """The record as a Mixer attribute bag (only the attributes that are known)."""
@@ -89,6 +91,7 @@ class RequestRecord(msgspec.Struct, gc=False):
             bag["source.labels"] = {"version": self.source_version}
         if self.destination_version:
             bag["destination.labels"] = {"version": self.destination_version}
+        bag["connection.mtls"] = self.connection_mtls
         return bag
 
 
