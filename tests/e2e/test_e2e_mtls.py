@@ -379,3 +379,103 @@ def test_an_embedded_mesh_calls_a_mutual_tls_service_with_its_own_identity(mesh)
     assert response.status == 200, response
     xfcc = json.loads(response.content)["headers"]["x-forwarded-client-cert"]
     assert xfcc.endswith(";URI=spiffe://cluster.local/ns/default/sa/bookinfo-embedded")
+
+
+def _operator_pki(directory: Path) -> None:
+    """The docs' plug-in files (telemetry-security.md §14) in ``directory``: an operator root
+    that signs an intermediate, which the CA signs workloads with."""
+    import datetime
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example Operator"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def ca_cert(subject_key, subject: str, issuer_key, issuer: str) -> x509.Certificate:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+                .public_key(subject_key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(days=30))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
+                                             crl_sign=True, content_commitment=False,
+                                             key_encipherment=False, data_encipherment=False,
+                                             key_agreement=False, encipher_only=False,
+                                             decipher_only=False), critical=True)
+                .sign(issuer_key, hashes.SHA256()))
+
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    root = ca_cert(root_key, "Example Root CA", root_key, "Example Root CA")
+    ca = ca_cert(ca_key, "trimesh intermediate", root_key, "Example Root CA")
+    as_pem = lambda c: c.public_bytes(serialization.Encoding.PEM)  # noqa: E731
+    directory.mkdir()
+    (directory / "root-cert.pem").write_bytes(as_pem(root))
+    (directory / "ca-cert.pem").write_bytes(as_pem(ca))
+    (directory / "cert-chain.pem").write_bytes(as_pem(ca))
+    (directory / "ca-key.pem").write_bytes(ca_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+
+
+def test_with_the_operators_ca_plugged_in_the_hop_and_the_docs_openssl_check_pass(tmp_path):
+    """The docs' "plugging in CA certificate and key" task, end to end: the CA signs with the
+    operator's intermediate, two sidecars get their certificates from it and talk mutual TLS,
+    and a workload certificate verifies with openssl against the operator's root."""
+    from cryptography.hazmat.primitives import serialization
+
+    openssl = require_tool("openssl")
+    plugin = tmp_path / "cacerts"
+    _operator_pki(plugin)
+    ca_address = f"{NET}.21"
+    ca_port = free_port(ca_address)
+    procs = []
+    try:
+        ca_proc = spawn("operator-ca", trimesh_command() + [
+            "run", "ca", "--address", ca_address, "--port", str(ca_port), "--state-dir",
+            str(tmp_path / "state"), "--plugin-dir", str(plugin)], tmp_path)
+        procs.append(ca_proc)
+        wait_until(lambda: "ca ready on" in ca_proc.log_tail(), 20, "the CA's ready line",
+                   ca_proc)
+        ca = {"url": f"http://{ca_address}:{ca_port}", "state": tmp_path / "state"}
+        app_port = free_port(f"{NET}.11")
+        procs.append(spawn("op-app", [
+            sys.executable, "-m", "trimesh.testing.upstream", "--address", f"{NET}.11",
+            "--port", str(app_port), "--name", "ratings-v1", "--service", "ratings",
+            "--version", "v1"], tmp_path))
+        mesh_path = tmp_path / "mesh.yaml"
+        mesh_path.write_text(mesh_config("MUTUAL_TLS"))
+        port = free_port(f"{NET}.23")
+        registry = tmp_path / "registry.yaml"
+        registry.write_text(yaml.safe_dump([
+            {"service": "ratings", "address": f"{NET}.23", "port": port,
+             "serviceAccount": "bookinfo-ratings", "labels": {"version": "v1"}}]))
+        ratings = Node(tmp_path, "ratings", 23, "bookinfo-ratings", app_port=app_port,
+                       registry=registry, mesh=mesh_path, ca=ca, port=port)
+        pp = Node(tmp_path, "productpage", 22, "bookinfo-productpage",
+                  app_port=free_port(f"{NET}.11"), registry=registry, mesh=mesh_path, ca=ca)
+        procs += [ratings.proc, pp.proc]
+        ratings.wait_ready()
+        pp.wait_ready()
+        r = _via(pp, f"ratings:{port}", "/operator-ca")
+        assert r.status_code == 200, r.text
+        assert r.json()["headers"]["x-forwarded-client-cert"].endswith(f";URI={PRODUCTPAGE_ID}")
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+    chain = x509.load_pem_x509_certificates((ratings.cert_dir / "cert-chain.pem").read_bytes())
+    assert chain[1].subject.rfc4514_string().startswith("CN=trimesh intermediate")
+    leaf = tmp_path / "leaf.pem"
+    leaf.write_bytes(chain[0].public_bytes(serialization.Encoding.PEM))
+    ca_file = tmp_path / "ca-and-root.pem"  # the docs' <(cat ca-cert.pem root-cert.pem)
+    ca_file.write_bytes((plugin / "ca-cert.pem").read_bytes()
+                        + (plugin / "root-cert.pem").read_bytes())
+    out = subprocess.run([openssl, "verify", "-CAfile", str(ca_file), str(leaf)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip().endswith(": OK"), out.stdout + out.stderr
+    assert ((ratings.cert_dir / "root-cert.pem").read_bytes()
+            == (plugin / "root-cert.pem").read_bytes())
