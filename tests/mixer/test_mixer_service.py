@@ -303,3 +303,35 @@ def test_install_mixer_keeps_the_source_header_from_the_app():
     install_mixer(sc, MixerOptions(addresses=("127.0.0.1:9",)))
     assert sc.inbound.private_headers == {SOURCE_HEADER}
     assert sc.outbound.source_attributes[0] == SOURCE_HEADER
+
+
+# The docs' access control by service account (telemetry-security.md §12): deny ratings to the
+# productpage's identity, which only a verified client certificate can carry.
+DENY_BY_ACCOUNT = DENY_LABEL.replace(
+    '''match: destination.labels["app"] == "ratings" && source.labels["app"]=="reviews" && source.labels["version"] == "v3"''',
+    '''match: destination.service == "ratings.default.svc.cluster.local" && source.user == "cluster.local/ns/default/sa/bookinfo-productpage"''')
+
+
+class _Peer:
+    def __init__(self, principal):
+        self.principal = principal
+
+
+async def test_source_user_comes_only_from_the_verified_certificate(nursery):
+    assert DENY_BY_ACCOUNT != DENY_LABEL
+    svc = await start(nursery, docs(text=DENY_BY_ACCOUNT))
+    policy = PolicyCheck(MixerClient([svc.address]), RATINGS, snapshot=Snap())
+    productpage = FakeExchange()
+    productpage.down.peer = _Peer("cluster.local/ns/default/sa/bookinfo-productpage")
+    assert policy.bag(productpage)["source.user"] == productpage.down.peer.principal
+    assert policy.bag(productpage)["source.principal"] == productpage.down.peer.principal
+    assert (await policy.check(productpage)).status == 403
+    reviews = FakeExchange()
+    reviews.down.peer = _Peer("cluster.local/ns/default/sa/bookinfo-reviews")
+    assert await policy.check(reviews) is None  # not cached under the other identity's answer
+    # a header naming the identity is just a header: no certificate, no source.user
+    claimed = FakeExchange()
+    claimed.head.headers.append(("x-forwarded-client-cert",
+                                 "URI=spiffe://cluster.local/ns/default/sa/bookinfo-productpage"))
+    assert "source.user" not in policy.bag(claimed)
+    assert await policy.check(claimed) is None
