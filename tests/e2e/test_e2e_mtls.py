@@ -479,3 +479,29 @@ def test_with_the_operators_ca_plugged_in_the_hop_and_the_docs_openssl_check_pas
     assert out.returncode == 0 and out.stdout.strip().endswith(": OK"), out.stdout + out.stderr
     assert ((ratings.cert_dir / "root-cert.pem").read_bytes()
             == (plugin / "root-cert.pem").read_bytes())
+
+
+def test_a_mirrored_copy_goes_with_mutual_tls_too(mesh):
+    ratings, pp = mesh["ratings"], mesh["productpage"]
+    mirror_rule = yaml.safe_dump({
+        "apiVersion": "config.istio.io/v1alpha2", "kind": "RouteRule",
+        "metadata": {"name": "ratings-mirror", "namespace": "default"},
+        "spec": {"destination": {"name": "ratings"}, "precedence": 1,
+                 "route": [{"labels": {"version": "v1"}, "weight": 100}],
+                 "mirror": {"name": "ratings", "labels": {"version": "v1"}}}})
+    try:
+        mesh["mesh"].write_text(mesh_config("MUTUAL_TLS") + "---\n" + mirror_rule)
+        wait_until(lambda: "ratings-mirror" in httpx.get(f"{pp.admin}/config_dump",
+                                                          timeout=5).text, 15, "the mirror rule")
+        r = _via(pp, f"ratings:{ratings.port}", "/mirrored")
+        assert r.status_code == 200
+        seen = wait_until(lambda: [json.loads(line) for line in
+                                   ratings.access_log.read_text().splitlines()
+                                   if "/mirrored" in line and '"inbound"' in line
+                                   and "-shadow" in line], 10, "the shadow copy at ratings")
+        assert seen[0]["status"] == 200 and seen[0]["source_user"].endswith("/bookinfo-productpage")
+        assert pp.stats()["outbound"].get("mirror_ok", 0) >= 1
+    finally:
+        mesh["mesh"].write_text(mesh_config("MUTUAL_TLS"))
+    wait_until(lambda: "ratings-mirror" not in httpx.get(f"{pp.admin}/config_dump",
+                                                          timeout=5).text, 15, "the rule gone")

@@ -244,3 +244,35 @@ async def test_many_responses_on_one_upstream_connection_keep_its_window_open(
     assert server.connections == 1
     if c is not None:
         await c.aclose()
+
+
+async def test_a_mirror_copy_to_an_h2_instance_goes_as_http2(grpc_mesh, nursery):
+    """Issue 11: the mirror of a request whose shadow instances speak HTTP/2 (grpc) is sent to
+    them in HTTP/2 (an HTTP/1.1 copy would be refused by an HTTP/2-only server)."""
+    mesh, server, authority, apply = grpc_mesh
+    shadow = H2Server()
+    port = await nursery.start(shadow.serve)
+    mesh_instances = mesh.instances
+    mesh.instances = lambda: [*mesh_instances(), make_instance(
+        "grpcsvc", ADDR, port, labels={"version": "v2"}, protocol="grpc")]
+    apply(rule("mirror", "grpcsvc", """
+route:
+- labels: {version: v1}
+  weight: 100
+mirror:
+  name: grpcsvc
+  labels: {version: v2}
+"""))
+    c = await H2Client.open(mesh.outbound, nursery)
+    r = await c.request("POST", "/svc/Echo", authority, GRPC, body=b"\x00\x00\x00\x00\x03abc")
+    assert r.status == 200 and r.body == b"\x00\x00\x00\x00\x03abc"
+    with trio.fail_after(5):
+        while not shadow.requests:
+            await trio.sleep(0.01)
+    head, body = shadow.requests[-1]
+    assert head[":path"] == "/svc/Echo" and head[":authority"].startswith("grpcsvc-shadow")
+    assert body == b"\x00\x00\x00\x00\x03abc"
+    with trio.fail_after(5):
+        while mesh.proxy.statistics().get("mirror_ok", 0) < 1:
+            await trio.sleep(0.01)
+    await c.aclose()

@@ -29,6 +29,7 @@ from ._http1 import END, HOP_BY_HOP, render_request_head
 from ._pipeline import Pipeline
 from ._pool import UpstreamRequest, exchange
 from ._exchange import connection_tokens, split_target
+from ._h2up import H2_PROTOCOLS, h2_exchange, h2_request_fields
 from ._tcp import TCP_IDLE_TIMEOUT, connect_tunnel
 from ._upgrade import relay_upgrade
 
@@ -77,6 +78,16 @@ def cors_response_headers(cors, hdict: dict) -> list[tuple[str, str]]:
     if cors.allow_credentials:
         extra.append(("access-control-allow-credentials", "true"))
     return extra
+
+
+class _MirrorDown:
+    """The downstream of a mirrored copy: nobody waits for its answer, no deadline but its own."""
+
+    __slots__ = ("upstream", "expired")
+
+    def __init__(self) -> None:
+        self.upstream = None
+        self.expired = False
 
 
 class OutboundProxy(Pipeline):
@@ -194,18 +205,34 @@ class OutboundProxy(Pipeline):
             return
         mh = [("host", shadow_authority(fwd.rewrite_authority or ex.authority))]
         mh.extend(hdrs[1:])
-        payload = render_request_head(ex.head.method, path, mh) + body
+        endpoint = inst.endpoint
+        secure = fwd.mirror.secure  # the copy goes as the primary would: mutual TLS when on
+        if secure is not None:
+            endpoint = secure.get(endpoint, endpoint)
+        fields = None
+        if inst.protocol in H2_PROTOCOLS:  # an HTTP/2 (gRPC) instance gets the copy in HTTP/2
+            fields = h2_request_fields(ex.head.method, path, mh)
+            payload = body
+        else:
+            payload = render_request_head(ex.head.method, path, mh) + body
         self.mirrors_in_flight += 1
         self.counters.inc("mirror_started")
-        self.mirror_nursery.start_soon(self._mirror, inst.endpoint, payload,
+        self.mirror_nursery.start_soon(self._mirror, endpoint, payload,
                                        ex.head_request,
-                                       fwd.timeout or DEFAULT_ROUTE_TIMEOUT)
+                                       fwd.timeout or DEFAULT_ROUTE_TIMEOUT, fields)
 
-    async def _mirror(self, endpoint, payload: bytes, head_request: bool, timeout: float) -> None:
+    async def _mirror(self, endpoint, payload: bytes, head_request: bool, timeout: float,
+                      fields=None) -> None:
         try:
             with trio.move_on_after(timeout) as scope:
-                conn, rh = await exchange(self.pool, endpoint,
-                                          UpstreamRequest(payload, head_request=head_request))
+                if fields is not None:
+                    conn, rh = await h2_exchange(
+                        self.h2_pool, endpoint,
+                        UpstreamRequest(b"", head_request=head_request, down=_MirrorDown()),
+                        fields, payload)
+                else:
+                    conn, rh = await exchange(self.pool, endpoint,
+                                              UpstreamRequest(payload, head_request=head_request))
                 try:
                     while (await conn.next_event())[0] != END:
                         pass
