@@ -8,7 +8,8 @@ carry bytes the mesh does not parse. Three ways in, one relay:
   authority is the target — RouteRules for the destination pick the backend (weights between
   versions apply; a rule with ``match.request`` does not, since a byte stream has no headers —
   concepts.md §8.5: "if match is omitted, the route rule applies only to HTTP traffic" is read
-  as: an L4 connection takes the first rule without a request match). No route → 404 NR; a fault
+  as: an L4 connection takes the first rule without a request match — and ``match.tcp`` rules
+  apply to TCP connections only, by source and destination subnet, :func:`decide_tcp`). No route → 404 NR; a fault
   abort → its status (FI); no host → 503 UH; every connect try failed → 503 UF, all through the
   pipeline's ``reply``. On success ``HTTP/1.1 200 Connection established``, then the relay.
 - **--upstream SERVICE:PORT=LOCAL_PORT** (:class:`TcpProxy` ``outbound``, behind a
@@ -40,6 +41,7 @@ One :class:`~trimesh.telemetry.RequestRecord` per connection: ``protocol="tcp"``
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -49,7 +51,7 @@ import trio
 from ..config import service_fqdn
 from ..errors import UpstreamError
 from ..routing import (NO_HEALTHY_UPSTREAM, OVERFLOW, UPSTREAM_FAILURE, Forward, MeshReply,
-                       Redirect, RequestInfo, fault_abort)
+                       Redirect, RequestInfo, fault_abort, split_host_port)
 from ..telemetry import RequestRecord
 from . import _io
 
@@ -123,13 +125,27 @@ async def _pump(src, dst, stats: RelayStats, forward: bool, scope, idle: float, 
 
 
 # -- routing and connecting ------------------------------------------------------------------------
-def decide_tcp(table, authority: str, rng, *, method: str = "CONNECT"):
-    """The route for a TCP connection to ``authority``: a ``Forward`` or a mesh reply."""
+def decide_tcp(table, authority: str, rng, *, method: str = "CONNECT", source_ip: str = ""):
+    """The route for a TCP connection to ``authority`` from ``source_ip``: a ``Forward`` or a
+    mesh reply. RouteRules with ``match.tcp`` apply here (and only here): ``sourceSubnet``
+    against the client's address, ``destinationSubnet`` against the authority's host when it is
+    an IP address (a named destination has none)."""
+    host, _ = split_host_port(authority)
+    destination_ip = host.strip("[]") if _is_ip(host.strip("[]")) else ""
     decision = table.decide(RequestInfo(method=method, authority=authority, path="", scheme="tcp",
-                                        headers={}), rng)
+                                        headers={}, source_ip=source_ip,
+                                        destination_ip=destination_ip), rng)
     if type(decision) is Redirect:
         return _NO_REDIRECT
     return decision
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def connect_tries(fwd: Forward) -> int:
@@ -179,7 +195,7 @@ async def connect_tunnel(proxy, ex) -> bool:
     head = ex.head
     down = ex.down
     ex.scheme, ex.authority, ex.path, ex.protocol = "tcp", head.target, "", "tcp"
-    decision = decide_tcp(proxy.table, head.target, proxy.rng)
+    decision = decide_tcp(proxy.table, head.target, proxy.rng, source_ip=down.client)
     if type(decision) is not Forward:
         return await proxy.reply(ex, decision)
     fwd = ex.fwd = decision
@@ -283,7 +299,8 @@ class TcpProxy:
                 _reply_flag(rec, UPSTREAM_FAILURE)
                 return
         else:
-            decision = decide_tcp(self.table_of(), self.target, self.rng, method="")
+            decision = decide_tcp(self.table_of(), self.target, self.rng, method="",
+                                  source_ip=rec.source_ip)
             if type(decision) is not Forward:
                 _reply_flag(rec, decision)
                 return

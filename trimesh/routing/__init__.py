@@ -46,6 +46,7 @@ from ._health import HealthState as HealthState
 from ._ingress import IngressTable as IngressTable
 from ._ingress import compile_ingress as compile_ingress
 from ._match import host_pattern_matches as host_pattern_matches
+from ._match import split_host_port as split_host_port
 from ._mtls import MTLS as MTLS
 from ._mtls import inbound_mtls as inbound_mtls
 from ._mtls import instance_uses_mtls as instance_uses_mtls
@@ -88,5 +89,5 @@ __all__ = [
     "BreakerLimits", "CircuitBreaker", "RetryBudget", "HEALTHY_THRESHOLD",
     "IMMEDIATE_FAIL_STATUSES", "UNHEALTHY_THRESHOLD", "HealthState", "OutlierConfig",
     "OutlierDetector", "SECURE_NAMING", "SECURE_NAMING_FAILURE", "MTLS", "inbound_mtls",
-    "instance_uses_mtls", "secure_endpoints", "spiffe_uri",
+    "instance_uses_mtls", "secure_endpoints", "spiffe_uri", "split_host_port",
 ]

@@ -24,7 +24,9 @@ but not ``-bar.foo.com``. An exact name beats a wildcard; among wildcards the lo
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from functools import partial
 from typing import Any, Callable
 
 from ..config import host_to_fqdn, resolve_service
@@ -95,6 +97,36 @@ def compile_string_match(name: str, sm: Any) -> tuple[Matcher, str | None]:
     def match_present(req: Any) -> bool:  # an empty StringMatch: the header is present
         return name in req.headers
     return match_present, None
+
+
+def compile_l4_match(tcp: Any) -> list[Matcher]:
+    """``match.tcp`` (L4MatchAttributes) as matchers: the connection is TCP (``scheme`` ``tcp``:
+    an L4 rule never applies to an HTTP request), its source IP is in one of ``sourceSubnet``
+    and its destination IP in one of ``destinationSubnet`` (each list, when given; CIDRs or
+    bare addresses, IPv4 or IPv6). A connection without a known destination IP does not match
+    a ``destinationSubnet``."""
+    out: list[Matcher] = [_is_tcp]
+    for field, attr in (("source_subnet", "source_ip"), ("destination_subnet", "destination_ip")):
+        cidrs = getattr(tcp, field) or ()
+        if cidrs:
+            nets = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+            out.append(partial(_ip_in, attr, nets))
+    return out
+
+
+def _is_tcp(req: Any) -> bool:
+    return req.scheme == "tcp"
+
+
+def _ip_in(attr: str, nets: tuple, req: Any) -> bool:
+    text = getattr(req, attr)
+    if not text:
+        return False
+    try:
+        ip = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return any(ip in net for net in nets)
 
 
 def source_matches(cond: Any, rule_namespace: str, source: Any, domain: str) -> bool:

@@ -45,8 +45,8 @@ from ._balancers import DEFAULT_BALANCER, HostState, make_balancer
 from ._cluster import Cluster, ClusterState, cluster_name
 from ._health import HealthState
 from ._mtls import secure_endpoints
-from ._match import compile_string_match, host_pattern_matches, mesh_fqdn, source_matches, \
-    split_host_port
+from ._match import compile_l4_match, compile_string_match, host_pattern_matches, mesh_fqdn, \
+    source_matches, split_host_port
 from ._policy import DEFAULT_TIMEOUT, RETRIES_HEADER, TIMEOUT_HEADER, FaultRoll, RetryPolicy, \
     compile_fault, retries_override, timeout_override
 from ._types import Forward, Redirect, Reject, RequestInfo, SourceIdentity
@@ -267,14 +267,16 @@ class RouteTable:
         core: _Core | None = _Core(obj)
         m = obj.spec.match
         if m is not None:
-            if m.tcp is not None or m.udp is not None:
-                core = None  # L4 conditions never hold for an HTTP request (upstream: unsupported)
+            if m.udp is not None:
+                core = None  # UDP is not proxied: the rule never applies
             elif not source_matches(m.source, obj.namespace, self.source, self.domain):
                 core = None
-            elif m.request is not None:
-                matchers = []
+            elif m.tcp is not None or m.request is not None:
+                # match.tcp: the rule applies only to TCP connections, from / to the subnets
+                hname = None
                 try:
-                    for hname, sm in m.request.headers.items():
+                    matchers = compile_l4_match(m.tcp) if m.tcp is not None else []
+                    for hname, sm in (m.request.headers if m.request is not None else {}).items():
                         fn, prefix = compile_string_match(hname, sm)
                         matchers.append(fn)
                         if prefix is not None:
@@ -282,6 +284,9 @@ class RouteTable:
                 except re.error as exc:
                     self.problems.append(f"{obj.ref}: invalid regex for header {hname!r}: {exc}; "
                                          "rule ignored")
+                    core = None
+                except ValueError as exc:  # an unvalidated object's subnet
+                    self.problems.append(f"{obj.ref}: match.tcp: {exc}; rule ignored")
                     core = None
                 else:
                     core.matchers = tuple(matchers)

@@ -15,13 +15,17 @@ from ..config import DEFAULT_DOMAIN, DEFAULT_NAMESPACE, host_to_fqdn, service_fq
 
 
 class RequestInfo(msgspec.Struct, kw_only=True):
-    """What routing needs to know about a request. ``headers`` keys are lower-case."""
+    """What routing needs to know about a request. ``headers`` keys are lower-case. A TCP
+    connection has ``scheme="tcp"``, its client's ``source_ip`` and, when the connection names
+    one (``CONNECT 10.1.2.3:3306``), its ``destination_ip`` (``match.tcp`` reads them)."""
 
     method: str
     authority: str
     path: str = "/"
     scheme: str = "http"
     headers: dict[str, str] = {}
+    source_ip: str = ""
+    destination_ip: str = ""
 
 
 class SourceIdentity(msgspec.Struct, frozen=True, kw_only=True):
