@@ -124,6 +124,10 @@ def mesh(tmp_path_factory):
             # the ratings sidecar again, registered under another account: secure naming
             {"service": "details", "address": f"{NET}.3", "port": ratings_port,
              "serviceAccount": "bookinfo-details", "labels": {"version": "v1"}},
+            # the ratings sidecar once more as an HTTP/2 port: the hop speaks h2 under mTLS
+            {"service": "ratings-h2", "address": f"{NET}.3", "port": ratings_port,
+             "serviceAccount": "bookinfo-ratings", "protocol": "http2",
+             "labels": {"version": "v1"}},
             {"service": "reviews", "address": f"{NET}.4", "port": opt_out_port,
              "serviceAccount": "bookinfo-reviews", "labels": {"version": "v1"},
              "annotations": {f"auth.istio.io/{opt_out_port}": "NONE"}},
@@ -505,3 +509,26 @@ def test_a_mirrored_copy_goes_with_mutual_tls_too(mesh):
         mesh["mesh"].write_text(mesh_config("MUTUAL_TLS"))
     wait_until(lambda: "ratings-mirror" not in httpx.get(f"{pp.admin}/config_dump",
                                                           timeout=5).text, 15, "the rule gone")
+
+
+def test_http2_under_mutual_tls_by_alpn_both_ways(mesh):
+    """The inbound offers h2 by ALPN under TLS; an HTTP/2 port's hop goes out in HTTP/2 with
+    mutual TLS (the inbound translates to the HTTP/1.1 app)."""
+    ratings, pp = mesh["ratings"], mesh["productpage"]
+    certs = pp.cert_dir
+    out = _curl("--http2", "-k", "--cert", str(certs / "cert-chain.pem"), "--key",
+                str(certs / "key.pem"), "-w", "\\n%{http_version}",
+                f"https://{ratings.address}:{ratings.port}/over-h2")
+    assert out.returncode == 0, out.stderr
+    body, version = out.stdout.rsplit("\n", 1)
+    assert version == "2" and json.loads(body)["path"] == "/over-h2"
+    r = _via(pp, f"ratings-h2:{ratings.port}", "/h2-hop")
+    assert r.status_code == 200 and r.json()["path"] == "/h2-hop"
+    assert r.json()["headers"]["x-forwarded-client-cert"].endswith(f";URI={PRODUCTPAGE_ID}")
+    outbound = pp.stats()["outbound"]
+    assert outbound["h2_connects"] >= 1 and outbound["h2_streams"] >= 1  # it went as HTTP/2
+    h2_rows = wait_until(lambda: [json.loads(line) for line in
+                                  ratings.access_log.read_text().splitlines()
+                                  if "/h2-hop" in line and '"inbound"' in line], 10,
+                         "the inbound record of the h2 hop")
+    assert h2_rows[0]["source_user"].endswith("/bookinfo-productpage")

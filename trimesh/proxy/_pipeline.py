@@ -373,6 +373,8 @@ class Pipeline:
         s: dict[str, object] = {"requests": self.requests}
         s.update((f"status_{i}xx", n) for i, n in enumerate(self._by_class) if n)
         s.update(self.counters)
+        if self.h2_pool.connects:  # HTTP/2 upstreams in use: h2_connections, h2_streams …
+            s.update(self.h2_pool.statistics())
         return s
 
     def __repr__(self) -> str:
