@@ -257,3 +257,46 @@ async def test_a_preface_split_across_reads_is_still_http2(mesh, nursery):
     r = await c.request(path="/reviews/1")
     assert r.status == 200 and json.loads(r.body)["path"] == "/reviews/1"
     await c.aclose()
+
+
+async def test_route_rule_matching_rewrite_and_retries_work_on_streams(mesh, nursery):
+    """Issue 11: RouteRule features on HTTP/2 streams — a header match, a ``uri`` prefix match
+    and ``:authority`` routing, a rewrite of path and authority, and retries of a 503."""
+    mesh.apply(rule("jason", "reviews", """
+precedence: 3
+match:
+  request:
+    headers:
+      cookie: {regex: "^(.*?;)?(user=jason)(;.*)?$"}
+route:
+- labels: {version: v2}
+""") + "---\n" + rule("prefix", "reviews", """
+precedence: 2
+match:
+  request:
+    headers:
+      uri: {prefix: /old/}
+rewrite: {uri: /new/, authority: reviews-renamed}
+route:
+- labels: {version: v2}
+""") + "---\n" + rule("default", "reviews", """
+precedence: 1
+route:
+- labels: {version: v1}
+httpReqRetries:
+  simpleRetry: {attempts: 2, perTryTimeout: 1s}
+"""))
+    c = await _client(mesh, nursery)
+    jason = await c.request(path="/reviews/0", headers=[("cookie", "user=jason")])
+    assert json.loads(jason.body)["name"] == "reviews-v2"
+    moved = json.loads((await c.request(path="/old/page")).body)
+    assert moved["name"] == "reviews-v2"
+    assert moved["path"] == "/new/page" and moved["host"] == "reviews-renamed"
+    other = await c.request(path="/reviews/0", headers=[("cookie", "user=sam")])
+    assert json.loads(other.body)["name"] == "reviews-v1"
+    # the default route retries: the first try's 503 is not what the client sees
+    retried = await c.request(path="/flaky", headers=[("x-upstream-fail", "1"),
+                                                      ("x-upstream-key", "h2-retry"),
+                                                      ("x-upstream-fail-with", "503")])
+    assert retried.status == 200 and retried.headers["x-trimesh-attempts"] == "2"
+    await c.aclose()
