@@ -335,3 +335,102 @@ async def test_source_user_comes_only_from_the_verified_certificate(nursery):
                                  "URI=spiffe://cluster.local/ns/default/sa/bookinfo-productpage"))
     assert "source.user" not in policy.bag(claimed)
     assert await policy.check(claimed) is None
+
+
+# -- listchecker providerUrl: the service fetches and refreshes the list ---------------------------
+
+def _provider_docs(url: str, refresh: str = "5s", ttl: str = "12s"):
+    from test_runtime import FIXTURES
+
+    text = (FIXTURES / "whitelist-handler.yaml").read_text().replace(
+        'overrides: ["v1", "v2"]', f'overrides: ["v1"]\n  providerUrl: {url}\n'
+        f'  refreshInterval: {refresh}\n  ttl: {ttl}')
+    return load_text(text) + docs("appversion-instance.yaml", "checkversion-rule.yaml")
+
+
+def _version_check(svc, version: str):
+    return svc.config.check({"destination.service": "ratings.default.svc.cluster.local",
+                             "destination.labels": {"app": "ratings"},
+                             "source.labels": {"app": "reviews", "version": version}},
+                            trio.current_time())
+
+
+async def test_provider_lists_are_fetched_refreshed_kept_and_purged(autojump_clock):
+    answers = ["v2\nv3\n", OSError("connection refused"), OSError("connection refused"),
+               "whitelist: [v2]\n"]
+    fetched: list[tuple[float, str]] = []
+
+    async def fetch(url):
+        fetched.append((trio.current_time(), url))
+        answer = answers.pop(0) if answers else OSError("gone")
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    svc = MixerService(_provider_docs("http://lists.example/versions"))
+    assert _version_check(svc, "v3").code == 14  # UNAVAILABLE before the first fetch
+    async with trio.open_nursery() as nursery:
+        await nursery.start(svc.refresh_lists, fetch)
+        await trio.sleep(0.1)
+        assert fetched == [(0.0, "http://lists.example/versions")]
+        assert _version_check(svc, "v3").ok and _version_check(svc, "v1").ok  # + overrides
+        assert _version_check(svc, "v4").body == (
+            "NOT_FOUND:whitelist.listchecker.default:v4 is not whitelisted")
+        await trio.sleep(10.5)  # two failed refreshes (at 5 and 10 s): the list is kept
+        assert [t for t, _ in fetched] == [0.0, 5.0, 10.0]
+        assert _version_check(svc, "v3").ok
+        await trio.sleep(1.8)  # 12.4 s: past the ttl of the last success, nothing newer
+        unavailable = _version_check(svc, "v3")
+        assert unavailable.code == 14 and "connection refused" in unavailable.message
+        await trio.sleep(3)  # the refresh at 15 s succeeds again: whitelist [v2] + overrides
+        assert _version_check(svc, "v2").ok and not _version_check(svc, "v3").ok
+        stats = svc.statistics()["handlers"]["whitelist.listchecker.default"]
+        assert stats["fetches"] == 2 and stats["fetch_failures"] == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_new_listchecker_is_fetched_at_once_after_a_config_push(autojump_clock):
+    seen = []
+
+    async def fetch(url):
+        seen.append((trio.current_time(), url))
+        return "v3\n"
+
+    svc = MixerService()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(svc.refresh_lists, fetch)
+        await trio.sleep(30)
+        assert seen == []  # no listchecker: nothing to fetch, the loop sleeps
+        svc.set_objects(_provider_docs("http://lists.example/a"), revision=2)
+        await trio.sleep(0.01)
+        assert seen == [(30.0, "http://lists.example/a")]
+        assert _version_check(svc, "v3").ok
+        nursery.cancel_scope.cancel()
+
+
+async def test_fetch_list_over_http_and_its_failures(nursery):
+    from trimesh.mixer._service import fetch_list
+    from trimesh.service import HttpService, Response
+
+    async def handle(request):
+        if request.path == "/list":
+            return Response(200, [("content-type", "application/yaml")],
+                            b"whitelist:\n- v1\n- v2\n")
+        return Response(404, [], b"no such list\n")
+
+    http = HttpService(handle, name="list provider")
+    await nursery.start(http.serve, HOST, 0)
+    base = f"http://{http.host}:{http.port}"
+    assert parse_list_text(await fetch_list(f"{base}/list")) == ["v1", "v2"]
+    with pytest.raises(ProtocolError, match="404"):
+        await fetch_list(f"{base}/missing")
+    with pytest.raises(OSError):
+        await fetch_list(f"http://{DEAD[0]}:{DEAD[1]}/list")
+    with pytest.raises(ProtocolError, match="only http"):
+        await fetch_list("ftp://lists.example/x")
+
+
+def parse_list_text(text):
+    from trimesh.mixer._adapters import parse_list
+
+    return parse_list(text)

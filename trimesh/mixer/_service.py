@@ -15,6 +15,13 @@
   telemetry adapters plug in there; without one the records are only counted); ``stats``.
 * **clock**: handlers get ``trio.current_time()`` (monotonic), which is all the rolling windows
   need.
+* **lists**: :meth:`MixerService.refresh_lists` fetches every listchecker's ``providerUrl`` when
+  its pure core says so (at start, then every ``refreshInterval``; ``ListChecker.refresh_due``)
+  and installs the entries (``parse_list``: YAML ``whitelist: [...]``, a YAML sequence, or one
+  entry per line); a failed fetch (unreachable, not 200, bad entries, over
+  :data:`FETCH_TIMEOUT`) keeps the last list until its ``ttl`` runs out, then the handler answers
+  UNAVAILABLE. Fetches run one after another; a new config revision wakes the loop (a new
+  handler is fetched at once). ``http://`` and ``https://`` (system trust store) URLs.
 
 The ready line: ``mixer ready on HOST:PORT (config from URL)``.
 """
@@ -22,13 +29,14 @@ The ready line: ``mixer ready on HOST:PORT (config from URL)``.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Callable, Iterable
 
 import trio
 
-from trimesh.errors import ProtocolError
+from trimesh.errors import ConfigError, ProtocolError
 
-from ._adapters import QuotaArgs
+from ._adapters import ListChecker, QuotaArgs, parse_list
 from ._runtime import MixerConfig
 from ._wire import FrameReader, encode_frame, status_to_wire
 
@@ -39,6 +47,8 @@ log = logging.getLogger("trimesh.mixer")
 DEFAULT_MIXER_PORT = 9091  # Istio's Mixer gRPC port (DESIGN.md §1)
 IDLE_TIMEOUT = 300.0  # an idle client connection is closed after this (the client reconnects)
 READ_SIZE = 65536
+FETCH_TIMEOUT = 5.0  # seconds one providerUrl fetch may take
+MAX_LIST_BYTES = 4 * 1024 * 1024  # a provider's list larger than this is a failed fetch
 
 
 class MixerService:
@@ -54,6 +64,7 @@ class MixerService:
         self._stats = {"connections": 0, "open": 0, "requests": 0, "checks": 0, "quotas": 0,
                        "reports": 0, "records": 0, "errors": 0, "reloads": 0,
                        "reload_failures": 0}
+        self._reloaded = trio.Event()  # set (and replaced) on every new config revision
 
     def set_objects(self, objects: Iterable[Any], revision: int) -> None:
         """A new config revision: compile it (handlers kept). A config that fails to compile
@@ -67,6 +78,48 @@ class MixerService:
             return
         self._stats["reloads"] += 1
         log.debug("mixer: config revision %d: %r", revision, self.config)
+        event, self._reloaded = self._reloaded, trio.Event()
+        event.set()
+
+    # --- listcheckers' provider lists -----------------------------------------------------------
+
+    async def refresh_lists(self, fetch: Callable[[str], Any] | None = None, *,
+                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Fetch listcheckers' ``providerUrl`` lists when due, forever (module docstring).
+        ``fetch(url)`` returns the payload text (:func:`fetch_list` by default)."""
+        fetch = fetch or fetch_list
+        task_status.started()
+        while True:
+            reloaded = self._reloaded
+            checkers = [h for h in self.config.handlers.values() if isinstance(h, ListChecker)]
+            for h in checkers:
+                if h.refresh_due(trio.current_time()):
+                    await self._fetch_into(h, fetch)
+            due = [t for h in checkers if (t := h.next_refresh_at()) is not None]
+            with trio.move_on_at(min(due) if due else math.inf):
+                await reloaded.wait()
+
+    async def _fetch_into(self, h: ListChecker, fetch: Callable[[str], Any]) -> None:
+        url = h.params.provider_url
+        try:
+            with trio.fail_after(FETCH_TIMEOUT):
+                text = await fetch(url)
+            h.install(parse_list(text), trio.current_time())
+        except trio.TooSlowError:
+            self._fetch_failed(h, f"no answer from {url} in {FETCH_TIMEOUT:g} s")
+        except (OSError, ProtocolError, ConfigError, trio.BrokenResourceError,
+                UnicodeDecodeError) as exc:
+            self._fetch_failed(h, f"{url}: {exc}")
+        else:
+            log.info("mixer: %s: %d entries from %s", h.fqn, len(h.current(
+                trio.current_time()) or ()), url)
+
+    def _fetch_failed(self, h: ListChecker, why: str) -> None:
+        h.fetch_failed(why, trio.current_time())
+        kept = h.current(trio.current_time()) is not None
+        log.warning("mixer: %s: fetching the list failed (%s); %s", h.fqn, why,
+                    "keeping the last list until its ttl" if kept else "no list: checks answer "
+                    "UNAVAILABLE")
 
     def handle(self, request: Any, now: float) -> dict[str, Any]:
         """Answer one decoded request frame."""
@@ -153,6 +206,35 @@ class MixerService:
         return f"<MixerService {where} {self.config!r}>"
 
 
+async def fetch_list(url: str) -> str:
+    """GET a provider's list (``http://`` or ``https://``, verified against the system store);
+    the body as text. OSError / ProtocolError on a failure or a status other than 200."""
+    from urllib.parse import urlsplit
+
+    from trimesh.service import http_request
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProtocolError(f"providerUrl {url!r}: only http:// and https:// URLs are fetched")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    stream: trio.abc.Stream = await trio.open_tcp_stream(parts.hostname, port)
+    try:
+        if parts.scheme == "https":
+            import ssl
+
+            stream = trio.SSLStream(stream, ssl.create_default_context(),
+                                    server_hostname=parts.hostname, https_compatible=True)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        answer = await http_request(stream, "GET", target, host=parts.netloc,
+                                    headers=[("accept", "text/plain, application/yaml")],
+                                    max_body=MAX_LIST_BYTES)
+    finally:
+        await stream.aclose()
+    if answer.status != 200:
+        raise ProtocolError(f"answered {answer.status}")
+    return answer.body.decode("utf-8")
+
+
 def _attrs(request: dict[str, Any]) -> dict[str, Any]:
     attrs = request.get("attrs")
     if attrs is None:
@@ -181,6 +263,7 @@ async def serve_mixer(host: str = "127.0.0.1", port: int = DEFAULT_MIXER_PORT, *
             source = ControlSource(url, reload)
             svc.source = source
             await nursery.start(source.serve)
+        await nursery.start(svc.refresh_lists)
         try:
             await nursery.start(svc.serve, host, port)
         except OSError as exc:
