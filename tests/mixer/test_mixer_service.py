@@ -240,7 +240,7 @@ async def test_the_stage_on_an_inbound_proxy(nursery):
 
     r = await get("v3")
     assert (r.status, r.body) == (
-        403, b"PERMISSION_DENIED:denyreviewsv3handler.denier.default:Not allowed\n")
+        403, b"PERMISSION_DENIED:denyreviewsv3handler.denier.default:Not allowed")
     assert r.header("content-type", "").startswith("text/plain")
     assert (await get("v2")).status == 200
     assert [e["status"] for e in log] == [403, 200] and log[0]["flags"] == "UAEX"

@@ -431,7 +431,7 @@ class PolicyCheck:
             self._stats["rate_limited"] += 1
         else:
             self._stats["denied"] += 1
-        return MeshReply(r.status, r.flag, r.body.decode())
+        return MeshReply(r.status, r.flag, r.body.decode(), exact=True)  # Mixer's own words
 
     def statistics(self) -> dict[str, Any]:
         return {**self._stats, "enabled": self.enabled, "fail_open": self.fail_open,

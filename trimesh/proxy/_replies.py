@@ -69,7 +69,12 @@ def _percent_encode(message: str) -> str:
 def reply_parts(reply, *, flags: str, attempts: int = 0, extra=()):
     """``(status, fields, body)`` of a mesh reply; fields without framing (content-length is the
     codec's)."""
-    body = (reply.body + "\n").encode() if reply.body else b""
+    if not reply.body:
+        body = b""
+    elif getattr(reply, "exact", False):
+        body = reply.body.encode()
+    else:
+        body = (reply.body + "\n").encode()
     hdrs = [("content-type", "text/plain")]
     if flags:
         hdrs.append((FLAGS_HEADER, flags))

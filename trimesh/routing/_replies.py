@@ -23,16 +23,20 @@ from ._breaker import OVERFLOW_BODY, OVERFLOW_FLAG, OVERFLOW_STATUS, OVERLOADED_
 
 
 class MeshReply:
-    """A mesh-generated answer. ``headers`` are extra response fields (``x-envoy-overloaded``)."""
+    """A mesh-generated answer. ``headers`` are extra response fields (``x-envoy-overloaded``).
+    The body goes out with a final newline, unless ``exact``: a body another service wrote (a
+    Mixer denial, ``PERMISSION_DENIED:<handler>:<message>``) is sent byte for byte, as Envoy
+    does."""
 
-    __slots__ = ("status", "flag", "body", "headers")
+    __slots__ = ("status", "flag", "body", "headers", "exact")
 
     def __init__(self, status: int, flag: str, body: str,
-                 headers: tuple[tuple[str, str], ...] = ()) -> None:
+                 headers: tuple[tuple[str, str], ...] = (), *, exact: bool = False) -> None:
         self.status = status
         self.flag = flag
         self.body = body
         self.headers = headers
+        self.exact = exact
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, MeshReply) and self.status == other.status
