@@ -184,6 +184,32 @@ def test_rate_limit_reviews_v2_to_ratings_one_per_second(world):
         world.cli("delete", text)
 
 
+WHITELIST_FILES = ("whitelist-handler.yaml", "appversion-instance.yaml", "checkversion-rule.yaml")
+
+
+def test_the_docs_whitelist_and_blacklist(world):
+    """telemetry-security.md §11 (behaviour 56), the docs' three files as written: v3 gets 404
+    ``NOT_FOUND:whitelist.listchecker.default:v3 is not whitelisted``, v2 passes; replaced by a
+    blacklist with ``overrides: ["v3"]``, v3 gets 403 ``… v3 is blacklisted``."""
+    text = "\n---\n".join((FIXTURES / f).read_text() for f in WHITELIST_FILES)
+    world.cli("create", text)
+    try:
+        _until(lambda: world.get("v3").status_code == 404, 10, "v3 not whitelisted")
+        r = world.get("v3")
+        assert r.text == "NOT_FOUND:whitelist.listchecker.default:v3 is not whitelisted"
+        assert [world.get("v2").status_code for _ in range(5)] == [200] * 5
+        black = (FIXTURES / "whitelist-handler.yaml").read_text().replace(
+            '["v1", "v2"]', '["v3"]').replace("blacklist: false", "blacklist: true")
+        world.cli("replace", black)
+        _until(lambda: world.get("v3").status_code == 403, 10, "v3 blacklisted")
+        assert world.get("v3").text == (
+            "PERMISSION_DENIED:whitelist.listchecker.default:v3 is blacklisted")
+        assert world.get("v2").status_code == 200
+    finally:
+        world.cli("delete", text)
+    _until(lambda: world.get("v3").status_code == 200, 10, "v3 allowed again")
+
+
 def test_mixer_killed_fails_open_and_resumes(world):
     world.cli("create", DENY_LABEL)
     try:

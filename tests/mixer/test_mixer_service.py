@@ -308,8 +308,9 @@ def test_install_mixer_keeps_the_source_header_from_the_app():
 # The docs' access control by service account (telemetry-security.md §12): deny ratings to the
 # productpage's identity, which only a verified client certificate can carry.
 DENY_BY_ACCOUNT = DENY_LABEL.replace(
-    '''match: destination.labels["app"] == "ratings" && source.labels["app"]=="reviews" && source.labels["version"] == "v3"''',
-    '''match: destination.service == "ratings.default.svc.cluster.local" && source.user == "cluster.local/ns/default/sa/bookinfo-productpage"''')
+    DENY_LABEL[DENY_LABEL.index("match: "):DENY_LABEL.index("\n", DENY_LABEL.index("match: "))],
+    'match: destination.service == "ratings.default.svc.cluster.local" && '
+    'source.user == "cluster.local/ns/default/sa/bookinfo-productpage"')
 
 
 class _Peer:

@@ -283,7 +283,8 @@ async def test_a_second_connection_resumes_and_the_server_still_knows_the_caller
             nursery.cancel_scope.cancel()
     assert client.resumed == 1
     # the resumed session carries the client's certificate: XFCC and source.user hold
-    assert [p.uri for p in peers] == ["spiffe://cluster.local/ns/default/sa/bookinfo-productpage"] * 2
+    caller = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
+    assert [p.uri for p in peers] == [caller, caller]
 
 
 async def test_a_renewal_gives_new_connections_the_new_certificate():

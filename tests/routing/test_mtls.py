@@ -55,8 +55,9 @@ def test_secure_endpoints_name_the_registrys_identity():
     inst = make_instance("ratings", "127.0.4.1", 9080, namespace="shop",
                          service_account="ratings-sa", domain="example.org")
     assert spiffe_uri(inst) == "spiffe://example.org/ns/shop/sa/ratings-sa"
+    identity = "spiffe://example.org/ns/shop/sa/ratings-sa"
     assert secure_endpoints(ON, [inst]) == {
-        ("127.0.4.1", 9080): ("127.0.4.1", 9080, "mtls", "spiffe://example.org/ns/shop/sa/ratings-sa")}
+        ("127.0.4.1", 9080): ("127.0.4.1", 9080, "mtls", identity)}
     assert secure_endpoints(OFF, [inst]) is None  # the plaintext fast path: no lookup
 
 

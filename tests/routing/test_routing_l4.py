@@ -49,7 +49,8 @@ def test_a_destination_subnet_rule_needs_a_destination_address_in_it():
 
 def test_l4_rules_never_apply_to_http_requests():
     t = table(RULES)
-    assert versions_of([t.decide(http(source_ip="10.1.2.3"), rng()) for _ in range(5)]) == ["v1"] * 5
+    decisions = [t.decide(http(source_ip="10.1.2.3"), rng()) for _ in range(5)]
+    assert versions_of(decisions) == ["v1"] * 5
 
 
 def test_both_lists_must_hold_and_ipv6_works():
