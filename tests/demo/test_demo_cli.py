@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
 
 import httpx
+import pytest
 from demo_testkit import RULES_HOME, SEED, pid_gone
 
 from trimesh.demo import run_demo
@@ -28,6 +30,8 @@ def _pids(text: str) -> list[int]:
 
 
 def test_demo_check_passes_and_leaves_no_process():
+    """The default demo: mutual TLS between the sidecars (issue 15), the page through the
+    ingress, the docs' scenarios plus the mutual-TLS check."""
     began = time.monotonic()
     out = subprocess.run([*trimesh_command(), "demo", "--check", "--addresses", "127.0.15",
                           "--seed", str(SEED)],
@@ -37,8 +41,11 @@ def test_demo_check_passes_and_leaves_no_process():
     assert time.monotonic() - began < CHECK_TIMEOUT
     lines = out.stdout.splitlines()
     verdicts = [line for line in lines if line.startswith(("PASS", "FAIL"))]
-    assert len(verdicts) == 10 and all(v.startswith("PASS") for v in verdicts), out.stdout
-    assert "check: 10 of 10 scenarios passed" in out.stdout
+    assert len(verdicts) == 11 and all(v.startswith("PASS") for v in verdicts), out.stdout
+    assert "check: 11 of 11 scenarios passed" in out.stdout
+    assert "mutual TLS between sidecars" in verdicts[0] and "plaintext refused" in verdicts[0]
+    assert "6 of 6 sidecars require it with a certificate" in verdicts[0]
+    assert "at http://127.0.15.100:8080/productpage" in out.stdout  # through the ingress
     ready = [line for line in lines if "] ready " in line]
     assert len(ready) == 14  # control, 6 sidecars, 6 apps, the ingress: one line each
     # the sidecars find each other by gossip, and the mesh is up only once it converged
@@ -69,8 +76,9 @@ def test_demo_prints_url_and_commands_and_stops_on_ctrl_c():
             if line.startswith("Press Ctrl-C"):
                 break
         text = "\n".join(seen)
-        assert "Product page:  http://127.0.16.2:9080/productpage" in text, text
-        assert "Through the ingress:  http://127.0.16.100:8080/productpage" in text, text
+        assert "Product page:  http://127.0.16.100:8080/productpage  (through the ingress" \
+            in text, text
+        assert "Mutual TLS between the sidecars: their ports refuse plaintext" in text, text
         edge = httpx.get("http://127.0.16.100:8080/productpage", timeout=10)
         assert edge.status_code == 200 and "The Comedy of Errors" in edge.text
         control = "--control http://127.0.16.1:15011"  # not the default: every command says so
@@ -83,7 +91,17 @@ def test_demo_prints_url_and_commands_and_stops_on_ctrl_c():
                                 env=_env(), capture_output=True, text=True, timeout=30)
         assert listed.returncode == 0, listed.stderr
         assert "reviews-v3@127.0.16.6:7946" in listed.stdout and "alive" in listed.stdout
-        assert httpx.get("http://127.0.16.2:9080/productpage", timeout=10).status_code == 200
+        with pytest.raises(httpx.HTTPError):  # productpage's sidecar speaks mutual TLS only
+            httpx.get("http://127.0.16.2:9080/productpage", timeout=10)
+        # … to a caller with a certificate from the mesh, as the printed line says
+        certs = re.search(r"root-cert\.pem are under (\S+)/NAME", text).group(1)
+        curl = shutil.which("curl")
+        if curl:
+            pp = f"{certs}/productpage-v1"
+            out = subprocess.run([curl, "-sk", "--cert", f"{pp}/cert-chain.pem", "--key",
+                                  f"{pp}/key.pem", "https://127.0.16.7:9080/ratings/0"],
+                                 capture_output=True, text=True, timeout=30)
+            assert out.returncode == 0 and '"ratings"' in out.stdout, out
 
         # the printed command works as printed (where --write-rules wrote the rule files)
         applied = subprocess.run([*trimesh_command(), *first.split()[1:]], cwd=RULES_HOME,
@@ -133,18 +151,17 @@ def test_demo_refuses_a_block_outside_loopback():
     assert "127.0.0.0/8" in lines[0]
 
 
-def test_demo_check_passes_with_mutual_tls():
-    """Issue 12: ``trimesh demo --check --mtls`` — every sidecar and the ingress hold a
-    certificate from the control's CA, MeshConfig says MUTUAL_TLS, and the docs' scenarios pass
-    with the page served through the ingress."""
-    out = subprocess.run([*trimesh_command(), "demo", "--check", "--mtls", "--addresses",
+def test_demo_check_passes_without_mutual_tls():
+    """``trimesh demo --check --no-mtls``: plaintext between the sidecars, the page at
+    productpage's sidecar and through the ingress, the docs' ten scenarios."""
+    out = subprocess.run([*trimesh_command(), "demo", "--check", "--no-mtls", "--addresses",
                           "127.0.17", "--seed", str(SEED)],
                          cwd=RULES_HOME, env=_env(), capture_output=True, text=True,
                          timeout=CHECK_TIMEOUT)
     assert out.returncode == 0, out.stdout + out.stderr
     verdicts = [line for line in out.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
-    assert len(verdicts) == 11 and all(v.startswith("PASS") for v in verdicts), out.stdout
-    assert "mutual TLS between sidecars" in verdicts[0] and "plaintext refused" in verdicts[0]
-    assert "6 of 6 sidecars require it with a certificate" in verdicts[0]
-    assert "at http://127.0.17.100:8080/productpage" in out.stdout  # through the ingress
+    assert len(verdicts) == 10 and all(v.startswith("PASS") for v in verdicts), out.stdout
+    assert not any("mutual TLS" in v for v in verdicts)
+    assert "at http://127.0.17.2:9080/productpage" in out.stdout  # productpage's sidecar
+    assert "through the ingress 200" in out.stdout
     assert [p for p in set(_pids(out.stdout)) if not pid_gone(p)] == []

@@ -106,7 +106,7 @@ def test_demo_check_from_the_wheel_passes_from_root_and_leaves_no_process(wheel_
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
     assert "cannot find" not in text
-    assert "check: 10 of 10 scenarios passed" in out.stdout, text
+    assert "check: 11 of 11 scenarios passed" in out.stdout, text  # with mutual TLS
     assert f"BookInfo on {BLOCK}.0/24" in out.stdout
     assert "0 killed, 0 still running" in out.stdout, text
     pids = {int(p) for p in re.findall(r"\bpid (\d+)", out.stdout)}

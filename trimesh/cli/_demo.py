@@ -26,10 +26,11 @@ from ._main import cli
               help="Write the docs' rule files under DIR/samples/ (DIR/samples/bookinfo/kube/"
                    "route-rule-all-v1.yaml ...) so the docs' `create -f samples/...` lines work "
                    "from DIR, and exit; no mesh is started.")
-@click.option("--mtls", is_flag=True,
+@click.option("--mtls/--no-mtls", default=True, show_default=True,
               help="Mutual TLS between every sidecar (MeshConfig authPolicy MUTUAL_TLS, each "
-                   "sidecar with a certificate from the control's CA); the page is then served "
-                   "through the ingress.")
+                   "sidecar and the ingress with a certificate from the control's CA), the page "
+                   "served through the ingress; --no-mtls: plaintext, the page also at "
+                   "productpage's sidecar.")
 @click.option("--seed", type=int, default=None, hidden=True,
               help="Seed the sidecars' routing RNGs (reproducible weighted picks in tests).")
 def demo(check: bool, state_dir: Path | None, block: str, control_port: int,

@@ -125,9 +125,10 @@ def _busy(mesh: DemoMesh) -> list[str]:
 
 def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str = DEMO_BLOCK,
              control_port: int = CONTROL_PORT, echo: Echo = print,
-             error: Echo | None = None, seed: int | None = None, mtls: bool = False) -> int:
+             error: Echo | None = None, seed: int | None = None, mtls: bool = True) -> int:
     """Run the demo (or its check); returns the exit status. ``echo``/``error`` print a line;
-    ``seed`` seeds the sidecars' routing RNGs (reproducible weighted picks, for tests)."""
+    ``seed`` seeds the sidecars' routing RNGs (reproducible weighted picks, for tests); ``mtls``
+    (the default, as the CLI's): mutual TLS between the sidecars, the page through the ingress."""
     err = error or echo
     try:
         check_block(block)
@@ -162,10 +163,7 @@ def run_demo(*, check: bool = False, state_dir: Path | None = None, block: str =
             failed = True
         else:
             echo(f"BookInfo is up: {len(mesh.processes)} processes in {mesh.up_at or 0.0:.1f}s.")
-            if mtls:
-                echo(f"Mutual TLS: each sidecar's cert-chain.pem, key.pem and root-cert.pem "
-                     f"are under {mesh.workdir / 'certs'}/NAME; the page is served through the "
-                     f"ingress: {mesh.page_url}")
+
             if check:
                 failed = not _check(mesh, echo)
             else:
@@ -202,10 +200,17 @@ def _check(mesh: DemoMesh, echo: Echo) -> bool:
 def _serve(mesh: DemoMesh, echo: Echo, err: Echo) -> bool:
     """Print where to look and what to try, then wait; True when a process died on its own."""
     echo("")
-    echo(f"Product page:  {mesh.page_url}")
-    if mesh.ingress_url is not None:
-        echo(f"Through the ingress:  {mesh.ingress_url}/productpage  (BookInfo's gateway "
+    if mesh.mtls:
+        echo(f"Product page:  {mesh.page_url}  (through the ingress: BookInfo's gateway "
              "Ingress, trimesh run ingress)")
+        echo(f"Mutual TLS between the sidecars: their ports refuse plaintext (curl "
+             f"{mesh.entry.url}/productpage fails); each one's cert-chain.pem, key.pem and "
+             f"root-cert.pem are under {mesh.workdir / 'certs'}/NAME. --no-mtls turns it off.")
+    else:
+        echo(f"Product page:  {mesh.page_url}")
+        if mesh.ingress_url is not None:
+            echo(f"Through the ingress:  {mesh.ingress_url}/productpage  (BookInfo's gateway "
+                 "Ingress, trimesh run ingress)")
     echo('Sign in as "jason" there (any password) to be the docs\' test user.')
     echo("")
     echo(f"The sidecars found each other by gossip (seed {mesh.plan.join}); "
