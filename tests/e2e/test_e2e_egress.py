@@ -66,8 +66,9 @@ def _sidecar(tmp_path, ca_file, config):
     proxy, admin = free_port(SIDECAR), free_port(SIDECAR)
     argv = [*trimesh_command(), "run", "sidecar", "--service", "sleep", "--address", SIDECAR,
             "--port", "0", "--app-port", "9", "--proxy-port", str(proxy), "--admin-port",
-            str(admin), "--control", "none", "--health-checks", "off", "--seed", "3",
-            "--egress-ca-file", str(ca_file)]
+            str(admin), "--control", "none", "--health-checks", "off", "--seed", "3"]
+    if ca_file is not None:
+        argv += ["--egress-ca-file", str(ca_file)]
     if config is not None:
         argv += ["--config", str(config)]
     proc = spawn("sleep-sidecar", argv, tmp_path)
@@ -109,3 +110,75 @@ def test_without_the_rule_the_app_gets_404_nr(tmp_path, https_server):
             assert r.status_code == 404 and r.headers["x-trimesh-response-flags"] == "NR"
     finally:
         proc.stop()
+
+
+TCP_RULE = """apiVersion: config.istio.io/v1alpha2
+kind: EgressRule
+metadata:
+  name: localhost-tcp-egress
+spec:
+  destination:
+    service: localhost
+  ports:
+  - port: {port}
+    protocol: tcp
+"""
+
+
+def test_tcp_egress_through_connect_under_an_egress_rule(tmp_path):
+    """TCP egress (issue 15 with the protocols issue): an EgressRule with a ``tcp`` port lets the
+    app ``CONNECT localhost:PORT`` through its sidecar to an external byte-echo server, bytes
+    and half-close relayed; a port the rule does not list gets 404 NR."""
+    import socket
+    import sys
+    from pathlib import Path
+
+    echo_port = free_port("127.0.0.1")
+    echo = spawn("tcp-echo", [sys.executable, str(Path(__file__).with_name("tcp_echo.py")),
+                              "127.0.0.1", str(echo_port)], tmp_path)
+    rule = tmp_path / "tcp-egress.yaml"
+    rule.write_text(TCP_RULE.format(port=echo_port))
+    proc = None
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", echo_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        proc, proxy = _sidecar(tmp_path, None, rule)  # TCP egress needs no egress CA file
+
+        def connect(target: str) -> tuple[socket.socket, bytes]:
+            s = socket.create_connection((SIDECAR, proxy), timeout=10)
+            s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = s.recv(4096)
+                if not data:
+                    break
+                head += data
+            return s, head
+
+        s, head = connect(f"localhost:{echo_port}")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        payload = bytes(range(256)) * 4000  # 1 MB
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)  # half-close: the echo still answers everything
+        back = bytearray()
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            back += data
+        s.close()
+        assert bytes(back) == payload
+        other = echo_port + 1 if echo_port < 65535 else echo_port - 1
+        s, head = connect(f"localhost:{other}")
+        s.close()
+        assert head.startswith(b"HTTP/1.1 404") and b"x-trimesh-response-flags: NR" in head
+    finally:
+        if proc is not None:
+            proc.stop()
+        echo.stop()
+
