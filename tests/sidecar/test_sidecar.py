@@ -199,3 +199,32 @@ def test_registry_entries():
     (i,) = insts
     assert (i.fqdn, i.labels, i.service_account, i.protocol) == (
         "reviews.ns.svc.cluster.local", {"app": "reviews", "version": "v2"}, "sa", "http2")
+
+
+async def test_route_table_problems_are_logged_once_and_dumped(two_hops, caplog):
+    """A rule the table cannot use (here an unvalidated object with a broken subnet, as an older
+    peer could gossip) is logged once and listed in /config_dump's ``problems``."""
+    import logging
+
+    from tests.routing.routing_helpers import unvalidated
+
+    product = two_hops["product"]
+    bad = unvalidated("RouteRule", "broken-subnet", {
+        "destination": {"name": "reviews"}, "precedence": 5,
+        "match": {"tcp": {"sourceSubnet": ["10.0.0.0/33"]}},
+        "route": [{"labels": {"version": "v2"}}]})
+
+    class Source:
+        objects = [bad]
+
+    with caplog.at_level(logging.WARNING, logger="trimesh.sidecar"):
+        product.add_source(Source())
+        product._rebuild()
+        out = product.addresses["outbound"]
+        r = await http_request(out, "GET", "/reviews/1", host="reviews:9080")  # compiles reviews
+        assert r.status == 200
+        product._rebuild()
+        product._rebuild()
+    logged = [rec.getMessage() for rec in caplog.records if "broken-subnet" in rec.getMessage()]
+    assert len(logged) == 1 and "match.tcp" in logged[0]
+    assert any("broken-subnet" in p for p in product.config_dump()["problems"])

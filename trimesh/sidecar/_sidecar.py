@@ -253,6 +253,7 @@ class Sidecar:
         self._extra: dict[str, list[ChildSpec]] = {stage: [] for stage in STAGES}
         self._dirty = trio.Event()
         self._shutdown = trio.Event()
+        self._logged_problems: set[str] = set()
         self._crash_plan = parse_crash_plan(os.environ.get(CRASH_ENV))
         self._crash_runs: dict[str, int] = {}
         self.health = HealthChecker(
@@ -336,6 +337,16 @@ class Sidecar:
         self.outbound.table = table  # the swap: requests in flight keep the table they read
         self.rebuilds += 1
         self._apply_mtls(snapshot)
+        self._log_problems(table)
+
+    def _log_problems(self, table) -> None:
+        """What the route table could not use (a bad regex, an unknown balancer, …): logged once
+        each, and listed in ``/config_dump`` (``problems``). Destinations compile on first use,
+        so a problem may also surface later; the dump shows the table's current list."""
+        for problem in table.problems:
+            if problem not in self._logged_problems:
+                self._logged_problems.add(problem)
+                log.warning("sidecar %s: %s", self.config.name, problem)
 
     def _apply_mtls(self, snapshot: Snapshot) -> None:
         """Follow the MeshConfig in effect: does the inbound listener require mutual TLS?
@@ -406,6 +417,7 @@ class Sidecar:
             # the listing the served snapshot was built from, not the newest one polled: a caller
             # waiting for a revision (trimesh demo) then knows the routing table has it
             "control_revision": self.snapshot_control_revision,
+            "problems": list(self.table.problems) if self.table is not None else [],
             "objects": [o.to_dict() for o in snap.objects.values()],
             "instances": [msgspec.to_builtins(i) for i in snap.instances],
         }
