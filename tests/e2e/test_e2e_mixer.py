@@ -13,6 +13,7 @@ whose outbound names them in the source header.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -208,6 +209,58 @@ def test_the_docs_whitelist_and_blacklist(world):
     finally:
         world.cli("delete", text)
     _until(lambda: world.get("v3").status_code == 200, 10, "v3 allowed again")
+
+
+def test_new_telemetry_metrics_on_42422_and_logs_on_mixers_stdout(world):
+    """telemetry-security.md §2 (behaviours 14, 16, 23): the docs' ``new_telemetry.yaml`` as
+    written; reviews v2 → ratings, reported by the ratings sidecar, counted twice in
+    ``istio_double_request_count`` on the Mixer's Prometheus port (promtool accepts the page),
+    and one ``newlog`` JSON line per request on the Mixer's stdout."""
+    import re
+    import subprocess as sp
+
+    from e2e_harness import require_tool
+
+    text = (FIXTURES / "new_telemetry.yaml").read_text()
+    world.cli("create", text)
+    url = f"http://{MIXER}:42422/metrics"
+    sample = re.compile(r'^istio_double_request_count_total\{([^}]*)\} ([0-9.e+]+)$', re.M)
+
+    def doubled() -> float:
+        for labels, value in sample.findall(httpx.get(url, timeout=5).text):
+            if ('destination="ratings.default.svc.cluster.local"' in labels
+                    and 'source="reviews.default.svc.cluster.local"' in labels
+                    and 'message="twice the fun!"' in labels):
+                return float(value)
+        return 0.0
+
+    try:
+        time.sleep(1.5)  # the config reaches Mixer; earlier reports are not counted twice
+        before = doubled()
+        for _ in range(5):
+            assert world.get("v2").status_code == 200
+        _until(lambda: doubled() >= before + 10, 10, "ten more in istio_double_request_count")
+        time.sleep(1.5)  # one more report interval: nothing beyond the five requests
+        assert doubled() == before + 10
+        page = httpx.get(url, timeout=5)
+        assert page.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert "# TYPE istio_double_request_count_total counter" in page.text \
+            or "# TYPE istio_double_request_count counter" in page.text
+        out = sp.run([require_tool("promtool"), "check", "metrics"], input=page.text,
+                     capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stdout + out.stderr
+        lines = [json.loads(line) for line in
+                 world.procs["mixer"].log_path.read_text().splitlines()
+                 if '"instance":"newlog.logentry.istio-system"' in line]
+        assert len(lines) >= 5
+        last = lines[-1]
+        assert list(last)[:3] == ["level", "ts", "instance"] and last["level"] == "warn"
+        assert last["destination"] == "ratings" and last["source"] == "reviews"
+        assert last["responseCode"] == 200 and last["user"] == "unknown"
+        assert re.fullmatch(r"[0-9.]+(ns|µs|ms|s)", last["latency"]), last
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", last["ts"]), last
+    finally:
+        world.cli("delete", text)
 
 
 def test_mixer_killed_fails_open_and_resumes(world):

@@ -64,10 +64,14 @@ def _ttl(text: str, hint: str) -> float:
                    "--config-port is 0].")
 @click.option("--no-mixer", is_flag=True, help="Run without the Mixer (run it alone with "
               "`trimesh run mixer`).")
+@click.option("--prometheus-port", type=click.IntRange(0, 65535), default=None,
+              help="The Mixer's Prometheus scrape port (GET /metrics) on --address [default: "
+                   "42422; a free port when --config-port is 0].")
 def run_control(state_dir: Path | None, store_url: str | None, address: str, config_port: int,
                 domain: str, gossip_port: int | None, join: tuple[str, ...], gossip_profile: str,
                 no_gossip: bool, ca_port: int | None, no_ca: bool, workload_cert_ttl: str,
-                max_workload_cert_ttl: str, mixer_port: int | None, no_mixer: bool) -> None:
+                max_workload_cert_ttl: str, mixer_port: int | None, no_mixer: bool,
+                prometheus_port: int | None) -> None:
     """Run the control process: the config store and its API, a gossip member that publishes
     every stored object and static instance (docs/gossip.md), the CA (docs/identity.md) and
     Mixer (docs/mixer.md).
@@ -93,12 +97,15 @@ def run_control(state_dir: Path | None, store_url: str | None, address: str, con
                   "max_workload_ttl": _ttl(max_workload_cert_ttl, "--max-workload-cert-ttl")}
     if mixer_port is None:
         mixer_port = 0 if config_port == 0 else 9091  # the Mixer's port (CLI.md)
+    if prometheus_port is None:
+        prometheus_port = 0 if config_port == 0 else 42422  # Istio's Mixer scrape port
     serve = partial(serve_control, ca_port=None if no_ca else ca_port,
                     ca_options=ca_options, state_dir=state_dir, store_url=store_url,
                     address=address,
                     config_port=config_port, domain=domain,
                     gossip_port=None if no_gossip else gossip_port, join=list(join),
                     gossip_config=gossip_profile_config(gossip_profile),
-                    mixer_port=None if no_mixer else mixer_port)
+                    mixer_port=None if no_mixer else mixer_port,
+                    prometheus_port=prometheus_port)
     with click_errors():
         trio.run(partial(serve_until_signal, "control", serve, log))

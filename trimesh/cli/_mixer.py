@@ -20,8 +20,8 @@ log = logging.getLogger("trimesh.mixer")
 @click.option("--port", type=click.IntRange(0, 65535), default=9091, show_default=True,
               help="The Mixer port (the sidecars' --mixer).")
 @click.option("--prometheus-port", type=click.IntRange(0, 65535), default=42422,
-              show_default=True, help="Reserved for the telemetry adapters' scrape endpoint "
-              "(not served yet).")
+              show_default=True, help="Where GET /metrics serves the prometheus handlers' "
+              "metrics (Istio's 42422; 0: a free port).")
 @click.option("--control", default=None, metavar="URL",
               help="The control's config API the Mixer config comes from [default: "
                    "$TRIMESH_CONTROL or http://127.0.0.1:15010].")
@@ -34,6 +34,7 @@ def run_mixer(address: str, port: int, prometheus_port: int, control: str | None
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from ..mixer import serve_mixer
 
-    serve = partial(serve_mixer, address, port, control=control)
+    serve = partial(serve_mixer, address, port, control=control,
+                    prometheus_port=prometheus_port)
     with click_errors(OSError):  # a port in use is a one-line error too
         trio.run(partial(serve_until_signal, "mixer", serve, log))

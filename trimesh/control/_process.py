@@ -71,7 +71,7 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
                         children: Sequence[ChildSpec] = (),
                         store_url: str | None = None,
                         ca_port: int | None = None, ca_options: dict | None = None,
-                        mixer_port: int | None = None,
+                        mixer_port: int | None = None, prometheus_port: int | None = None,
                         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the control until cancelled. ``task_status.started`` gets the config API's URL.
     Raises ``StateError`` if the state directory cannot be used. ``gossip_port`` (0: any free
@@ -81,7 +81,8 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
     holds only this control's own files (mesh key, static instances, gossip members).
     ``ca_port`` (0: any free port; ``None``: no CA) runs the CA service on ``address``; ``ca_options`` are ``serve_ca``'s
     (``workload_ttl``, ``plugin``, ...; the trust domain is ``domain``). ``mixer_port`` (0: any
-    free port; ``None``: none) runs the Mixer service on ``address``."""
+    free port; ``None``: none) runs the Mixer service on ``address``, with its Prometheus scrape
+    endpoint on ``prometheus_port`` (0: any; ``None``: none)."""
     state_path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
     async with open_config_store(store_url, state_path) as store:
         instances = InstanceStore(state_path)
@@ -121,7 +122,7 @@ async def serve_control(*, state_dir: str | os.PathLike[str] | None = None,
             specs.append(ChildSpec("mixer", cancel_on_stop(partial(
                 serve_mixer, address, mixer_port,
                 control=lambda: supervisor.started_value("config-api"),
-                ready_level=logging.DEBUG)),
+                ready_level=logging.DEBUG, prometheus_port=prometheus_port)),
                 description="Mixer (check, quota, report)"))
         # --- end of the Mixer block ---
         specs.extend(children)

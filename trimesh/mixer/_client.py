@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable
 
 import trio
 
-from trimesh.config import MeshConfig
+from trimesh.config import DEFAULT_DOMAIN, MeshConfig
 from trimesh.errors import ProtocolError, TrimeshError
 from trimesh.routing import MeshReply
 
@@ -235,6 +235,8 @@ class PolicyCheck:
                  follow_mesh_address: bool = False) -> None:
         self.client = client
         self.destination = dict(destination)
+        dest = str(self.destination.get("destination.service", ""))
+        self._domain = dest.split(".svc.", 1)[1] if ".svc." in dest else DEFAULT_DOMAIN
         self.snapshot = snapshot
         self.fail_open = fail_open
         self.instances_of_destination = instances_of_destination
@@ -304,13 +306,29 @@ class PolicyCheck:
             attrs["source.user"] = attrs["source.principal"] = user
         src = hdrs.get(SOURCE_HEADER)
         if src is not None and self._trusted(client):
-            parsed = self._sources.get(src)
-            if parsed is None:
-                if len(self._sources) >= SOURCES_MAX:
-                    self._sources.clear()
-                parsed = self._sources[src] = parse_source_header(src)
-            attrs.update(parsed)
+            attrs.update(self._parsed_source(src))
         return attrs
+
+    def _parsed_source(self, src: str) -> dict[str, Any]:
+        parsed = self._sources.get(src)
+        if parsed is None:
+            if len(self._sources) >= SOURCES_MAX:
+                self._sources.clear()
+            parsed = self._sources[src] = parse_source_header(src)
+        return parsed
+
+    def _note_source(self, ex: Any) -> None:
+        """The believed caller on the exchange (``ex.source``: service FQDN, version), so its
+        record — and the Report made of it — names the source (Mixer's metrics need it)."""
+        src = self._source_value(ex)
+        if src is None:
+            return
+        parsed = self._parsed_source(src)
+        service = parsed.get("source.service")
+        if service:
+            ns = parsed.get("source.namespace") or "default"
+            labels = parsed.get("source.labels") or {}
+            ex.source = (f"{service}.{ns}.svc.{self._domain}", labels.get("version", ""))
 
     def _key_of(self, ex: Any) -> tuple:
         """The cache key: for each attribute the checks read, the *input* it comes from
@@ -357,6 +375,7 @@ class PolicyCheck:
         if not self.enabled:
             return None
         self._stats["checks"] += 1
+        self._note_source(ex)
         now = trio.current_time()
         key = self._key_of(ex) if self._rev is not None else None
         entry = self._cache.get(key) if key is not None else None

@@ -40,6 +40,12 @@ that instance to a handler; no such rule grants the whole amount (nothing limits
 :meth:`MixerConfig.decide` is what the service answers for one request: the check, then — when it
 passed — the quotas ``QuotaSpec``/``QuotaSpecBinding`` charge (:class:`~trimesh.quota.QuotaCharges`),
 with 429 ``RESOURCE_EXHAUSTED:Quota is exhausted for: <names>`` when one grants less than asked.
+
+**Report** (:meth:`MixerConfig.report`): for one reported bag, every rule that applies and matches
+sends its ``metric`` instances (value and dimensions evaluated) to their ``prometheus`` handler
+and its ``logentry`` instances (variables, severity, timestamp) to their ``stdio`` handler
+(trimesh/mixer/_telemetry.py). A metric whose value cannot be evaluated is skipped (counted); a
+dimension or variable that cannot be evaluated is left out, as a quota dimension is.
 """
 
 from __future__ import annotations
@@ -51,16 +57,19 @@ from trimesh.config import DEFAULT_DOMAIN, mixer_fqn, resolve_mixer_reference
 from trimesh.quota import QuotaCharges, QuotaResult
 
 from ._adapters import Denier, ListChecker, MemQuotaHandler, QuotaArgs
-from ._attributes import MISSING, Manifest
+from ._attributes import MISSING, Manifest, ValueType
 from ._expr import Compiler, EvaluationError, Expression
 from ._status import ALLOW, CheckResult, RpcCode, quota_exhausted
+from ._telemetry import Duration, PrometheusHandler, StdioHandler
 
 __all__ = ["MixerConfig", "Decision", "GLOBAL_NAMESPACE", "destination_namespace"]
 
 GLOBAL_NAMESPACE = "istio-system"  # Mixer's --configDefaultNamespace: its rules apply everywhere
 CHECK_TEMPLATES = ("checknothing", "listentry")
 QUOTA_TEMPLATES = ("quota",)
-HANDLER_KINDS = {"denier": Denier, "listchecker": ListChecker, "memquota": MemQuotaHandler}
+REPORT_TEMPLATES = ("metric", "logentry")
+HANDLER_KINDS = {"denier": Denier, "listchecker": ListChecker, "memquota": MemQuotaHandler,
+                 "prometheus": PrometheusHandler, "stdio": StdioHandler}
 MISSING_VALUE_DURATION = 5.0  # an unevaluable listentry's answer: reused for the denier's 5 s
 
 
@@ -83,8 +92,10 @@ class _Instance:
     fqn: str
     name: str
     template: str
-    value: Expression | None = None  # listentry
-    dimensions: tuple[tuple[str, Expression], ...] = ()  # quota
+    value: Expression | None = None  # listentry, metric
+    dimensions: tuple[tuple[str, Expression], ...] = ()  # quota, metric; logentry: variables
+    severity: Expression | None = None  # logentry
+    timestamp: Expression | None = None  # logentry
 
 
 @dataclass(slots=True)
@@ -92,6 +103,7 @@ class _Action:
     handler: Any
     checks: tuple[_Instance, ...]
     quotas: tuple[_Instance, ...]
+    reports: tuple[_Instance, ...] = ()
 
 
 @dataclass(slots=True)
@@ -145,7 +157,9 @@ class MixerConfig:
         # the attributes a check depends on: a sidecar's check cache key
         self.check_attributes: tuple[str, ...] = tuple(sorted(attrs))
         self.has_quotas = any(a.quotas for r in self.rules for a in r.actions)
-        self._stats = {"checks": 0, "denied": 0, "quotas": 0, "exhausted": 0}
+        self.has_reports = any(a.reports for r in self.rules for a in r.actions)
+        self._stats = {"checks": 0, "denied": 0, "quotas": 0, "exhausted": 0, "reports": 0,
+                       "report_errors": 0}
 
     # --- building --------------------------------------------------------------------------------
 
@@ -175,7 +189,8 @@ class MixerConfig:
                                                o.spec)
             if make is not None:
                 specs[fqn] = o.spec
-            elif o.kind in CHECK_TEMPLATES or o.kind in QUOTA_TEMPLATES:
+            elif o.kind in CHECK_TEMPLATES or o.kind in QUOTA_TEMPLATES or (
+                    o.kind in REPORT_TEMPLATES):
                 instances[fqn] = _instance(compiler, fqn, o)
         rules: list[_Rule] = []
         unresolved = 0
@@ -194,8 +209,10 @@ class MixerConfig:
                 unresolved += sum(1 for i in insts if i is None)
                 checks = tuple(i for i in insts if i is not None and i.template in CHECK_TEMPLATES)
                 quotas = tuple(i for i in insts if i is not None and i.template in QUOTA_TEMPLATES)
-                if checks or quotas:
-                    actions.append(_Action(handler, checks, quotas))
+                reports = tuple(i for i in insts if i is not None
+                                and i.template in REPORT_TEMPLATES)
+                if checks or quotas or reports:
+                    actions.append(_Action(handler, checks, quotas, reports))
             if actions:
                 rules.append(_Rule(mixer_fqn(o.name, o.kind, o.namespace), o.namespace, match,
                                    tuple(actions)))
@@ -281,6 +298,38 @@ class MixerConfig:
         result = quota_exhausted(exhausted) if exhausted else check
         return Decision(check, result, tuple(granted))
 
+    def report(self, bag: Mapping[str, Any], now: float) -> None:
+        """Mixer's Report for one attribute bag (module docstring)."""
+        if not self.has_reports:
+            return
+        self._stats["reports"] += 1
+        for rule in self.rules_for(bag):
+            if not any(a.reports for a in rule.actions):
+                continue
+            if rule.match is not None and not rule.match.matches(bag):
+                continue
+            for action in rule.actions:
+                handler = action.handler
+                for inst in action.reports:
+                    dims = {}
+                    for dim, expr in inst.dimensions:
+                        value = _evaluate(expr, bag)
+                        if value is not MISSING:
+                            dims[dim] = Duration(value) if expr.type is ValueType.DURATION \
+                                and isinstance(value, (int, float)) else value
+                    if inst.template == "metric":
+                        value = _evaluate(inst.value, bag) if inst.value is not None else MISSING
+                        if value is MISSING or not hasattr(handler, "record"):
+                            self._stats["report_errors"] += 1
+                            continue
+                        handler.record(inst.fqn, value, dims)
+                    elif hasattr(handler, "log"):
+                        severity = (_evaluate(inst.severity, bag)
+                                    if inst.severity is not None else None)
+                        ts = _evaluate(inst.timestamp, bag) if inst.timestamp is not None else None
+                        handler.log(inst.fqn, None if severity is MISSING else severity,
+                                    now if ts is MISSING or ts is None else ts, dims.items())
+
     def statistics(self) -> dict[str, Any]:
         return {"revision": self.revision, "rules": len(self.rules),
                 "handlers": len(self.handlers), "unresolved": self.unresolved,
@@ -307,6 +356,16 @@ def _instance(compiler: Compiler, fqn: str, o: Any) -> _Instance:
     if o.kind == "quota":
         dims = tuple((k, compiler.compile(v)) for k, v in sorted(o.spec.dimensions.items()))
         return _Instance(fqn, o.name, o.kind, dimensions=dims)
+    if o.kind == "metric":
+        dims = tuple((k, compiler.compile(v)) for k, v in sorted(o.spec.dimensions.items()))
+        return _Instance(fqn, o.name, o.kind, value=compiler.compile(o.spec.value),
+                         dimensions=dims)
+    if o.kind == "logentry":
+        spec = o.spec
+        variables = tuple((k, compiler.compile(v)) for k, v in sorted(spec.variables.items()))
+        return _Instance(fqn, o.name, o.kind, dimensions=variables,
+                         severity=compiler.compile(spec.severity) if spec.severity else None,
+                         timestamp=compiler.compile(spec.timestamp) if spec.timestamp else None)
     return _Instance(fqn, o.name, o.kind)
 
 

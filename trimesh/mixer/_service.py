@@ -11,8 +11,13 @@
 * **connections**: one task per TCP connection, one request frame answered at a time, the
   connection kept open until the client closes it or stays idle :data:`IDLE_TIMEOUT`.
 * **answers**: ``check`` → :meth:`MixerConfig.decide` (the check, then the quotas it is charged);
-  ``quota`` → :meth:`MixerConfig.quota`; ``report`` → counted and handed to ``on_report`` (the
-  telemetry adapters plug in there; without one the records are only counted); ``stats``.
+  ``quota`` → :meth:`MixerConfig.quota`; ``report`` → each bag to :meth:`MixerConfig.report`
+  (the ``prometheus`` and ``stdio`` adapters, trimesh/mixer/_telemetry.py) and to ``on_report``;
+  ``stats``.
+* **telemetry out**: with ``prometheus_port`` the service answers ``GET /metrics`` there (the
+  prometheus handlers' metrics, prometheus-client's text format; Istio's ``:42422``); a
+  ``stdio`` handler's lines go to the service's stdout (``logStream: STDERR``: stderr; ``FILE``
+  and ``ROTATED_FILE``: appended to ``outputPath``, not rotated).
 * **clock**: handlers get ``trio.current_time()`` (monotonic), which is all the rolling windows
   need.
 * **lists**: :meth:`MixerService.refresh_lists` fetches every listchecker's ``providerUrl`` when
@@ -38,6 +43,7 @@ from trimesh.errors import ConfigError, ProtocolError
 
 from ._adapters import ListChecker, QuotaArgs, parse_list
 from ._runtime import MixerConfig
+from ._telemetry import PrometheusHandler, StdioHandler
 from ._wire import FrameReader, encode_frame, status_to_wire
 
 __all__ = ["MixerService", "serve_mixer", "DEFAULT_MIXER_PORT", "IDLE_TIMEOUT"]
@@ -58,8 +64,10 @@ class MixerService:
     def __init__(self, objects: Iterable[Any] = (), *, revision: int = 0,
                  on_report: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         self.config = MixerConfig.compile(objects, revision=revision)
+        self._wire(self.config)
         self.on_report = on_report
         self.address: tuple[str, int] | None = None
+        self.metrics_address: tuple[str, int] | None = None  # GET /metrics (prometheus_port)
         self.source: Any = None
         self._stats = {"connections": 0, "open": 0, "requests": 0, "checks": 0, "quotas": 0,
                        "reports": 0, "records": 0, "errors": 0, "reloads": 0,
@@ -71,6 +79,7 @@ class MixerService:
         leaves the previous one serving (logged)."""
         try:
             self.config = MixerConfig.compile(objects, revision=revision, previous=self.config)
+            self._wire(self.config)
         except Exception:  # noqa: BLE001 - keep serving the last good config
             self._stats["reload_failures"] += 1
             log.exception("mixer: keeping config revision %d, revision %d does not compile",
@@ -80,6 +89,22 @@ class MixerService:
         log.debug("mixer: config revision %d: %r", revision, self.config)
         event, self._reloaded = self._reloaded, trio.Event()
         event.set()
+
+    # --- telemetry out -----------------------------------------------------------------------------
+
+    def _wire(self, config: MixerConfig) -> None:
+        """Give every stdio handler its output (module docstring)."""
+        for h in config.handlers.values():
+            if isinstance(h, StdioHandler) and h.write == h.lines.append:
+                h.write = _stdio_writer(h.params)
+
+    def metrics_text(self) -> bytes:
+        """The prometheus handlers' metrics in the text format (``GET /metrics``)."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_HandlersCollector(self))
+        return generate_latest(registry)
 
     # --- listcheckers' provider lists -----------------------------------------------------------
 
@@ -149,6 +174,10 @@ class MixerService:
                     raise ProtocolError("'records' must be a list")
                 self._stats["reports"] += 1
                 self._stats["records"] += len(records)
+                if cfg.has_reports:
+                    for bag in records:
+                        if isinstance(bag, dict):
+                            cfg.report(bag, now)
                 if self.on_report is not None:
                     self.on_report(records)
                 return {"accepted": len(records)}
@@ -235,6 +264,52 @@ async def fetch_list(url: str) -> str:
     return answer.body.decode("utf-8")
 
 
+class _HandlersCollector:
+    """prometheus-client's view of the current config's prometheus handlers."""
+
+    def __init__(self, service: MixerService) -> None:
+        self.service = service
+
+    def collect(self):
+        for h in self.service.config.handlers.values():
+            if isinstance(h, PrometheusHandler):
+                yield from h.families()
+
+
+def _stdio_writer(params: Any) -> Callable[[str], None]:
+    import sys
+
+    if params.log_stream in ("FILE", "ROTATED_FILE") and params.output_path:
+        path = params.output_path
+
+        def to_file(line: str) -> None:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        return to_file
+    stream = sys.stderr if params.log_stream == "STDERR" else sys.stdout
+
+    def to_stream(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+    return to_stream
+
+
+async def _serve_metrics(svc: MixerService, host: str, port: int, *,
+                         task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+    from trimesh.service import HttpService, Response
+
+    async def handle(request) -> Response:
+        if request.path != "/metrics":
+            return Response(404, [("content-type", "text/plain")], b"not found: try /metrics\n")
+        return Response(200, [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                        svc.metrics_text())
+
+    http = HttpService(handle, name="mixer prometheus", ready_level=logging.DEBUG)
+    listeners = await http.listen(host, port)  # a port in use is a TrimeshError naming it
+    svc.metrics_address = (http.host, http.port)
+    await http.serve_listeners(listeners, task_status=task_status)
+
+
 def _attrs(request: dict[str, Any]) -> dict[str, Any]:
     attrs = request.get("attrs")
     if attrs is None:
@@ -246,7 +321,7 @@ def _attrs(request: dict[str, Any]) -> dict[str, Any]:
 
 async def serve_mixer(host: str = "127.0.0.1", port: int = DEFAULT_MIXER_PORT, *,
                       control: str | None = None, service: MixerService | None = None,
-                      ready_level: int = logging.INFO,
+                      ready_level: int = logging.INFO, prometheus_port: int | None = None,
                       task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
     """Run a Mixer until cancelled; config from the control API at ``control`` (a URL, or a
     callable returning it once known). ``task_status.started`` gets the service. ``ready_level``:
@@ -270,6 +345,10 @@ async def serve_mixer(host: str = "127.0.0.1", port: int = DEFAULT_MIXER_PORT, *
             from trimesh.errors import TrimeshError
             raise TrimeshError(f"cannot listen on {host}:{port} (mixer): "
                                f"{exc.strerror or exc}") from None
-        log.log(ready_level, "mixer ready on %s:%d (config from %s)", svc.address[0],
-                svc.address[1], url or "nothing")
+        metrics = ""
+        if prometheus_port is not None:
+            await nursery.start(_serve_metrics, svc, host, prometheus_port)
+            metrics = f", prometheus on {svc.metrics_address[0]}:{svc.metrics_address[1]}"
+        log.log(ready_level, "mixer ready on %s:%d (config from %s%s)", svc.address[0],
+                svc.address[1], url or "nothing", metrics)
         task_status.started(svc)

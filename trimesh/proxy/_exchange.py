@@ -26,7 +26,7 @@ class Exchange:
                  "headers", "request_id", "fwd", "rule", "cluster_name", "upstream", "flags", "attempts",
                  "extra", "token", "holds_cx", "payload", "head_request", "complete",
                  "streamer", "response_size", "protocol", "received_bytes", "sent_bytes",
-                 "trace", "up", "mtls")
+                 "trace", "up", "mtls", "source")
 
     def __init__(self, direction: str, down, head, start: float) -> None:
         self.direction = direction
@@ -59,6 +59,7 @@ class Exchange:
         self.trace = None  # this hop's B3 SpanContext (trimesh.telemetry.Tracer), when tracing
         self.up = None  # (fields, path, buffered body) for an HTTP/2 upstream (_h2up.py)
         self.mtls = False  # a try went to a secure endpoint (mutual TLS, trimesh/routing/_mtls.py)
+        self.source = None  # inbound: the believed caller (service FQDN, version), policy stage
 
     def add_flag(self, flag: str) -> str:
         if flag:
@@ -74,6 +75,8 @@ class Exchange:
             self.flags, self.upstream, self.cluster_name, self.rule,
             now - self.start, self.attempts, self.request_id, self.scheme,
             source_ip=self.down.client,
+            source_service=src[0] if (src := self.source) is not None else "",
+            source_version=src[1] if src is not None else "",
             source_user=(peer.principal or "") if (peer := self.down.peer) is not None else "",
             connection_mtls=self.mtls or peer is not None,
             destination_service=fwd.fqdn if fwd is not None else "",

@@ -87,10 +87,15 @@ class RequestRecord(msgspec.Struct, gc=False):
             bag["destination.port"] = int(port)
         if self.flags:
             bag["context.response_flags"] = self.flags
-        if self.source_version:
-            bag["source.labels"] = {"version": self.source_version}
-        if self.destination_version:
-            bag["destination.labels"] = {"version": self.destination_version}
+        # labels: the version, and app=<service> (every trimesh instance carries it, CLI.md)
+        for prefix, service, version in (("source", self.source_service, self.source_version),
+                                         ("destination", self.destination_service,
+                                          self.destination_version)):
+            labels = {"app": service.split(".", 1)[0]} if service else {}
+            if version:
+                labels["version"] = version
+            if labels:
+                bag[f"{prefix}.labels"] = labels
         bag["connection.mtls"] = self.connection_mtls
         return bag
 
