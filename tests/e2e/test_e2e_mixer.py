@@ -307,5 +307,9 @@ def test_the_controls_mixer_child_answers(tmp_path):
                 reader.feed(s.recv(65536))
                 answer = reader.next()
         assert answer["result"][0] == 0 and "rev" in answer
+        # the Mixer child's Prometheus port (42422 by default): a page, empty of istio_ metrics
+        metrics = httpx.get(f"http://{address}:42422/metrics", timeout=5)
+        assert metrics.status_code == 200 and "istio_" not in metrics.text
+        assert httpx.get(f"http://{address}:42422/other", timeout=5).status_code == 404
     finally:
         p.stop()
