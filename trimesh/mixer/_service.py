@@ -71,7 +71,7 @@ class MixerService:
         self.source: Any = None
         self._stats = {"connections": 0, "open": 0, "requests": 0, "checks": 0, "quotas": 0,
                        "reports": 0, "records": 0, "errors": 0, "reloads": 0,
-                       "reload_failures": 0}
+                       "reload_failures": 0, "report_failures": 0}
         self._reloaded = trio.Event()  # set (and replaced) on every new config revision
 
     def set_objects(self, objects: Iterable[Any], revision: int) -> None:
@@ -176,8 +176,13 @@ class MixerService:
                 self._stats["records"] += len(records)
                 if cfg.has_reports:
                     for bag in records:
-                        if isinstance(bag, dict):
+                        if not isinstance(bag, dict):
+                            continue
+                        try:
                             cfg.report(bag, now)
+                        except Exception:  # noqa: BLE001 - telemetry never takes Mixer down
+                            self._stats["report_failures"] += 1
+                            log.exception("mixer: a report could not be processed")
                 if self.on_report is not None:
                     self.on_report(records)
                 return {"accepted": len(records)}
