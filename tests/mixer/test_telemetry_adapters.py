@@ -164,3 +164,10 @@ def test_tcp_telemetry_counts_bytes_only_for_tcp_connections():
     values = {name: v for (name, _), v in _samples(handler).items()}
     assert values == {"istio_mongo_received_bytes_total": 1200.0,
                       "istio_mongo_sent_bytes_total": 34000.0}
+
+
+def test_telemetry_rules_stay_out_of_the_checks_cache_key():
+    plain = MixerConfig.compile(docs(text=""))
+    cfg = MixerConfig.compile(docs("tcp_telemetry.yaml"))
+    assert cfg.check_attributes == plain.check_attributes  # context.protocol is not in it
+    assert cfg.check(_bag(), 0.0).ok

@@ -148,6 +148,8 @@ class MixerConfig:
         self.rules = tuple(glob) + tuple(r for rs in by_ns.values() for r in rs)
         attrs: set[str] = {"destination.namespace", "destination.service"}
         for r in self.rules:
+            if not any(a.checks or a.quotas for a in r.actions):
+                continue  # a telemetry-only rule plays no part in a check (nor in its cache key)
             if r.match is not None:
                 attrs |= r.match.attributes
             for a in r.actions:
