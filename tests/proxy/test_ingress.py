@@ -75,3 +75,21 @@ async def test_an_unknown_backend_is_logged_once_and_its_paths_answer_404_nr(mes
     assert "spec.rules[0].http.paths[0].backend.serviceName" in warned[0]
     assert "'nosuch'" in warned[0]
     nursery.cancel_scope.cancel()
+
+
+async def test_a_backend_that_appears_later_is_logged_as_resolved(mesh, caplog):
+    """The ingress starts before gossip finds its backend: the warning at start is followed by
+    a "resolved" line once a snapshot has the instance."""
+    snapshots = [Snapshot(load_text(DOCS), [i for i in mesh.instances()
+                                            if i.service != "httpbin"])]
+    proxy = IngressProxy(None, snapshot=lambda: snapshots[-1], rng=random.Random(5),
+                         pool=UpstreamPool(), access_log=AccessLog(sink=[].append))
+    with caplog.at_level("INFO", logger="trimesh.ingress"):
+        proxy.ingress_table()
+        snapshots.append(Snapshot(load_text(DOCS), mesh.instances()))
+        proxy.ingress_table()
+    lines = [m.getMessage() for m in caplog.records if m.name == "trimesh.ingress"]
+    warned = [line for line in lines if "resolved" not in line]
+    resolved = [line for line in lines if line.startswith("ingress: resolved: ")]
+    assert warned and len(resolved) == len(warned)
+    assert all("httpbin" in line for line in resolved)

@@ -58,9 +58,12 @@ class IngressProxy(OutboundProxy):
             told = set(self._ingress.problems) if self._ingress is not None else set()
             self._ingress = compile_ingress(snap)
             self._ingress_of = snap
+            now = set(self._ingress.problems)
             for problem in self._ingress.problems:
                 if problem not in told:  # once, not on every snapshot
                     log.warning("ingress: %s", problem)
+            for problem in sorted(told - now):  # e.g. gossip found the backend's instance
+                log.info("ingress: resolved: %s", problem)
         return self._ingress
 
     async def handle(self, ex) -> bool:
