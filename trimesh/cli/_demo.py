@@ -36,7 +36,8 @@ from ._main import cli
 def demo(check: bool, state_dir: Path | None, block: str, control_port: int,
          rules_dir: Path | None, mtls: bool, seed: int | None) -> None:
     """The BookInfo mesh on this machine: a control and productpage, details, reviews v1/v2/v3 and
-    ratings, each behind its own sidecar on its own loopback address.
+    ratings, each behind its own sidecar on its own loopback address, mutual TLS between the
+    sidecars, an ingress in front.
 
     Prints the product page's URL and the docs' commands to try; Ctrl-C stops everything.
     """
