@@ -9,6 +9,7 @@ its descendants, such as a sidecar's app), so a test never leaves a forked child
 from __future__ import annotations
 
 import os
+import random
 import socket
 import sys
 import time
@@ -31,7 +32,39 @@ def trimesh_command() -> list[str]:
     return [sys.executable, "-c", "from trimesh.cli import main; main()"]
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux: 32768 by default)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_PORT_FLOOR = 20000  # below: the mesh's fixed ports (9080, 15000, 15001, 15010, ...)
+_given: set[tuple[str, int]] = set()  # (host, port) handed out by this process
+_pick = random.Random()
+
+
 def free_port(host: str, kind: int = socket.SOCK_STREAM) -> int:
+    """A port on ``host`` for a child process to bind, taken **below the kernel's ephemeral
+    range**: a port from ``bind(0)`` lies inside it, and an outgoing connection from ``host``
+    can take it as its source port before the child binds (``Address already in use``; seen in
+    CI). Never the same port twice in one test process. Falls back to ``bind(0)`` when the
+    range leaves no room."""
+    if _EPHEMERAL_LOW - _PORT_FLOOR > 1000:
+        for _ in range(500):
+            port = _pick.randrange(_PORT_FLOOR, _EPHEMERAL_LOW)
+            if (host, port) in _given:
+                continue
+            with socket.socket(socket.AF_INET, kind) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+            _given.add((host, port))
+            return port
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
