@@ -14,12 +14,12 @@ loopback, each on its own 127.76.x.y, all joined by gossip only (``--control non
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from procs import free_port  # noqa: E402  (below the ephemeral range: no source-port race)
 from mesh_testkit import (
     CONTROL_ADDRESS,
     GOSSIP_PORT,
@@ -48,17 +48,11 @@ P99_BOUND = 1.0  # seconds (issue 4)
 SETTLE = repair_bound(gossip_profile(PROFILE), N + 1)  # news everywhere, gossip misses repaired
 
 
-def _free_port(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
     root = tmp_path_factory.mktemp("mesh")
     state = root / "state"
-    port = _free_port(CONTROL_ADDRESS)
+    port = free_port(CONTROL_ADDRESS)
     control = Proc("control", trimesh_command() + [
         "run", "control", "--state-dir", str(state), "--address", CONTROL_ADDRESS,
         "--config-port", str(port), "--gossip-port", str(GOSSIP_PORT),

@@ -13,6 +13,7 @@ import pytest
 import trio
 
 from tests.lifecycle.proc import reloader_code
+from tests.procs import free_port
 from trimesh.nursery import (
     KILL_TIMEOUT,
     AppProcess,
@@ -88,12 +89,6 @@ def _group_gone(pgid: int) -> bool:
     except ProcessLookupError:
         return True
     return not group_members(pgid)  # only zombies left, waiting for PID 1 to reap them
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _refused(host: str, port: int) -> bool:
@@ -196,7 +191,7 @@ async def test_a_member_ignoring_sigterm_is_killed_with_the_group():
 @pytest.mark.parametrize("parent_exits", [None, 1], ids=["stopped", "parent-crashed"])
 async def test_a_reloader_parent_and_its_serving_child(parent_exits):
     host = "127.0.120.1"
-    port = _free_port(host)
+    port = free_port(host)
     app = AppProcess([PY, "-c", reloader_code(host, port, parent_exits=parent_exits)],
                      stop_timeout=5, name="reloader")
     async with trio.open_nursery() as nursery:
