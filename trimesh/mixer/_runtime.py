@@ -329,8 +329,10 @@ class MixerConfig:
                         severity = (_evaluate(inst.severity, bag)
                                     if inst.severity is not None else None)
                         ts = _evaluate(inst.timestamp, bag) if inst.timestamp is not None else None
+                        if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+                            ts = now  # no readable timestamp: the report's time
                         handler.log(inst.fqn, None if severity is MISSING else severity,
-                                    now if ts is MISSING or ts is None else ts, dims.items())
+                                    ts, dims.items())
 
     def statistics(self) -> dict[str, Any]:
         return {"revision": self.revision, "rules": len(self.rules),

@@ -244,8 +244,10 @@ class StdioHandler:
         self.write: Callable[[str], None] = self.lines.append
         self._stats = {"entries": 0, "filtered": 0}
 
-    def log(self, instance: str, severity: Any, timestamp: Any,
+    def log(self, instance: str, severity: Any, timestamp: float,
             variables: Iterable[tuple[str, Any]]) -> None:
+        """One logentry; ``timestamp`` in Unix seconds (the caller's ``now`` when the entry's own
+        cannot be read: this module reads no clock)."""
         level = self.levels.get(str(severity), 0) if severity is not None else 0
         if level < self.output_level:
             self._stats["filtered"] += 1
@@ -288,10 +290,7 @@ def _text_value(v: Any) -> str:
     return _label(v)
 
 
-def _rfc3339(timestamp: Any) -> str:
+def _rfc3339(seconds: float) -> str:
     """RFC 3339 UTC with milliseconds and ``Z`` (the docs' ``2017-09-21T04:33:31.249Z``)."""
-    seconds = _number(timestamp)
-    if seconds is None:
-        seconds = datetime.datetime.now(datetime.timezone.utc).timestamp()
     t = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
