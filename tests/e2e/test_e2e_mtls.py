@@ -95,24 +95,30 @@ class Node:
                    f"{self.name} /ready", self.proc)
 
 
+def _start_ca_and_app(root: Path, procs: list, ca_address: str, *ca_flags: str,
+                      prefix: str = "") -> tuple[dict, int]:
+    """A ``trimesh run ca`` (ready) and the fake ratings app on ``NET.11``; their processes are
+    appended to ``procs``. Returns the CA (url, state dir) and the app's port."""
+    ca_port = free_port(ca_address)
+    ca_proc = spawn(f"{prefix}ca", trimesh_command() + [
+        "run", "ca", "--address", ca_address, "--port", str(ca_port), "--state-dir",
+        str(root / "state"), *ca_flags], root)
+    procs.append(ca_proc)
+    wait_until(lambda: "ca ready on" in ca_proc.log_tail(), 20, "the CA's ready line", ca_proc)
+    app_port = free_port(f"{NET}.11")
+    procs.append(spawn(f"{prefix}ratings-app", [
+        sys.executable, "-m", "trimesh.testing.upstream", "--address", f"{NET}.11",
+        "--port", str(app_port), "--name", "ratings-v1", "--service", "ratings",
+        "--version", "v1"], root))
+    return {"url": f"http://{ca_address}:{ca_port}", "state": root / "state"}, app_port
+
+
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e-mtls")
     procs = []
     try:
-        ca_port = free_port(CA_ADDRESS)
-        ca_proc = spawn("ca", trimesh_command() + [
-            "run", "ca", "--address", CA_ADDRESS, "--port", str(ca_port), "--state-dir",
-            str(root / "state")], root)
-        procs.append(ca_proc)
-        wait_until(lambda: "ca ready on" in ca_proc.log_tail(), 20, "the CA's ready line",
-                   ca_proc)
-        ca = {"url": f"http://{CA_ADDRESS}:{ca_port}", "state": root / "state"}
-        app_port = free_port(f"{NET}.11")
-        procs.append(spawn("ratings-app", [
-            sys.executable, "-m", "trimesh.testing.upstream", "--address", f"{NET}.11",
-            "--port", str(app_port), "--name", "ratings-v1", "--service", "ratings",
-            "--version", "v1"], root))
+        ca, app_port = _start_ca_and_app(root, procs, CA_ADDRESS)
         mesh_path = root / "mesh.yaml"
         mesh_path.write_text(mesh_config("MUTUAL_TLS"))
         registry = root / "registry.yaml"
@@ -435,22 +441,10 @@ def test_with_the_operators_ca_plugged_in_the_hop_and_the_docs_openssl_check_pas
     openssl = require_tool("openssl")
     plugin = tmp_path / "cacerts"
     _operator_pki(plugin)
-    ca_address = f"{NET}.21"
-    ca_port = free_port(ca_address)
     procs = []
     try:
-        ca_proc = spawn("operator-ca", trimesh_command() + [
-            "run", "ca", "--address", ca_address, "--port", str(ca_port), "--state-dir",
-            str(tmp_path / "state"), "--plugin-dir", str(plugin)], tmp_path)
-        procs.append(ca_proc)
-        wait_until(lambda: "ca ready on" in ca_proc.log_tail(), 20, "the CA's ready line",
-                   ca_proc)
-        ca = {"url": f"http://{ca_address}:{ca_port}", "state": tmp_path / "state"}
-        app_port = free_port(f"{NET}.11")
-        procs.append(spawn("op-app", [
-            sys.executable, "-m", "trimesh.testing.upstream", "--address", f"{NET}.11",
-            "--port", str(app_port), "--name", "ratings-v1", "--service", "ratings",
-            "--version", "v1"], tmp_path))
+        ca, app_port = _start_ca_and_app(tmp_path, procs, f"{NET}.21", "--plugin-dir",
+                                         str(plugin), prefix="operator-")
         mesh_path = tmp_path / "mesh.yaml"
         mesh_path.write_text(mesh_config("MUTUAL_TLS"))
         port = free_port(f"{NET}.23")
